@@ -1,0 +1,35 @@
+# Two commands for a newcomer: `make report` (the full report on the embedded data) and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+
+.PHONY: report test test-all install chromium clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+# Debian's chromium prints the report to PDF; installed only when root on Debian and missing.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ -z "$$HW3_CHROMIUM" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium and poppler-utils for the PDF report"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null || echo "could not install chromium: the report stays HTML-only"; \
+	fi
+
+report: install chromium
+	$(VENV)/bin/hw3 report --profile $(PROFILE)
+
+test: install chromium
+	$(PY) -m pytest
+
+test-all: install chromium
+	$(PY) -m pytest -m ""
+
+clean:
+	rm -rf runs report/executed report/hw3_report.html report/hw3_report.pdf

@@ -1,0 +1,3 @@
+from hw3lib.cli import main
+
+raise SystemExit(main())

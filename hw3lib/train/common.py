@@ -1,0 +1,222 @@
+"""The step driver every training loop shares: progress bar, history, atomic periodic checkpoints,
+resume, Ctrl-C/SIGTERM that saves first, and a divergence guard.
+
+A method's loop reads like this (see ``hw3lib/train/vae.py``)::
+
+    loop = TrainLoop("vae", config, models={"vae": model}, optimizers={"vae": opt},
+                     total_steps=total, run_dir=run_dir)
+    loop.resume()                                   # no-op without a matching unfinished checkpoint
+    batches = Batches(images, batch_size=..., seed=config.seed).forever(loop.step)
+    for step in loop:                               # checkpoints every ``ckpt_every`` steps and at the end
+        (x,) = next(batches)
+        ...
+        loop.log(mse=mse, kld=kld)                  # tensors stay on the device until the next flush
+        if loop.every(step, steps_per_epoch):
+            loop.log_epoch((step + 1) / steps_per_epoch, test_mse=...)
+    return loop.history
+
+History is a flat dict of lists: ``step`` with the step-level series (means over ``log_every`` steps),
+``epoch`` with the epoch-level series (keys passed to :meth:`TrainLoop.log_epoch`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from hw3lib import checkpoint
+from hw3lib.distributed import SINGLE, DistInfo, all_mean, barrier, unwrap
+
+# Config fields that change how a run is executed or logged but not what it computes.
+EXECUTION_FIELDS = frozenset({"device", "compile", "channels_last", "amp", "progress", "ckpt_every",
+                              "sync_bn", "deterministic"})
+
+
+class DivergenceError(RuntimeError):
+    """A loss became NaN/inf. The last good checkpoint (if any) is kept untouched."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM arrived; a checkpoint was written at the last step boundary."""
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+def same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Equal on everything that changes results."""
+    keys = (set(a) | set(b)) - EXECUTION_FIELDS
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def progress_enabled(info: DistInfo = SINGLE) -> bool:
+    return info.is_main and os.environ.get("HW3_PROGRESS", "1") != "0"
+
+
+def finished_checkpoint(run_dir: str | Path | None, kind: str, config: Any) -> dict[str, Any] | None:
+    """The checkpoint in ``run_dir`` if it is a finished ``kind`` run with the same config, else None."""
+    if run_dir is None:
+        return None
+    file = checkpoint.resolve(run_dir)
+    if not file.is_file():
+        return None
+    payload = checkpoint.load(file)
+    if payload.get("kind") == kind and payload.get("finished") and same_config(payload["config"], config_dict(config)):
+        return payload
+    return None
+
+
+class TrainLoop:
+    """Iterate training steps with history, checkpoints, resume and interruption handling."""
+
+    def __init__(self, kind: str, config: Any, *, models: Mapping[str, nn.Module],
+                 optimizers: Mapping[str, torch.optim.Optimizer], total_steps: int,
+                 run_dir: str | Path | None = None, schedulers: Mapping[str, Any] | None = None,
+                 ckpt_every: int | None = None, log_every: int | None = None,
+                 dist: DistInfo = SINGLE, desc: str | None = None, extra: Mapping[str, Any] | None = None):
+        if total_steps < 0:
+            raise ValueError(f"total steps must be >= 0, got {total_steps}")
+        self.kind = kind
+        self.config = config_dict(config)
+        self.models, self.optimizers = dict(models), dict(optimizers)
+        self.schedulers = dict(schedulers or {})
+        self.total_steps = int(total_steps)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.ckpt_every = ckpt_every or self.config.get("ckpt_every") or 500
+        self.log_every = max(1, log_every or self.config.get("log_every") or 10)
+        self.dist = dist
+        self.desc = desc or kind
+        self.extra: dict[str, Any] = dict(extra or {})
+        self.step = 0
+        self.history: dict[str, list] = {"step": [], "epoch": []}
+        self._pending: dict[str, torch.Tensor] = {}
+        self._pending_n = 0
+        self._stop_signal: int | None = None
+        self.resumed = False
+
+    # -- state -------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.run_dir / checkpoint.CKPT_NAME if self.run_dir else None
+
+    def state(self, finished: bool = False) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "step": self.step, "total_steps": self.total_steps, "finished": finished,
+            "config": self.config,
+            "models": {k: unwrap(m).state_dict() for k, m in self.models.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "history": self.history, "rng": checkpoint.capture_rng(), "extra": self.extra,
+            "world_size": self.dist.world_size,
+        }
+
+    def save(self, finished: bool = False) -> None:
+        """Flush logs (raising on divergence, so a bad state is never saved), then write atomically (rank 0)."""
+        self.flush()
+        if self.checkpoint_path is not None and self.dist.is_main:
+            checkpoint.save(self.state(finished), self.checkpoint_path)
+        barrier()
+
+    def resume(self) -> bool:
+        """Load an unfinished checkpoint of the same kind and config from ``run_dir``; True if resumed."""
+        path = self.checkpoint_path
+        if path is None or not path.is_file():
+            return False
+        payload = checkpoint.load(path)
+        if payload.get("kind") != self.kind or not same_config(payload["config"], self.config):
+            return False  # a different run: start over (its checkpoint is replaced at the first save)
+        for k, m in self.models.items():
+            unwrap(m).load_state_dict(payload["models"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(payload["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(payload["schedulers"][k])
+        self.history = payload["history"]
+        self.extra.update(payload.get("extra") or {})
+        self.step = int(payload["step"])
+        checkpoint.restore_rng(payload["rng"])
+        self.resumed = True
+        return True
+
+    # -- logging -----------------------------------------------------------------------------------
+    def log(self, **values: torch.Tensor | float) -> None:
+        """Accumulate step-level scalars; they reach ``history`` as means every ``log_every`` steps."""
+        for k, v in values.items():
+            v = v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
+            self._pending[k] = self._pending[k] + v if k in self._pending else v.clone()
+        self._pending_n += 1 if values else 0
+
+    def flush(self) -> None:
+        if not self._pending_n:
+            return
+        # One host sync per flush, not per step.
+        keys = list(self._pending)
+        values = torch.stack([self._pending[k].float().reshape(()) for k in keys]) / self._pending_n
+        values = all_mean(values).cpu().tolist()  # every rank sees the same numbers, so all stop together
+        self._pending, self._pending_n = {}, 0
+        self.history["step"].append(self.step)
+        for k, v in zip(keys, values):
+            self.history.setdefault(k, []).append(v)
+        bad = [k for k, v in zip(keys, values) if not math.isfinite(v)]
+        if bad:
+            where = f"; last good checkpoint kept at {self.checkpoint_path}" if self.checkpoint_path else ""
+            raise DivergenceError(f"{self.kind}: loss {bad[0]} became {values[keys.index(bad[0])]} "
+                                  f"around step {self.step}{where}")
+        if self._bar is not None:
+            self._bar.set_postfix({k: f"{v:.4g}" for k, v in zip(keys[:4], values[:4])}, refresh=False)
+
+    def log_epoch(self, epoch: float, **values: float) -> None:
+        """Record epoch-level values (e.g. test metrics) now, against ``history["epoch"]``."""
+        self.flush()
+        self.history["epoch"].append(epoch)
+        for k, v in values.items():
+            self.history.setdefault(k, []).append(float(v))
+
+    @staticmethod
+    def every(step: int, n: int) -> bool:
+        """True after steps n, 2n, ... (``step`` is the 0-based index of the step just taken)."""
+        return n > 0 and (step + 1) % n == 0
+
+    # -- iteration ---------------------------------------------------------------------------------
+    _bar = None
+
+    def _on_signal(self, signum, frame):  # noqa: ARG002
+        self._stop_signal = signum
+
+    def __iter__(self) -> Iterator[int]:
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, self._on_signal)
+        self._bar = tqdm(total=self.total_steps, initial=self.step, desc=self.desc, dynamic_ncols=True,
+                         disable=not progress_enabled(self.dist), leave=False)
+        try:
+            for m in self.models.values():
+                m.train()
+            while self.step < self.total_steps:
+                yield self.step
+                self.step += 1
+                self._bar.update(1)
+                if self.step % self.log_every == 0:
+                    self.flush()
+                if self._stop_signal is not None:
+                    self.save()
+                    raise Interrupted(f"{self.kind}: interrupted at step {self.step}; checkpoint saved "
+                                      f"to {self.checkpoint_path}; run the same command again to resume")
+                if self.step % self.ckpt_every == 0 and self.step < self.total_steps:
+                    self.save()
+            self.save(finished=True)
+        finally:
+            self._bar.close()
+            self._bar = None
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
