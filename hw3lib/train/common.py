@@ -117,11 +117,16 @@ class TrainLoop:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "history": self.history, "rng": checkpoint.capture_rng(), "extra": self.extra,
             "world_size": self.dist.world_size,
+            # Partial log window, so a resumed run logs exactly what an uninterrupted one would.
+            "pending": {k: v.cpu() for k, v in self._pending.items()}, "pending_n": self._pending_n,
         }
 
     def save(self, finished: bool = False) -> None:
-        """Flush logs (raising on divergence, so a bad state is never saved), then write atomically (rank 0)."""
-        self.flush()
+        """Check for divergence (a bad state is never saved), then write atomically (rank 0)."""
+        if finished:
+            self.flush()
+        else:
+            self._check_pending()
         if self.checkpoint_path is not None and self.dist.is_main:
             checkpoint.save(self.state(finished), self.checkpoint_path)
         barrier()
@@ -143,6 +148,9 @@ class TrainLoop:
         self.history = payload["history"]
         self.extra.update(payload.get("extra") or {})
         self.step = int(payload["step"])
+        device = next(iter(unwrap(next(iter(self.models.values()))).parameters())).device if self.models else "cpu"
+        self._pending = {k: v.to(device) for k, v in (payload.get("pending") or {}).items()}
+        self._pending_n = int(payload.get("pending_n") or 0)
         checkpoint.restore_rng(payload["rng"])
         self.resumed = True
         return True
@@ -154,6 +162,13 @@ class TrainLoop:
             v = v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
             self._pending[k] = self._pending[k] + v if k in self._pending else v.clone()
         self._pending_n += 1 if values else 0
+
+    def _check_pending(self) -> None:
+        if not self._pending_n:
+            return
+        values = torch.stack([v.float().reshape(()) for v in self._pending.values()])
+        if not bool(torch.isfinite(all_mean(values)).all()):
+            self.flush()  # raises DivergenceError with the details
 
     def flush(self) -> None:
         if not self._pending_n:

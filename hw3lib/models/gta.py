@@ -1,0 +1,181 @@
+"""Generate To Adapt (GTA) networks for 32x32 digits.
+
+Sankaranarayanan, Balaji, Castillo & Chellappa, "Generate To Adapt: Aligning Domains using Generative
+Adversarial Networks", CVPR 2018; layer for layer as the authors' public code
+(github.com/yogeshbalaji/Generate_To_Adapt, ``models.py``) with ``ndf = ngf = 64``, ``nz = 512`` and RGB
+(3-channel) images, which is what the seed report's Problem 4.3 printouts show.
+
+* :class:`_netF` — feature extractor F: image [B,3,32,32] → embedding [B,128] (``2*ndf``).
+* :class:`_netC` — label classifier C: embedding [B,128] → class logits [B,10].
+* :class:`_netG` — generator G: [one-hot(11) ‖ embedding(128) ‖ noise(512)] = 651 channels at 1x1
+  → image [B,3,32,32] in [-1,1] (Tanh). The 11th one-hot slot marks "target" (no label known).
+* :class:`_netD` — discriminator D: image [B,3,32,32] → (real/fake probability [B], class logits [B,10]).
+
+The class names keep the public code's leading underscore so ``print(model)`` matches the seed report.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+NCLASSES = 10
+
+
+def weights_init(m: nn.Module) -> None:
+    """The public code's initialisation (``utils.weights_init``): conv N(0, .02), BN N(1, .02), linear N(0, .1)."""
+    name = type(m).__name__
+    if "Conv" in name:
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif "BatchNorm" in name:
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+    elif "Linear" in name:
+        nn.init.normal_(m.weight, 0.0, 0.1)
+        nn.init.zeros_(m.bias)
+
+
+class _netF(nn.Module):  # noqa: N801 (name fixed by the seed printout)
+    """Feature extractor: [B,C,32,32] → [B,2*ndf] (32 →conv5→ 28 →pool→ 14 →conv5→ 10 →pool→ 5 →conv5→ 1)."""
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64):
+        super().__init__()
+        self.ndf = ndf
+        self.feature = nn.Sequential(
+            nn.Conv2d(in_channels, ndf, 5, 1, 0),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(ndf, ndf, 5, 1, 0),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(ndf, ndf * 2, 5, 1, 0),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.feature(x).flatten(1)
+
+
+class _netC(nn.Module):  # noqa: N801
+    """Label classifier on F's embedding: [B,2*ndf] → logits [B,nclasses]."""
+
+    def __init__(self, ndf: int = 64, nclasses: int = NCLASSES):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Linear(2 * ndf, 2 * ndf),
+            nn.ReLU(inplace=True),
+            nn.Linear(2 * ndf, nclasses),
+        )
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.main(emb.flatten(1))
+
+
+class _netG(nn.Module):  # noqa: N801
+    """Generator: [B, nclasses+1 + 2*ndf + nz] at 1x1 → image [B,out_channels,32,32] in [-1,1].
+
+    1x1 →(k2,s1)→ 2 →(k4,s2,p1)→ 4 → 8 → 16 → 32.
+    """
+
+    def __init__(self, nz: int = 512, ngf: int = 64, ndf: int = 64, nclasses: int = NCLASSES,
+                 out_channels: int = 3):
+        super().__init__()
+        self.nz, self.ndim, self.nclasses = nz, 2 * ndf, nclasses
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(nz + self.ndim + nclasses + 1, ngf * 8, 2, 1, 0, bias=False),
+            nn.BatchNorm2d(ngf * 8),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 4),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, out_channels, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        )
+
+    @property
+    def in_channels(self) -> int:
+        return self.nclasses + 1 + self.ndim + self.nz
+
+    def forward(self, onehot: torch.Tensor, emb: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """``onehot`` [B,nclasses+1], ``emb`` [B,2*ndf], ``noise`` [B,nz] (drawn N(0,1) when None).
+
+        Concatenated in the public code's order: (one-hot, embedding), then noise.
+        """
+        if noise is None:
+            noise = torch.randn(emb.shape[0], self.nz, device=emb.device, dtype=emb.dtype)
+        z = torch.cat((onehot.flatten(1), emb.flatten(1), noise.flatten(1)), 1)
+        return self.main(z[:, :, None, None])
+
+
+class DOutput(NamedTuple):
+    """Discriminator heads: ``realfake`` probability of "real source image" [B]; ``class_logits`` [B,nclasses]."""
+    realfake: torch.Tensor
+    class_logits: torch.Tensor
+
+
+class _netD(nn.Module):  # noqa: N801
+    """Discriminator with an auxiliary classifier (AC-GAN style): [B,C,32,32] → :class:`DOutput`.
+
+    32 → 16 → 8 → 4 → (MaxPool 4) 1, so the feature is [B,2*ndf].
+    """
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, nclasses: int = NCLASSES):
+        super().__init__()
+        self.ndf = ndf
+        self.feature = nn.Sequential(
+            nn.Conv2d(in_channels, ndf, 3, 1, 1),
+            nn.BatchNorm2d(ndf),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(ndf, ndf * 2, 3, 1, 1),
+            nn.BatchNorm2d(ndf * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(ndf * 2, ndf * 4, 3, 1, 1),
+            nn.BatchNorm2d(ndf * 4),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.MaxPool2d(2, 2),
+            nn.Conv2d(ndf * 4, ndf * 2, 3, 1, 1),
+            nn.BatchNorm2d(ndf * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.MaxPool2d(4, 4),
+        )
+        self.classifier_c = nn.Sequential(nn.Linear(ndf * 2, nclasses))
+        self.classifier_s = nn.Sequential(nn.Linear(ndf * 2, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> DOutput:
+        h = self.feature(x).flatten(1)
+        return DOutput(self.classifier_s(h).view(-1), self.classifier_c(h))
+
+
+def onehot(labels: torch.Tensor | None, batch: int, nclasses: int = NCLASSES, *,
+           device: torch.device | str | None = None) -> torch.Tensor:
+    """G's label code [B, nclasses+1]: the class one-hot for labelled (source) rows; slot ``nclasses``
+    ("target") for ``labels=None``, as in the public ``trainer.py``."""
+    if labels is None:
+        out = torch.zeros(batch, nclasses + 1, device=device)
+        out[:, nclasses] = 1.0
+        return out
+    return nn.functional.one_hot(labels, nclasses + 1).float()
+
+
+def build_gta(*, in_channels: int = 3, ndf: int = 64, ngf: int = 64, nz: int = 512,
+              nclasses: int = NCLASSES, init: bool = True) -> dict[str, nn.Module]:
+    """The four GTA networks ``{"netF", "netC", "netG", "netD"}``, initialised as the public code."""
+    nets: dict[str, nn.Module] = {
+        "netF": _netF(in_channels, ndf),
+        "netC": _netC(ndf, nclasses),
+        "netG": _netG(nz, ngf, ndf, nclasses, in_channels),
+        "netD": _netD(in_channels, ndf, nclasses),
+    }
+    if init:
+        for net in nets.values():
+            net.apply(weights_init)
+    return nets

@@ -1,0 +1,238 @@
+"""Generate To Adapt (GTA) training: the ``method="gta"`` branch of :func:`hw3lib.train.uda.train_uda`.
+
+Sankaranarayanan et al., "Generate To Adapt", CVPR 2018, as the authors' public ``trainer.py``
+(github.com/yogeshbalaji/Generate_To_Adapt). Each step takes a labelled source batch ``(x_s, y_s)`` and an
+unlabelled target batch ``x_t`` (forever-iterators), images luminance-or-not, 32x32, in [-1,1] (the public
+code's mean = std = 0.5 normalisation), and:
+
+  (1) Update D: AC-GAN discriminator — class loss on real source, BCE real on real source, BCE fake on
+      G(source embedding) and on G(target embedding).
+  (2) Update G: D's class loss on G(source) + fool D (BCE real) on G(source).
+  (3) Update C: source class loss on F's source embedding.
+  (4) Update F: C's loss + ``adv_weight``·D's class loss on G(source)
+      + ``adv_weight·alpha``·"look real" BCE on G(target)  — the target embedding is pushed to produce
+      source-like images, i.e. to be source-like itself.
+
+G's input is ``[one-hot(11) ‖ F embedding(128) ‖ noise(512)]``; source rows carry their class one-hot, target
+rows the 11th ("target") slot. Adam(lr 5e-4, β1 .8); D, F and C follow ``lr / (1 + 1e-4·step)``
+(``utils.exp_lr_scheduler``), G keeps a constant rate.
+
+One deliberate difference: the public code (PyTorch 0.3) back-propagates G's and F's losses through the
+graph built *before* D/G/C were stepped, which modern PyTorch rejects (in-place update of saved weights).
+Here G, C and F get their gradients from one forward pass at the pre-update weights (as intended there),
+then all three step; D's outputs for G's and F's losses come from the updated D, as in the public code.
+
+Knobs only GTA uses live in ``UDAConfig.gta`` (a dict) and default to :class:`GTAConfig`; the shared fields
+``steps``, ``seed``, ``gray``, ``max_steps``, ``log_every``, ``ckpt_every`` come from the UDA config itself.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hw3lib.data.batches import Batches
+from hw3lib.data.sets import DigitSet
+from hw3lib.data.transforms import resize, to_gray3
+from hw3lib.distributed import SINGLE, DistInfo
+from hw3lib.models.gta import NCLASSES, build_gta, onehot
+from hw3lib.train.common import TrainLoop
+
+KIND = "gta"
+
+
+@dataclass(frozen=True)
+class GTAConfig:
+    """GTA-only knobs (the public code's defaults). Pass overrides as ``UDAConfig(gta={...})``."""
+    lr: float = 5e-4            # Adam learning rate of all four nets
+    beta1: float = 0.8          # Adam β1
+    adv_weight: float = 0.1     # weight of D's losses in F's update
+    alpha: float = 0.3          # extra factor on the target adversarial term in F's update
+    lr_decay: float = 1e-4      # lr / (1 + lr_decay·step) for D, F, C; 0 = constant
+    batch_size: int = 100       # per domain (the public code's batchSize)
+    nz: int = 512               # noise dimension of G's input
+    ndf: int = 64               # F/D width (embedding = 2·ndf = 128)
+    ngf: int = 64               # G width
+    image_size: int = 32        # the networks' input size (28 → 32 bilinear)
+
+    @classmethod
+    def from_config(cls, config: Any) -> "GTAConfig":
+        """Knobs from ``config.gta`` (dict) or same-named attributes of ``config``, else the defaults."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        extra = getattr(config, "gta", None) if not isinstance(config, dict) else config.get("gta")
+        extra = dict(extra or {})
+        unknown = set(extra) - names
+        if unknown:
+            raise ValueError(f"unknown GTA option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+        return cls(**extra)
+
+
+def _get(config: Any, name: str, default: Any = None) -> Any:
+    return config.get(name, default) if isinstance(config, dict) else getattr(config, name, default)
+
+
+def build_nets(config: Any = None) -> dict[str, nn.Module]:
+    """The four nets for ``config`` (hw3lib.train.uda calls this for ``method="gta"``)."""
+    k = GTAConfig.from_config(config) if config is not None else GTAConfig()
+    return build_gta(ndf=k.ndf, ngf=k.ngf, nz=k.nz)
+
+
+def prepare(images: torch.Tensor, config: Any = None) -> torch.Tensor:
+    """uint8 [N,3,28,28] → netF/netD input float [N,3,S,S] in [-1,1]: luminance (repeated to 3 channels) when
+    ``config.gray``, bilinear-resized to ``image_size`` (32), then ``(x - 0.5) / 0.5`` as the public code."""
+    size = GTAConfig.from_config(config).image_size if config is not None else GTAConfig.image_size
+    x = images.float()
+    if config is not None and _get(config, "gray", False):
+        x = to_gray3(x)
+    x = resize(x, size)
+    return x.div_(127.5).sub_(1.0).clamp_(-1.0, 1.0)
+
+
+def lr_factor(step: int, lr_decay: float) -> float:
+    """Multiplier of the base lr used at (0-based) ``step``: ``1 / (1 + lr_decay·step)``."""
+    return 1.0 / (1.0 + lr_decay * step)
+
+
+def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on class logits (the public code's ``criterion_c``)."""
+    return F.cross_entropy(logits, labels)
+
+
+def realfake_loss(prob: torch.Tensor, real: bool) -> torch.Tensor:
+    """BCE of D's "real source image" probability against all-real / all-fake (``criterion_s``)."""
+    target = torch.ones_like(prob) if real else torch.zeros_like(prob)
+    return F.binary_cross_entropy(prob, target)
+
+
+def _average_grads(net: nn.Module, dist: DistInfo) -> None:
+    """DDP for a loop with several backward passes per forward: average each net's gradients by hand."""
+    if not dist.enabled:
+        return
+    import torch.distributed as tdist
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    if grads:
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        tdist.all_reduce(flat)
+        flat /= dist.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+
+def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, config: Any, *,
+            device: torch.device, run_dir: str | Path | None = None, dist: DistInfo = SINGLE) -> dict:
+    """Train the GTA nets in place on ``source`` (labelled) → ``target`` (images only); returns the history.
+
+    ``config`` needs ``seed``, ``steps`` (or ``total_steps``), ``gray``, ``max_steps``; GTA knobs from
+    :meth:`GTAConfig.from_config`. Checkpoints go to ``run_dir`` as TrainLoop kind ``"gta"`` with the nets
+    under keys netF/netC/netG/netD. History (step-level): ``errD``, ``errG``, ``errC``, ``errF``, ``src_acc``
+    (C on the source batch), ``d_real`` / ``d_fake_src`` / ``d_fake_tgt`` (D's mean "real" probability).
+    """
+    k = GTAConfig.from_config(config)
+    total = _get(config, "total_steps")
+    if total is None:
+        steps, cap = int(_get(config, "steps")), _get(config, "max_steps")
+        total = steps if cap is None else min(steps, cap)
+    seed = int(_get(config, "seed", 0))
+    net_f, net_c, net_g, net_d = (nets[n] for n in ("netF", "netC", "netG", "netD"))
+
+    def adam(net: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(net.parameters(), lr=k.lr, betas=(k.beta1, 0.999))
+
+    opts = {n: adam(nets[n]) for n in ("netF", "netC", "netG", "netD")}
+    decay = lambda s: lr_factor(s, k.lr_decay)  # noqa: E731
+    # The public code decays D, F and C only.
+    scheds = {n: torch.optim.lr_scheduler.LambdaLR(opts[n], decay) for n in ("netD", "netF", "netC")}
+    name = _get(config, "name", None) or f"gta_{source.domain}_{target.domain}"
+    loop = TrainLoop(KIND, config, models=nets, optimizers=opts, schedulers=scheds, total_steps=total,
+                     run_dir=run_dir, dist=dist, desc=name)
+    loop.resume()
+
+    kw = dict(batch_size=k.batch_size, rank=dist.rank, world_size=dist.world_size)
+    src_iter = Batches(source.images, source.labels, seed=seed, **kw).forever(loop.step)
+    tgt_iter = Batches(target.images, seed=seed + 7919, **kw).forever(loop.step)  # target labels never read
+
+    for _ in loop:
+        xs_u8, ys = next(src_iter)
+        (xt_u8,) = next(tgt_iter)
+        xs, xt = prepare(xs_u8, config), prepare(xt_u8, config)
+        code_s = onehot(ys, len(ys), NCLASSES)
+        code_t = onehot(None, len(xt), NCLASSES, device=xt.device)
+
+        emb_s, emb_t = net_f(xs), net_f(xt)
+        gen_s, gen_t = net_g(code_s, emb_s), net_g(code_t, emb_t)
+
+        # (1) Update D: real source (real + its class), G(source) and G(target) fake.
+        net_d.zero_grad(set_to_none=True)
+        real = net_d(xs)
+        fake_s, fake_t = net_d(gen_s.detach()), net_d(gen_t.detach())
+        err_d = (class_loss(real.class_logits, ys) + realfake_loss(real.realfake, True)
+                 + realfake_loss(fake_s.realfake, False) + realfake_loss(fake_t.realfake, False))
+        err_d.backward()
+        _average_grads(net_d, dist)
+        opts["netD"].step()
+
+        # D's verdict after its update drives G and F (as in the public code).
+        out_s, out_t = net_d(gen_s), net_d(gen_t)
+        logits_c = net_c(emb_s)
+
+        # (2) Update G: generated source images of the right class that look real.
+        err_g = class_loss(out_s.class_logits, ys) + realfake_loss(out_s.realfake, True)
+        # (3) Update C: source classification.
+        err_c = class_loss(logits_c, ys)
+        # (4) Update F: classification + class-consistent source generations + target generations that look real.
+        err_f = (err_c + k.adv_weight * class_loss(out_s.class_logits, ys)
+                 + k.adv_weight * k.alpha * realfake_loss(out_t.realfake, True))
+
+        for n, err, last in (("netG", err_g, False), ("netC", err_c, False), ("netF", err_f, True)):
+            nets[n].zero_grad(set_to_none=True)
+            err.backward(inputs=list(nets[n].parameters()), retain_graph=not last)
+        for n in ("netG", "netC", "netF"):
+            _average_grads(nets[n], dist)
+            opts[n].step()
+        for s in scheds.values():
+            s.step()
+
+        loop.log(errD=err_d, errG=err_g, errC=err_c, errF=err_f,
+                 src_acc=(logits_c.argmax(1) == ys).float().mean(),
+                 d_real=real.realfake.mean(), d_fake_src=fake_s.realfake.mean(),
+                 d_fake_tgt=fake_t.realfake.mean())
+    return loop.history
+
+
+@torch.no_grad()
+def features(nets: dict[str, nn.Module], images: torch.Tensor, config: Any = None, *,
+             batch_size: int = 1000) -> torch.Tensor:
+    """netF embeddings [N,128] of uint8 images (eval mode) — the features GTA aligns (t-SNE)."""
+    from hw3lib.data.batches import in_order
+    from hw3lib.distributed import unwrap
+    net_f = unwrap(nets["netF"]).eval()
+    out = [net_f(prepare(x, config)) for (x,) in in_order(images, batch_size=batch_size)]
+    return torch.cat(out) if out else torch.empty(0, 2 * GTAConfig().ndf)
+
+
+@torch.no_grad()
+def generate(nets: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor | None, config: Any = None,
+             *, seed: int = 0) -> torch.Tensor:
+    """G's reconstructions [N,3,32,32] in [-1,1] of uint8 ``images``: G(one-hot(label) ‖ F(x) ‖ noise) for
+    source images (``labels`` given) or G(target slot ‖ F(x) ‖ noise) (``labels=None``).
+
+    G runs with batch statistics (train-mode BatchNorm, as during training and in the public code's
+    visualisations) on a copy, so the nets' running statistics are left untouched. Noise is fixed by ``seed``.
+    """
+    import copy
+
+    from hw3lib.distributed import unwrap
+    net_f = unwrap(nets["netF"]).eval()
+    net_g = copy.deepcopy(unwrap(nets["netG"])).train()
+    x = prepare(images, config)
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(len(x), net_g.nz, generator=g).to(x.device)
+    code = onehot(labels.to(x.device) if labels is not None else None, len(x), NCLASSES, device=x.device)
+    return net_g(code, net_f(x), noise)
