@@ -97,3 +97,21 @@ def all_mean(value: torch.Tensor) -> torch.Tensor:
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+def max_param_divergence(models: dict[str, nn.Module]) -> float:
+    """Largest |param − rank 0's param| over all trained parameters (0.0 single-process).
+
+    DDP keeps replicas identical by construction; recording this at the end of a run makes that checkable.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0.0
+    worst = torch.zeros(())
+    for model in models.values():
+        for p in unwrap(model).parameters():
+            ref = p.detach().clone()
+            dist.broadcast(ref, src=0)
+            worst = torch.maximum(worst, (p.detach() - ref).abs().max().cpu())
+    worst = worst.to(next(iter(models.values())).parameters().__next__().device)
+    dist.all_reduce(worst, op=dist.ReduceOp.MAX)
+    return float(worst)

@@ -484,8 +484,11 @@ def write_digits(root: str | Path, sizes: Mapping[str, tuple[int, int]], seed: i
         import multiprocessing as mp
 
         needs_photos = any(d == "mnistm" for d, _, _ in plan)
+        # fork: workers inherit the loaded assets and skip re-importing the package (which
+        # pulls torch in through hw3lib.data); spawn elsewhere, with the assets handed over.
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         pool = ProcessPoolExecutor(
-            workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+            workers, mp_context=mp.get_context(method), initializer=_worker_init,
             initargs=(_sklearn_digits(), _photos() if needs_photos else None))
     bar = tqdm(total=total, desc="digits", unit="img", disable=not progress)
     try:

@@ -215,9 +215,12 @@ def _photo_files(root: Path) -> list[Path]:
     files = sorted(bsds.glob("*.jpg")) if bsds.is_dir() else []
     if files:
         return files
-    import skimage
+    import importlib.util
 
-    folder = Path(skimage.__file__).parent / "data"
+    spec = importlib.util.find_spec("skimage")  # the package folder, without importing scikit-image
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"no MNIST-M background photographs: put BSDS500 under {Path(root) / BSDS_TRAIN}")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "data"
     names = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg",
              "ihc.png", "retina.jpg", "motorcycle_left.png", "color.png")
     return [folder / n for n in names if (folder / n).is_file()]

@@ -127,7 +127,9 @@ def _clean_outputs(cell) -> None:
         if data and "text/markdown" in data:
             data["text/markdown"] = render_math(_text(data["text/markdown"]))
         if out.get("output_type") == "stream":
-            out["text"] = _ANSI.sub("", _text(out["text"]))
+            # a carriage return overwrites its line in a terminal: keep what a terminal would show
+            lines = _ANSI.sub("", _text(out["text"])).split("\n")
+            out["text"] = "\n".join(ln.rstrip("\r").rsplit("\r", 1)[-1] for ln in lines)
         outputs.append(out)
     cell["outputs"] = outputs
 

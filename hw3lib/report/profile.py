@@ -1,6 +1,6 @@
 """Report profiles: which data, how long to train, per notebook — one YAML file each.
 
-A profile (``hw3lib/report/profiles/{smoke,quick,full}.yaml``, or any YAML path) reads::
+A profile (``report/profiles/{smoke,quick,full}.yaml`` at the repository root, or any YAML path) reads::
 
     description: one line shown in the report header
     data_size: quick           # embedded data made when the data folder is absent (smoke|quick|full);
@@ -23,13 +23,14 @@ from pathlib import Path
 
 import yaml
 
-PROFILES_DIR = Path(__file__).with_name("profiles")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROFILES_DIR = REPO_ROOT / "report" / "profiles"
 # Notebook stems, in the report's order; ``p1`` etc. are accepted as short names.
 NOTEBOOKS: tuple[str, ...] = ("p1_vae", "p2_gan", "p3_dann", "p4_uda")
 DATA_SIZES = ("smoke", "quick", "full")
 _TOP_KEYS = {"description", "data_size", "data_dir", "runs_root", "figures_dir", "common", "notebooks"}
 # Parameters the builder sets itself (absolute paths, the --device choice); profiles may not set them per notebook.
-MANAGED = ("data_dir", "run_dir", "figures_dir", "device")
+MANAGED = ("data_dir", "run_dir", "runs_root", "figures_dir", "device")
 
 
 @dataclass

@@ -27,7 +27,7 @@ Contract with Problem 4 (``hw3lib/train/gta.py``)::
       checkpoint at ``run_dir/checkpoint.pt`` holds the nets under those keys and ``train_or_load`` here can
       reload it), honours ``config.max_steps``, and returns ``loop.history``.
     * Predictions are ``netC(netF(x))`` with ``x = hw3lib.train.gta.prepare(images_uint8, config)`` when that
-      function exists, else :func:`gta_inputs` below ([-1,1], optional gray, resized to 32x32).
+      function exists, else :func:`hw3lib.eval.uda.gta_inputs` ([-1,1], optional gray, resized to 32x32).
     * Knobs only GTA uses go in the marked section of :class:`UDAConfig`.
 """
 from __future__ import annotations
@@ -49,7 +49,8 @@ from hw3lib.data.loaders import load_digits
 from hw3lib.data.sets import DigitSet
 from hw3lib.data.transforms import to_signed
 from hw3lib.device import get_device, seed_everything
-from hw3lib.distributed import SINGLE, DistInfo, unwrap, wrap
+from hw3lib.eval.uda import accuracy
+from hw3lib.distributed import SINGLE, DistInfo, wrap
 from hw3lib.models.grl import dann_lambda, dann_lr
 from hw3lib.train.common import TrainLoop, config_dict, finished_checkpoint
 
@@ -157,45 +158,6 @@ def build_models(config: UDAConfig) -> dict[str, nn.Module]:
     return {"dann": build("dann")}
 
 
-def gta_inputs(images: torch.Tensor, config: UDAConfig | dict) -> torch.Tensor:
-    """uint8 [N,3,28,28] → netF input: [-1,1], luminance if ``gray``, 32x32 (the GTA networks' size)."""
-    try:
-        from hw3lib.train import gta as gta_train
-        if hasattr(gta_train, "prepare"):
-            return gta_train.prepare(images, config)
-    except ModuleNotFoundError:
-        pass
-    from hw3lib.data.transforms import resize, to_gray3
-    gray = config["gray"] if isinstance(config, dict) else config.gray
-    x = to_gray3(images) if gray else images
-    return resize(to_signed(x), 32)
-
-
-@torch.no_grad()
-def predict_logits(models: dict[str, nn.Module], method: str, images: torch.Tensor,
-                   config: UDAConfig | dict | None = None, *, batch_size: int = 1000) -> torch.Tensor:
-    """Class scores [N,10] for uint8 images [N,3,28,28] (on the models' device), in eval mode."""
-    from hw3lib.data.batches import in_order
-    for m in models.values():
-        m.eval()
-    out = []
-    for (x,) in in_order(images, batch_size=batch_size):
-        if method == "gta":
-            net_f, net_c = unwrap(models["netF"]), unwrap(models["netC"])
-            out.append(net_c(net_f(gta_inputs(x, config))))
-        else:
-            out.append(unwrap(models["dann"])(to_signed(x)).class_logp)
-    return torch.cat(out) if out else torch.empty(0, 10)
-
-
-def accuracy(models: dict[str, nn.Module], method: str, ds: DigitSet, config: UDAConfig | dict | None = None,
-             *, device: torch.device | None = None) -> float:
-    """Top-1 accuracy (%) on a digit set."""
-    device = device or next(next(iter(models.values())).parameters()).device
-    pred = predict_logits(models, method, ds.images.to(device), config).argmax(1)
-    return float((pred.cpu() == ds.labels.cpu()).float().mean().item() * 100.0) if len(ds) else float("nan")
-
-
 # -- DANN-network training -----------------------------------------------------------------------------
 def nll(logp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Negative log-likelihood of LogSoftmax outputs (the seed's NLLLoss)."""
@@ -271,7 +233,7 @@ def _fit_dann(model: nn.Module, source: DigitSet, target: DigitSet, target_test:
         else:
             loop.log(label_loss=label_loss, train_acc=train_acc)
         if config.eval_every and (TrainLoop.every(step, config.eval_every) or step + 1 == total):
-            acc = accuracy({"dann": model}, config.method, target_test, device=device)
+            acc = accuracy({"dann": model}, config.method, target_test)
             loop.log_epoch((step + 1) / steps_per_epoch, target_acc=acc, eval_step=step + 1)
             net.train()
     return loop.history
@@ -290,8 +252,8 @@ def _store_metrics(run_dir: Path | None, metrics: dict[str, float], dist: DistIn
 
 
 def _final_metrics(models, config, history, source_test, target_test, device) -> dict[str, float]:
-    metrics = {"target_acc": accuracy(models, config.method, target_test, config, device=device),
-               "source_acc": accuracy(models, config.method, source_test, config, device=device)}
+    metrics = {"target_acc": accuracy(models, config.method, target_test, config),
+               "source_acc": accuracy(models, config.method, source_test, config)}
     if history.get("domain_acc"):
         tail = history["domain_acc"][-max(1, len(history["domain_acc"]) // 10):]
         metrics["final_domain_acc"] = float(sum(tail) / len(tail)) * 100.0

@@ -1,0 +1,371 @@
+"""``hw3 report``: profiles and overrides, offline math, HTML assembly from executed notebooks (code hidden, noise
+removed, figures embedded, TOC, data banner, no network references, failures shown), PDF printing, and the
+end-to-end smoke profile on the real notebooks (skipped only while a notebook file is missing)."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from hw3lib.report import html as report_html
+from hw3lib.report.build import build_report, notebooks_dir
+from hw3lib.report.pdf import find_chromium
+from hw3lib.report.profile import (NOTEBOOKS, PROFILES_DIR, load_profile, parse_overrides,
+                                   resolve_parameters)
+
+CHROMIUM = find_chromium()
+POPPLER = shutil.which("pdftotext") and shutil.which("pdfimages")
+
+
+# ---------------------------------------------------------------- profiles and overrides
+
+def test_shipped_profiles_load():
+    names = {p.stem for p in PROFILES_DIR.glob("*.yaml")}
+    assert {"smoke", "quick", "full"} <= names
+    smoke, quick, full = (load_profile(n) for n in ("smoke", "quick", "full"))
+    assert smoke.data_size == "smoke" and quick.data_size == "quick" and full.data_size is None
+    assert smoke.data_dir != "data" and smoke.runs_root != quick.runs_root  # tests never touch the user's data
+    assert set(smoke.notebooks) <= set(NOTEBOOKS)
+    assert load_profile(PROFILES_DIR / "smoke.yaml").notebooks == smoke.notebooks  # a path works too
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("data_sise: smoke\n", "data_sise"),
+    ("notebooks:\n  p9_foo: {epochs: 1}\n", "p9_foo"),
+    ("data_size: tiny\n", "tiny"),
+    ("common:\n  data_dir: /x\n", "data_dir"),
+    ("- a\n- b\n", "mapping"),
+])
+def test_profile_validation_names_the_key(tmp_path, text, needle):
+    path = tmp_path / "my.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=re.escape(needle)) as info:
+        load_profile(path)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_profile_name():
+    with pytest.raises(ValueError, match="nope.*smoke"):
+        load_profile("nope")
+
+
+def test_overrides_parse_yaml_values_and_notebook_prefixes():
+    got = parse_overrides([("epochs", "3"), ("p1.lr", "1e-3"), ("p3_dann.gray", "true"), ("name", "abc"),
+                           ("p2.sizes", "[1, 2]")])
+    assert got == [(None, "epochs", 3), ("p1_vae", "lr", 0.001), ("p3_dann", "gray", True),
+                   (None, "name", "abc"), ("p2_gan", "sizes", [1, 2])]
+    with pytest.raises(ValueError, match="p7"):
+        parse_overrides([("p7.epochs", "1")])
+
+
+def test_resolve_parameters_precedence_and_errors(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("common: {seed: 1}\nnotebooks:\n  p1: {epochs: 2}\n  p3_dann: {steps: 5}\n")
+    prof = load_profile(path)
+    declared = {"p1_vae": {"seed", "epochs", "data_dir"}, "p3_dann": {"seed", "steps", "data_dir"}}
+    managed = {n: {"data_dir": "/d", "run_dir": "/r"} for n in declared}
+    params = resolve_parameters(prof, declared, [("p1.epochs", "7"), ("seed", "3")], managed)
+    assert params == {"p1_vae": {"seed": 3, "epochs": 7, "data_dir": "/d"},
+                      "p3_dann": {"seed": 3, "steps": 5, "data_dir": "/d"}}
+    with pytest.raises(ValueError, match="p1_vae has no parameter 'epochz'"):
+        resolve_parameters(prof, declared, [("p1.epochz", "1")])
+    with pytest.raises(ValueError, match="'batch'"):
+        resolve_parameters(prof, declared, [("batch", "1")])
+    with pytest.raises(ValueError, match="set by the report builder"):
+        resolve_parameters(prof, declared, [("data_dir", "x")])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("notebooks:\n  p3: {stepz: 5}\n")
+    with pytest.raises(ValueError, match=r"notebooks\.p3_dann\.stepz"):
+        resolve_parameters(load_profile(bad), declared)
+    # a missing notebook (declared None) takes its parameters unchecked
+    assert resolve_parameters(prof, {"p1_vae": None})["p1_vae"] == {"seed": 1, "epochs": 2}
+
+
+def test_cli_errors_are_one_line(capsys):
+    from hw3lib.cli import main
+
+    assert main(["report", "--profile", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hw3: error:") and "\n" not in err
+
+
+# ---------------------------------------------------------------- math
+
+def test_math_renders_offline_and_leaves_code_alone():
+    out = report_html.render_math(r"weight $\lambda = 10^{-5}$, $$\mathcal{L} = x^2$$, costs \$5, `a $b$ c`")
+    assert out.count('src="data:image/svg+xml;base64,') == 2
+    assert "math-display" in out and "&#36;5" in out and "`a $b$ c`" in out
+    assert "$" not in out.replace("`a $b$ c`", "")
+    assert 'class="math"' in report_html.render_math(r"$\frac{1}{2}$")
+    assert "<code" in report_html.math_html(r"\notacommand{")  # unparseable TeX shown verbatim
+
+
+# ---------------------------------------------------------------- HTML assembly from executed dummy notebooks
+
+TITLES = {"p1_vae": "Problem 1: VAE", "p2_gan": "Problem 2: GAN"}
+
+
+def _dummy_notebook(path: Path, stem: str) -> None:
+    """A small notebook with the project's conventions, plus noise the report must drop."""
+    n = stem[1]
+    params = new_code_cell(f'data_dir = "../data"\nrun_dir = "../runs/quick/{stem}"\nfigures_dir = "../figures"\n'
+                           'device = "auto"\nseed = 0\nepochs = 2\nfail = False')
+    params.metadata["tags"] = ["parameters"]
+    cells = [
+        new_markdown_cell(f"# {TITLES[stem]}\nA dummy problem."),
+        params,
+        new_code_cell("import json, os, sys, warnings\n"
+                      "import matplotlib.pyplot as plt\nimport pandas as pd\n"
+                      "from IPython.display import Markdown, display\nfrom tqdm.auto import tqdm\n"
+                      "SECRET_SOURCE_MARKER = 1"),
+        new_code_cell("for _ in tqdm(range(3), desc='training'):\n    pass\n"
+                      "sys.stderr.write('NOISE_ON_STDERR\\n')\nwarnings.warn('LEAKING_WARNING')\n"
+                      "os.makedirs(run_dir, exist_ok=True)\n"
+                      "open(os.path.join(run_dir, 'metrics.json'), 'w').write(json.dumps({'acc': 42.14}))"),
+        new_markdown_cell(f"## {n}.1 Model"),
+        new_code_cell("print('KERNEL', sys.executable)\nprint('Net(\\n  (fc): Linear(in_features=2, out_features=1)\\n)')"),
+        new_markdown_cell(f"## {n}.2 Curves"),
+        new_code_cell("fig, ax = plt.subplots(figsize=(4, 2))\nax.plot([0, 1, 2], [epochs, 1, 0])\n"
+                      f"os.makedirs(figures_dir, exist_ok=True)\nfig.savefig(os.path.join(figures_dir, 'fig{n}_2.png'))\n"
+                      f"display(fig)\nplt.close(fig)\ndisplay(Markdown('*Figure (fig{n}_2). Loss, $\\\\beta = 1$.*'))\n"
+                      "'/some/path/fig.png'.__class__"),
+        new_code_cell("if fail:\n    raise RuntimeError('DUMMY_FAILURE in the curves')"),
+        new_markdown_cell(f"## {n}.3 Table"),
+        new_code_cell("display(pd.DataFrame({'usps → mnistm': [42.14]}, index=['Accuracy']))"),
+    ]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+def _embedded_data(root: Path) -> Path:
+    (root / "face").mkdir(parents=True)
+    (root / "hw3_data.json").write_text(json.dumps({"kind": "embedded", "size": "tiny", "seed": 0}))
+    (root / "face" / "train.csv").write_text("image_name,Male\n0.png,1\n1.png,0\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def dummy_report(tmp_path_factory):
+    """Two dummy notebooks executed by ``build_report``; p2 fails (``-p p2.fail true``)."""
+    tmp = tmp_path_factory.mktemp("report")
+    nbs = tmp / "notebooks"
+    nbs.mkdir()
+    for stem in TITLES:
+        _dummy_notebook(nbs / f"{stem}.ipynb", stem)
+    profile = tmp / "dummy.yaml"
+    profile.write_text("description: dummy\ndata_size: null\ncommon: {seed: 0}\nnotebooks:\n  p1: {epochs: 3}\n")
+    result = build_report(profile, data=_embedded_data(tmp / "data"), out=tmp / "out", device="cpu",
+                          overrides=[("p2.fail", "true")], only="p1,p2,p3", notebooks=nbs,
+                          runs_root=tmp / "runs", figures_dir=tmp / "figures", progress=False)
+    return tmp, result
+
+
+def test_dummy_report_statuses_and_run_json(dummy_report):
+    tmp, result = dummy_report
+    assert result.exit_code == 1
+    assert result.status == {"p1_vae": "ok", "p2_gan": "failed", "p3_dann": "missing"}
+    run = json.loads(result.run_json.read_text())
+    assert run["notebooks"]["p1_vae"]["parameters"]["epochs"] == 3
+    assert run["notebooks"]["p1_vae"]["parameters"]["data_dir"] == str((tmp / "data").resolve())
+    assert run["notebooks"]["p2_gan"]["parameters"]["fail"] is True
+    assert run["notebooks"]["p2_gan"]["error"]["ename"] == "RuntimeError"
+    assert run["data"]["info"]["kind"] == "embedded" and run["exit_code"] == 1
+    assert run["notebooks"]["p1_vae"]["wall_s"] > 0
+    assert (tmp / "runs" / "p1_vae" / "metrics.json").is_file()
+    assert (tmp / "out" / "executed" / "p1_vae.ipynb").is_file()
+
+
+def test_dummy_report_html_is_clean_and_self_contained(dummy_report):
+    from bs4 import BeautifulSoup
+
+    tmp, result = dummy_report
+    text = result.html.read_text()
+    soup = BeautifulSoup(text, "html.parser")
+    # code hidden, noise removed
+    for needle in ("SECRET_SOURCE_MARKER", "NOISE_ON_STDERR", "LEAKING_WARNING", "widget", "PosixPath",
+                   "<class 'str'>", "In&nbsp;[", "Out["):
+        assert needle not in text, needle
+    # the kernel is this interpreter (the venv's)
+    assert f"KERNEL {sys.executable}" in soup.get_text()
+    # no network: no scripts at all, no http(s) stylesheet/script/image
+    assert not soup.find_all("script")
+    for tag in soup.find_all(["link", "img", "iframe", "source"]):
+        for attr in ("href", "src"):
+            assert not str(tag.get(attr, "")).startswith(("http:", "https:", "//")), tag
+    assert not re.search(r"@import|url\(\s*['\"]?https?:", text)
+    # figures embedded with captions
+    pngs = [img for img in soup.find_all("img") if img["src"].startswith("data:image/png;base64,")]
+    assert len(pngs) == 2  # p1 and p2 (p2 fails after its figure)
+    assert soup.find("p", class_="caption") and "Figure (fig1_2)" in soup.get_text()
+    # math rendered offline
+    assert soup.find("img", class_="math")["src"].startswith("data:image/svg+xml;base64,")
+    # TOC: every link resolves; problems in order
+    toc = soup.find("nav", class_="toc")
+    hrefs = [a["href"][1:] for a in toc.find_all("a")]
+    assert all(soup.find(id=h) for h in hrefs)
+    assert [h.get_text(strip=True) for h in soup.find_all("h1")][1:] == [
+        "Problem 1: VAE", "Problem 2: GAN", "Problem 3: DANN"]
+    assert "1.2 Curves" in toc.get_text() and "1.3 Table" in toc.get_text()
+    # the data banner says embedded synthetic
+    banner = soup.find(id="data-banner")
+    assert "synthetic" in banner.get_text().lower() and "not the course data" in banner.get_text()
+    # tables from display(DataFrame)
+    assert soup.find("table", class_="dataframe").find("td").get_text() == "42.14"
+
+
+def test_dummy_report_shows_failures(dummy_report):
+    from bs4 import BeautifulSoup
+
+    tmp, result = dummy_report
+    soup = BeautifulSoup(result.html.read_text(), "html.parser")
+    box = soup.find(id="p2_gan-error")
+    assert box is not None
+    t = box.get_text(" ")
+    assert "RuntimeError" in t and "DUMMY_FAILURE in the curves" in t and "raise RuntimeError" in t
+    assert str(tmp / "out" / "executed" / "p2_gan.ipynb") in t and "2.3 Table" in t  # what did not run
+    p2 = soup.find(id="section-p2_gan")
+    assert "2.3 Table" not in [h.get_text(strip=True) for h in p2.find_all("h2")]
+    missing = soup.find(id="p3_dann-error")
+    assert missing is not None and "p3_dann.ipynb" in missing.get_text()
+    assert "failed" in soup.find("nav", class_="toc").get_text()
+
+
+@pytest.mark.skipif(not (CHROMIUM and POPPLER), reason="needs Chromium and poppler-utils")
+def test_dummy_report_pdf(dummy_report):
+    tmp, result = dummy_report
+    assert result.pdf is not None and result.pdf.is_file()
+    text = subprocess.run(["pdftotext", str(result.pdf), "-"], capture_output=True, text=True).stdout
+    assert "Embedded synthetic data" in text and "Problem 1: VAE" in text and "DUMMY_FAILURE" in text
+    assert _pdf_image_count(result.pdf) >= 2
+    assert not list(result.pdf.parent.glob("*.tmp"))
+
+
+def test_header_says_real_data():
+    page = report_html.assemble([], {"data_kind": "real", "data_dir": "/x/hw3_data", "data_line": "real data",
+                                     "sizes_line": "", "profile_line": "", "device": "cpu", "commit": "abc",
+                                     "built": "", "failed": [], "problems": []})
+    from bs4 import BeautifulSoup
+
+    body = BeautifulSoup(page, "html.parser").body.get_text()
+    assert "Real data." in body and "synthetic" not in body.lower()
+
+
+def test_missing_chromium_keeps_html(tmp_path, monkeypatch):
+    from hw3lib.report import pdf
+
+    monkeypatch.setenv("HW3_CHROMIUM", str(tmp_path / "no-such-browser"))
+    assert pdf.find_chromium() is None
+    with pytest.raises(FileNotFoundError):
+        pdf.print_pdf(tmp_path / "x.html", tmp_path / "x.pdf")
+
+
+def _pdf_image_count(pdf: Path) -> int:
+    out = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True).stdout
+    return sum(1 for line in out.splitlines()[2:] if line.split()[2:3] == ["image"])
+
+
+# ---------------------------------------------------------------- end to end: the smoke profile, real notebooks
+
+# The seed report's items per problem, in order: regexes matched against the problem's h2 headings.
+SEED_SECTIONS = {
+    "p1_vae": [r"model", r"learning curve", r"reconstruct", r"generat|sample", r"t-?sne", r"discuss"],
+    "p2_gan": [r"model", r"generat|sample", r"discuss|observ|curve", r"compar"],
+    "p3_dann": [r"lower", r"dann", r"upper", r"t-?sne", r"architecture|model", r"discuss"],
+    "p4_uda": [r"gta|generate to adapt|improved|accurac", r"t-?sne", r"architecture|model", r"discuss"],
+}
+PRINTOUTS = {"p1_vae": ["VAE("], "p2_gan": ["Discriminator(", "Generator("], "p3_dann": ["CNNModel("],
+             "p4_uda": ["_netF(", "_netC(", "_netG(", "_netD("]}
+
+
+def _numbers(obj) -> list[float]:
+    if isinstance(obj, bool):
+        return []
+    if isinstance(obj, (int, float)):
+        return [float(obj)] if math.isfinite(obj) else []
+    if isinstance(obj, dict):
+        return [x for v in obj.values() for x in _numbers(v)]
+    if isinstance(obj, (list, tuple)):
+        return [x for v in obj for x in _numbers(v)]
+    return []
+
+
+_NUM = r"[-+−]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+
+
+def _cell_matches(cell: str, values: list[float]) -> bool:
+    """A cell that is a number (or ``mean ± std``, optionally with %) shows values of ``values`` (rounded)."""
+    text = cell.strip().rstrip("%").replace(",", "").replace("−", "-")
+    m = re.fullmatch(rf"\s*({_NUM})\s*(?:±\s*({_NUM}))?\s*", text)
+    if not m:
+        return True  # text (descriptions, "—"), not a number
+    return all(_number_matches(s, values) for s in m.groups() if s is not None)
+
+
+def _number_matches(s: str, values: list[float]) -> bool:
+    shown = float(s)
+    decimals = len(s.split(".")[1]) if "." in s and "e" not in s.lower() else 0
+    tol = 0.5 * 10 ** -decimals + 1e-9 if "e" not in s.lower() else abs(shown) * 1e-3
+    return any(abs(v - shown) <= tol or abs(100 * v - shown) <= tol for v in values)
+
+
+def test_report_e2e_smoke(tmp_path, monkeypatch):
+    missing = [n for n in NOTEBOOKS if not (notebooks_dir() / f"{n}.ipynb").is_file()]
+    if missing:
+        pytest.skip(f"notebook(s) not written yet: {', '.join(f'notebooks/{n}.ipynb' for n in missing)}")
+    from bs4 import BeautifulSoup
+
+    monkeypatch.chdir(tmp_path)  # the smoke profile's data/runs/figures folders are relative: keep them here
+    result = build_report("smoke", out=tmp_path / "report", progress=False)
+    run = json.loads(result.run_json.read_text())
+    print(f"smoke report: {run['wall_s']:.0f} s;", {n: round(v["wall_s"] or 0) for n, v in run["notebooks"].items()})
+    assert result.exit_code == 0, {n: v["error"] for n, v in run["notebooks"].items()}
+    assert run["data"]["info"]["kind"] == "embedded"
+
+    soup = BeautifulSoup(result.html.read_text(), "html.parser")
+    assert "not the course data" in soup.find(id="data-banner").get_text()
+    figures = Path(run["figures_dir"])
+    n_png = 0
+    for name in NOTEBOOKS:
+        section = soup.find(id=f"section-{name}")
+        assert section is not None, name
+        heads = [h.get_text(" ", strip=True).lower() for h in section.find_all("h2")]
+        pos = 0
+        for pattern in SEED_SECTIONS[name]:  # every seed item, in the seed's order
+            hit = next((i for i in range(pos, len(heads)) if re.search(pattern, heads[i])), None)
+            assert hit is not None, f"{name}: no section matching {pattern!r} after {heads[:pos]} in {heads}"
+            pos = hit + 1
+        pre = " ".join(p.get_text() for p in section.find_all("pre"))
+        for printout in PRINTOUTS[name]:
+            assert printout in pre, f"{name}: no {printout} printout"
+        imgs = [i for i in section.find_all("img") if i["src"].startswith("data:image/png")]
+        assert imgs, f"{name}: no figure"
+        n_png += len(imgs)
+        captions = re.findall(r"Figure \(([\w.-]+)\)", section.get_text())
+        assert captions, f"{name}: no captioned figure"
+        for fig in captions:
+            assert (figures / f"{fig}.png").is_file(), f"{name}: figure {fig} not saved under {figures}"
+        # every number in a table is one of this run's metrics
+        metrics = json.loads(Path(run["notebooks"][name]["metrics"]).read_text())
+        values = _numbers(metrics)
+        for table in section.find_all("table"):
+            for cell in table.find_all("td"):
+                assert _cell_matches(cell.get_text(), values), f"{name}: table value {cell.get_text()!r} not in metrics.json"
+    assert "t-sne" in soup.get_text().lower() or "tsne" in soup.get_text().lower()
+
+    if CHROMIUM and POPPLER:
+        assert result.pdf is not None
+        text = subprocess.run(["pdftotext", str(result.pdf), "-"], capture_output=True, text=True).stdout
+        for title in ("Problem 1", "Problem 2", "Problem 3", "Problem 4", "Embedded synthetic data"):
+            assert title in text
+        for printout in ("VAE(", "Discriminator(", "CNNModel(", "_netF("):
+            assert printout in text
+        assert _pdf_image_count(result.pdf) >= n_png * 0.9  # identical images may be shared
