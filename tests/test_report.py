@@ -117,7 +117,7 @@ def _dummy_notebook(path: Path, stem: str) -> None:
     """A small notebook with the project's conventions, plus noise the report must drop."""
     n = stem[1]
     params = new_code_cell(f'data_dir = "../data"\nrun_dir = "../runs/quick/{stem}"\nfigures_dir = "../figures"\n'
-                           'device = "auto"\nseed = 0\nepochs = 2\nfail = False')
+                           'device = "auto"\nseed = 0\nepochs = 2\nfail = False\nvae_run_dir = "../runs/quick/p1_vae"')
     params.metadata["tags"] = ["parameters"]
     cells = [
         new_markdown_cell(f"# {TITLES[stem]}\nA dummy problem."),
@@ -177,6 +177,8 @@ def test_dummy_report_statuses_and_run_json(dummy_report):
     assert run["notebooks"]["p1_vae"]["parameters"]["epochs"] == 3
     assert run["notebooks"]["p1_vae"]["parameters"]["data_dir"] == str((tmp / "data").resolve())
     assert run["notebooks"]["p2_gan"]["parameters"]["fail"] is True
+    # another problem's run folder follows the profile's runs_root
+    assert run["notebooks"]["p2_gan"]["parameters"]["vae_run_dir"] == str(tmp / "runs" / "p1_vae")
     assert run["notebooks"]["p2_gan"]["error"]["ename"] == "RuntimeError"
     assert run["data"]["info"]["kind"] == "embedded" and run["exit_code"] == 1
     assert run["notebooks"]["p1_vae"]["wall_s"] > 0

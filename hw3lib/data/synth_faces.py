@@ -9,8 +9,8 @@ from scratch and written in exactly the course's layout::
 Approach
 --------
 Each face is a stack of flat shapes (PIL ``ImageDraw`` polygons) painted at 4x
-resolution (256 px) and reduced to 64 px with a Lanczos filter, which gives the
-soft, antialiased look of a downscaled photograph. Translucent fills (drawn with
+resolution (256 px) and reduced to 64 px by 4x4 area averaging (supersampling
+antialiasing), which gives the soft look of a downscaled photograph. Translucent fills (drawn with
 an ``"RGBA"`` ink on the RGB canvas, so they blend) provide shading: eye
 sockets, cheekbone highlights, blush, stubble. Hair is one procedural texture
 (strands radiating from the crown; sinusoidally bent for wavy hair; grainy
@@ -31,9 +31,9 @@ network whose marginals and main dependencies follow CelebA:
 * ``Male`` ~ 42 %. Gender drives most other attributes.
 * Hair colour: at most one of Black/Blond/Brown (the rest, "other", is drawn
   gray, auburn or bald); Blond is mostly female.
-* ``Heavy_Makeup`` (~62 % of women) and ``Wearing_Lipstick`` (~78 % of women,
+* ``Heavy_Makeup`` (~62 % of women) and ``Wearing_Lipstick`` (~75 % of women,
   nearly always with makeup) are almost never set for men: overall rates are
-  about 36 % and 46 %, close to CelebA's 39 % and 47 %.
+  about 36 % and 44 %, close to CelebA's 39 % and 47 %.
 * ``Smiling`` ~ 48 %; ``High_Cheekbones`` mostly with a smile (P=0.80 vs 0.12);
   ``Mouth_Slightly_Open`` ~ 48 % and also tied to smiling (0.70 vs 0.28).
 * ``Straight_Hair`` / ``Wavy_Hair`` exclusive (or neither); wavy mostly female.
@@ -287,6 +287,7 @@ def render_face(attrs: Mapping[str, int], rng: np.random.Generator) -> np.ndarra
         vol *= 0.7                              # sleek hair hugs the head
     hair_len = 30 + 14 * u[11] if not male else 24 + 6 * u[11]
     part_u = (u[12] - 0.5) * 8
+    neck_hw = 0.42 * a
 
     # ---- canvas: background made at 64 px; block-upsampled so the final reduce returns it unchanged
     bg = _background(u, z, bg_field)
@@ -335,7 +336,6 @@ def render_face(attrs: Mapping[str, int], rng: np.random.Generator) -> np.ndarra
         dfm.polygon(fr(np.concatenate([cap, temple[::-1]])), fill=255)
         if long_hair:
             cover = 1.2 + 2.0 * u[17]
-            neck_hw = 0.42 * a
             for sgn in (-1, 1):
                 vs = np.linspace(-4.0, hair_len, 16)
                 inner = np.maximum(head.half_width(vs) - cover, neck_hw + 1.0) + waves(vs + sgn)
@@ -357,7 +357,6 @@ def render_face(attrs: Mapping[str, int], rng: np.random.Generator) -> np.ndarra
     _paste(img, tex, back)
 
     # ---- clothes, then the neck over them (so no cloth strip crosses the neck)
-    neck_hw = 0.42 * a
     neck_col = tuple(int(x) for x in skin * 0.84)
     cloth = _hsv(u[18], 0.15 + 0.6 * u[19], 0.2 + 0.75 * u[20])
     sv = chin + 4.5 + 2 * u[21]                 # where the shoulders meet the neck
@@ -366,8 +365,8 @@ def render_face(attrs: Mapping[str, int], rng: np.random.Generator) -> np.ndarra
     neckline = u[22]
     if male and neckline < 0.35:                # shirt and jacket
         d.polygon(body(np.array([[-neck_hw - 1.5, sv - 1], [neck_hw + 1.5, sv - 1], [neck_hw * 0.5, sv + 14], [-neck_hw * 0.5, sv + 14]])), fill=(232, 232, 228))
-        if u[27] < 0.6:
-            tie = _hsv(u[23], 0.6, 0.5)
+        if u[51] < 0.6:
+            tie = _hsv(u[50], 0.6, 0.5)
             d.polygon(body(np.array([[-0.9, sv + 2], [0.9, sv + 2], [1.4, sv + 14], [-1.4, sv + 14]])), fill=_rgba(tie, 255))
         bottom = sv + 1.5
     elif neckline < 0.65:

@@ -102,6 +102,8 @@ def attribute_rates(probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor
 def sample_metrics(real: torch.Tensor, fake: torch.Tensor, *, nearest_k: int = 5, kid_subsets: int = 100,
                    seed: int = 0) -> dict[str, float]:
     """All set-level numbers for one generated set against the real reference features."""
-    kid, kid_std = kernel_distance(real, fake, subsets=kid_subsets, seed=seed)
+    # Subsets of half the smaller set, so they differ from one another and the std means something.
+    size = max(2, min(1000, len(real) // 2, len(fake) // 2))
+    kid, kid_std = kernel_distance(real, fake, subsets=kid_subsets, subset_size=size, seed=seed)
     return {"fd": frechet_distance(real, fake), "kid": kid, "kid_std": kid_std,
             **prdc_metrics(real, fake, nearest_k), "n": int(len(fake))}

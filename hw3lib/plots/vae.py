@@ -56,7 +56,7 @@ def reconstructions(originals: torch.Tensor, recons: torch.Tensor, mses: Sequenc
     seed report (10 images → two blocks of 5)."""
     n = len(originals)
     blocks = (n + per_row - 1) // per_row
-    fig, axes = plt.subplots(2 * blocks, per_row, figsize=(1.6 * per_row, 3.6 * blocks), squeeze=False)
+    fig, axes = plt.subplots(2 * blocks, per_row, figsize=(1.6 * per_row, 3.9 * blocks), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i in range(n):
@@ -145,8 +145,6 @@ def latent_walk(model, test: FaceSet, direction: torch.Tensor, *, a: int = 0, b:
         axes[0, i + 1].set_title(f"t={float(t[i]):.2f}", fontsize=7)
         axes[1, i + 1].imshow(_img(walk[i]))
         axes[1, i + 1].set_title(f"a {'+' if s[i] >= 0 else ''}{float(s[i]):.2f}·{attribute}", fontsize=7)
-    fig.text(0.01, 0.74, "a → b", rotation=90, va="center", fontsize=8)
-    fig.text(0.01, 0.26, f"+{attribute}", rotation=90, va="center", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -169,6 +169,32 @@ def _execute(name: str, src: Path, dst: Path, params: dict, progress: bool) -> t
     return "ok", time.perf_counter() - t0, None
 
 
+def _sibling_run_dirs(notebook: Path) -> dict[str, str]:
+    """Parameters ``xxx_run_dir = "../runs/quick/NAME"`` of a notebook → ``{"xxx_run_dir": "NAME"}``.
+
+    A notebook may read another problem's run (Problem 2 compares with Problem 1's VAE): those defaults point
+    at the quick profile's folders, so they are moved under this profile's ``runs_root`` unless the profile or
+    ``-p`` sets them. Empty defaults ("" = derived in the notebook) are left alone.
+    """
+    import ast
+
+    from papermill import inspect_notebook
+
+    if not notebook.is_file():
+        return {}
+    out = {}
+    for key, p in inspect_notebook(str(notebook)).items():
+        if key == "run_dir" or not key.endswith("_run_dir"):
+            continue
+        try:
+            default = ast.literal_eval(str(p.get("default")))
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(default, str) and default.strip("/"):
+            out[key] = Path(default).name
+    return out
+
+
 def _make_data(root: Path, size: str, figures_dir: Path) -> None:
     try:
         from hw3lib.data.make import make_data
@@ -226,6 +252,9 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
     for m in managed.values():
         m["data_dir"] = str(root)
     params = resolve_parameters(prof, declared, overrides, managed)
+    for n in selected:  # other run folders a notebook reads (p2's vae_run_dir...) follow runs_root too
+        for key, folder in _sibling_run_dirs(nb_dir / f"{n}.ipynb").items():
+            params[n].setdefault(key, str(runs / folder))
     info = data_info(root)
     sizes = data_sizes(root)
 
@@ -267,7 +296,8 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
         "built": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "failed": failed,
         "problems": [{"name": TITLES[n], "status": status[n], "wall": _fmt_time(wall[n]),
-                      "params": ", ".join(f"{k}={v}" for k, v in params[n].items() if k not in managed[n])
+                      "params": ", ".join(f"{k}={v}" for k, v in params[n].items()
+                                    if k not in managed[n] and not k.endswith("_run_dir"))
                       or "notebook defaults"} for n in selected],
     }
     html_path = out / HTML_NAME

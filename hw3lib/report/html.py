@@ -187,6 +187,8 @@ def _exporter():
 
 _HEADING = re.compile(r"<h([1-6])([^>]*)>(.*?)</h\1>", re.S)
 _TAGS = re.compile(r"<[^>]+>")
+_TD = re.compile(r"<td>(.*?)</td>", re.S)
+_NUMERIC = re.compile(r"^[\s\d.,±%+\-−–—eE]*$")  # numbers stay right-aligned; prose cells go left
 
 
 def _slug(text: str) -> str:
@@ -230,6 +232,7 @@ def render_problem(key: str, executed: str | Path | None, title: str, error: Pro
     body, _ = _exporter().from_notebook_node(clean)
     body = _strip_page(body)
     body = body.replace("<p><em>Figure (", '<p class="caption"><em>Figure (')
+    body = _TD.sub(lambda m: m.group(0) if _NUMERIC.match(m.group(1)) else f'<td class="text">{m.group(1)}</td>', body)
     body, headings = rewrite_headings(body, key, used_ids)
     problem = Problem(key, title, body, headings, error, str(executed))
     if headings and headings[0][0] == 1:

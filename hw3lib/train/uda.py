@@ -123,7 +123,7 @@ class UDAResult:
     config: UDAConfig
     models: dict[str, nn.Module]            # {"dann": CNNModel} or the GTA nets; eval mode, on the device
     history: dict[str, list]
-    metrics: dict[str, float]               # target_acc (reported, last model), source_acc, final_domain_acc
+    metrics: dict[str, float]               # target_acc (%, last model), final_domain_acc (%, DANN)
     run_dir: Path | None = None
     trained: bool = True                    # False when loaded from a finished checkpoint
 
@@ -251,9 +251,12 @@ def _store_metrics(run_dir: Path | None, metrics: dict[str, float], dist: DistIn
         checkpoint.save(payload, file)
 
 
-def _final_metrics(models, config, history, source_test, target_test, device) -> dict[str, float]:
-    metrics = {"target_acc": accuracy(models, config.method, target_test, config),
-               "source_acc": accuracy(models, config.method, source_test, config)}
+def _final_metrics(models, config, history, target_test) -> dict[str, float]:
+    """Target-test accuracy of the last model (reusing the history's last-step evaluation when there is one)."""
+    if history.get("eval_step") and history["eval_step"][-1] == config.total_steps and history.get("target_acc"):
+        metrics = {"target_acc": float(history["target_acc"][-1])}
+    else:
+        metrics = {"target_acc": accuracy(models, config.method, target_test, config)}
     if history.get("domain_acc"):
         tail = history["domain_acc"][-max(1, len(history["domain_acc"]) // 10):]
         metrics["final_domain_acc"] = float(sum(tail) / len(tail)) * 100.0
@@ -273,7 +276,6 @@ def train_uda(config: UDAConfig, data_root: str | Path, *, device: str | torch.d
     seed_everything(config.seed)
     src = _on(digits(data_root, config.source, "train"), device)
     tgt = _on(digits(data_root, config.target, "train"), device)
-    src_test = _on(digits(data_root, config.source, "test"), device)
     tgt_test = _on(digits(data_root, config.target, "test"), device)
     models = {k: m.to(device) for k, m in build_models(config).items()}
     if config.method == "gta":
@@ -283,7 +285,7 @@ def train_uda(config: UDAConfig, data_root: str | Path, *, device: str | torch.d
         history = _fit_dann(models["dann"], src, tgt, tgt_test, config, device=device, run_dir=run_dir, dist=dist)
     for m in models.values():
         m.eval()
-    metrics = _final_metrics(models, config, history, src_test, tgt_test, device)
+    metrics = _final_metrics(models, config, history, tgt_test)
     _store_metrics(run_dir, metrics, dist)
     return UDAResult(config, models, history, metrics, run_dir, trained=True)
 
@@ -300,8 +302,7 @@ def train_or_load(config: UDAConfig, data_root: str | Path, *, device: str | tor
     metrics = (payload.get("extra") or {}).get("metrics")
     if metrics is None:
         metrics = _final_metrics(models, config, payload["history"],
-                                 _on(digits(data_root, config.source, "test"), device),
-                                 _on(digits(data_root, config.target, "test"), device), device)
+                                 _on(digits(data_root, config.target, "test"), device))
     return UDAResult(config, models, payload["history"], dict(metrics), Path(run_dir), trained=False)
 
 

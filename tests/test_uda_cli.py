@@ -1,0 +1,99 @@
+"""Problem 3/4 command line: ``hw3 train uda``, ``hw3 predict`` (course hw3_p3.sh interface) and ``hw3 eval``."""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from hw3lib.cli import main
+from hw3lib.data.loaders import load_digits
+from hw3lib.eval.uda import accuracy
+from hw3lib.train.uda import load_models
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_course_data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("uda_cli") / "dann_usps_mnistm_s0"
+    rc = main(["train", "uda", "--method", "dann", "--source", "usps", "--target", "mnistm",
+               "--data", str(tiny_course_data), "--out", str(run), "--steps", "3", "--batch-size", "8",
+               "--device", "cpu"])
+    assert rc == 0
+    return tiny_course_data, run
+
+
+def _acc(capsys) -> float:
+    out = capsys.readouterr().out
+    return float(re.search(r"accuracy ([0-9.]+)%", out).group(1))
+
+
+def test_predict_eval_round_trip_matches_library(trained, tmp_path, capsys):
+    data, run = trained
+    pred = tmp_path / "pred.csv"
+    images = data / "digits" / "mnistm" / "test"
+    assert main(["predict", "--ckpt", str(run), "--images", str(images), "--target", "mnistm",
+                 "--out", str(pred), "--device", "cpu"]) == 0
+    lines = pred.read_text().splitlines()
+    names = sorted(p.name for p in images.glob("*.png"))
+    assert lines[0] == "image_name,label" and [ln.split(",")[0] for ln in lines[1:]] == names
+    capsys.readouterr()
+    assert main(["eval", str(pred), str(data / "digits" / "mnistm" / "test.csv")]) == 0
+    cli_acc = _acc(capsys)
+    lib_acc = accuracy(load_models(run), "dann", load_digits(data, "mnistm", "test"))
+    assert cli_acc == pytest.approx(lib_acc, abs=0.006)
+
+
+def test_predict_picks_run_by_target_from_parent_folder(trained, tmp_path, capsys):
+    data, run = trained
+    pred = tmp_path / "pred.csv"
+    assert main(["predict", "--ckpt", str(run.parent), "--images", str(data / "digits" / "mnistm" / "test"),
+                 "--target", "mnistm", "--out", str(pred), "--device", "cpu"]) == 0
+    assert main(["predict", "--ckpt", str(run.parent), "--images", str(data / "digits" / "svhn" / "test"),
+                 "--target", "svhn", "--out", str(pred)]) == 2
+    assert main(["predict", "--ckpt", str(run), "--images", str(data / "digits" / "svhn" / "test"),
+                 "--target", "svhn", "--out", str(pred)]) == 2
+    assert "hw3: error:" in capsys.readouterr().err
+
+
+def test_eval_errors(tmp_path, capsys):
+    gt = tmp_path / "gt.csv"
+    gt.write_text("image_name,label\na.png,1\nb.png,2\n")
+    cases = {"missing": "image_name,label\na.png,1\n", "extra": "image_name,label\na.png,1\nb.png,2\nc.png,3\n",
+             "duplicate": "image_name,label\na.png,1\na.png,1\nb.png,2\n", "columns": "name,label\na.png,1\n"}
+    for name, text in cases.items():
+        p = tmp_path / f"{name}.csv"
+        p.write_text(text)
+        assert main(["eval", str(p), str(gt)]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith("hw3: error:") and len(err.strip().splitlines()) == 1
+    good = tmp_path / "good.csv"
+    good.write_text("image_name,label\nb.png,2\na.png,0\n")
+    assert main(["eval", str(good), str(gt)]) == 0
+    assert _acc(capsys) == 50.0
+
+
+@pytest.mark.parametrize("args", [
+    ["--method", "magic", "--source", "usps", "--target", "mnistm"],
+    ["--source", "mnist", "--target", "mnistm"],
+    ["--source", "usps", "--target", "usps"],
+    ["--source", "usps", "--target", "mnistm", "--steps", "-5"],
+])
+def test_train_bad_args_one_line_errors(args, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        rc = main(["train", "uda", *args, "--data", str(tmp_path), "--out", str(tmp_path / "r")])
+        raise SystemExit(rc)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error" in err
+
+
+def test_predict_missing_folder_and_checkpoint(trained, tmp_path, capsys):
+    data, run = trained
+    assert main(["predict", "--ckpt", str(run), "--images", str(tmp_path / "nope"), "--out",
+                 str(tmp_path / "p.csv")]) == 2
+    empty = tmp_path / "empty"
+    shutil.copytree(run, empty / "x")
+    (empty / "x" / "checkpoint.pt").unlink()
+    assert main(["predict", "--ckpt", str(empty), "--images", str(data / "digits" / "usps" / "test"),
+                 "--out", str(tmp_path / "p.csv")]) == 2
+    assert "hw3: error:" in capsys.readouterr().err

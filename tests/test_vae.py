@@ -1,0 +1,230 @@
+"""VAE (Problem 1): layers match the seed printout, shapes, the loss, tiny training, train-or-load, the CLI,
+and the notebook under papermill (slow)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from hw3lib import checkpoint
+from hw3lib.cli import main
+from hw3lib.data import FACE_ATTRIBUTES, FaceSet
+from hw3lib.models import build
+from hw3lib.models.vae import VAE, VAEOutput, vae_loss
+from hw3lib.train import vae as tv
+
+# Problem 1.1 of the seed report (/work/shared/seed/000_f766124b53cd29ca.txt), verbatim.
+SEED_VAE = """
+VAE(
+    (encoder): Sequential(
+        (0): Sequential(
+            (0): Conv2d(3, 32, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))
+            (1): BatchNorm2d(32, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+            (2): LeakyReLU(negative_slope=0.01)
+        )
+        (1): Sequential(
+            (0): Conv2d(32, 64, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))
+            (1): BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+            (2): LeakyReLU(negative_slope=0.01)
+        )
+        (2): Sequential(
+            (0): Conv2d(64, 128, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))
+            (1): BatchNorm2d(128, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+            (2): LeakyReLU(negative_slope=0.01)
+        )
+        (3): Sequential(
+            (0): Conv2d(128, 256, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))
+            (1): BatchNorm2d(256, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+            (2): LeakyReLU(negative_slope=0.01)
+        )
+        (4): Sequential(
+            (0): Conv2d(256, 512, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))
+            (1): BatchNorm2d(512, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+            (2): LeakyReLU(negative_slope=0.01)
+        )
+    )
+    (fc_mu): Linear(in_features=2048, out_features=512, bias=True)
+    (fc_var): Linear(in_features=2048, out_features=512, bias=True)
+    (decode_input): Linear(in_features=512, out_features=2048, bias=True)
+    (decoder): Sequential(
+        (0): Sequential(
+            (0): ConvTranspose2d(512, 256, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1))
+            (1): BatchNorm2d(256, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+            (2): LeakyReLU(negative_slope=0.01)
+        )
+        (1): Sequential(
+            (0): ConvTranspose2d(256, 128, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1))
+            (1): BatchNorm2d(128, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+            (2): LeakyReLU(negative_slope=0.01)
+        )
+        (2): Sequential(
+            (0): ConvTranspose2d(128, 64, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1))
+            (1): BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+            (2): LeakyReLU(negative_slope=0.01)
+        )
+        (3): Sequential(
+            (0): ConvTranspose2d(64, 32, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1))
+            (1): BatchNorm2d(32, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+            (2): LeakyReLU(negative_slope=0.01)
+        )
+        (4): Sequential(
+            (0): ConvTranspose2d(32, 32, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1))
+            (1): BatchNorm2d(32, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
+            (2): LeakyReLU(negative_slope=0.01)
+        )
+    )
+    (final_layer): Sequential(
+        (0): Conv2d(32, 3, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+        (1): Tanh()
+    )
+)
+"""
+
+
+def _norm_lines(text: str) -> list[str]:
+    return [" ".join(line.split()) for line in text.strip().splitlines() if line.strip()]
+
+
+def _faces(n: int, seed: int = 0) -> FaceSet:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g)
+    attrs = torch.randint(0, 2, (n, len(FACE_ATTRIBUTES)), dtype=torch.uint8, generator=g)
+    return FaceSet(images, attrs, tuple(f"{i:05d}.png" for i in range(n)), FACE_ATTRIBUTES, "embedded")
+
+
+def test_printout_matches_seed():
+    assert _norm_lines(str(build("vae"))) == _norm_lines(SEED_VAE)
+
+
+def test_shapes_and_sampling():
+    torch.manual_seed(0)
+    m = VAE().eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    mu, log_var = m.encode(x)
+    assert mu.shape == log_var.shape == (2, 512)
+    assert m.decode(mu).shape == (2, 3, 64, 64)
+    out = m(x)
+    assert isinstance(out, VAEOutput) and out.recon.shape == (2, 3, 64, 64) and out.recon.abs().max() <= 1
+    m.train()
+    a = m.sample(4, generator=torch.Generator().manual_seed(3))
+    b = m.sample(4, generator=torch.Generator().manual_seed(3))
+    assert a.shape == (4, 3, 64, 64) and torch.equal(a, b) and m.training  # eval inside, mode restored
+    small = VAE(latent_dim=16, hidden_dims=(8, 8, 8, 8, 8))
+    assert small(x).mu.shape == (2, 16)
+
+
+def test_loss_hand_computed():
+    x = torch.zeros(2, 3, 4, 4)
+    recon = torch.full_like(x, 0.5)                      # squared error 0.25 everywhere
+    mu = torch.tensor([[1.0, 0.0], [0.0, 0.0]])          # KL = 0.5 * mu^2 = 0.5 for sample 0, 0 for sample 1
+    log_var = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    l = vae_loss(VAEOutput(recon, mu, log_var), x, kld_weight=0.1)
+    assert l.mse.item() == pytest.approx(0.25)
+    assert l.kld.item() == pytest.approx(0.25)           # batch mean of (0.5, 0)
+    assert l.loss.item() == pytest.approx(0.25 + 0.1 * 0.25)
+    # log_var = log 4 (sigma 2), mu 0: KL per dim = 0.5 (4 - 1 - log 4)
+    lv = torch.full((1, 3), float(torch.log(torch.tensor(4.0))))
+    l = vae_loss(VAEOutput(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3), lv), torch.zeros(1, 3, 2, 2))
+    assert l.kld.item() == pytest.approx(3 * 0.5 * (3 - float(torch.log(torch.tensor(4.0)))), rel=1e-5)
+
+
+def test_channels_last_matches_eager():
+    torch.manual_seed(0)
+    m = VAE().eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    ref = m.decode(m.encode(x)[0])
+    m = m.to(memory_format=torch.channels_last)
+    got = m.decode(m.encode(x.contiguous(memory_format=torch.channels_last))[0])
+    assert torch.allclose(ref, got, atol=1e-4)
+
+
+def test_tiny_train_writes_checkpoint_and_history(tmp_path):
+    cfg = tv.VAEConfig(epochs=2, batch_size=8, max_steps=5, log_every=2, latent_dim=16)
+    model = VAE(latent_dim=16, hidden_dims=(8, 8, 8, 8, 8))  # small: the loop, not the model, is under test
+    h = tv.train_vae(model, _faces(24), _faces(8, 1), cfg, device=torch.device("cpu"), run_dir=tmp_path)
+    for key in ("step", "mse", "kld", "loss", "epoch", "train_mse", "train_kld", "test_mse", "test_kld"):
+        assert h.get(key), key
+    assert h["epoch"] == [1.0, 5 / 3]  # 3 steps per epoch: one full epoch, then the max_steps cap
+    payload = checkpoint.load(tmp_path)
+    assert payload["kind"] == "vae" and payload["finished"] and payload["step"] == 5
+    assert payload["extra"]["wall_s"] > 0
+
+
+def test_train_or_load_skips_finished(tmp_path, tiny_course_data, monkeypatch):
+    cfg = tv.VAEConfig(epochs=1, batch_size=8, max_steps=2, latent_dim=16)
+    model, h = tv.train_or_load(tiny_course_data, tmp_path / "run", cfg, device="cpu")
+    assert not model.training and h["test_mse"]
+
+    def boom(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(tv, "train_vae", boom)
+    model2, h2 = tv.train_or_load(tiny_course_data, tmp_path / "run", cfg, device="cpu")
+    assert h2 == h
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(AssertionError, match="trained again"):  # a different config trains
+        tv.train_or_load(tiny_course_data, tmp_path / "run", tv.VAEConfig(epochs=1, batch_size=8, max_steps=3,
+                                                                          latent_dim=16), device="cpu")
+
+
+def test_cli_train_and_generate_deterministic(tmp_path, tiny_course_data, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "vae", "--data", str(tiny_course_data), "--out", str(run), "--epochs", "1",
+                 "--batch-size", "8", "--max-steps", "2", "--device", "cpu"]) == 0
+    for name, seed in (("a.png", "7"), ("b.png", "7"), ("c.png", "8")):
+        assert main(["generate", "vae", "--ckpt", str(run), "--out", str(tmp_path / name), "--seed", seed,
+                     "--device", "cpu"]) == 0
+    from PIL import Image
+
+    with Image.open(tmp_path / "a.png") as im:
+        assert im.size == (8 * 66 + 2, 4 * 66 + 2)  # 4 rows of 8 faces, torchvision's 2-px padding
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert (tmp_path / "a.png").read_bytes() != (tmp_path / "c.png").read_bytes()
+    assert main(["train", "vae", "--data", str(tiny_course_data), "--out", str(run), "--epochs", "1",
+                 "--batch-size", "8", "--max-steps", "2", "--device", "cpu"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_generate_rejects_missing_checkpoint(tmp_path, capsys):
+    assert main(["generate", "vae", "--ckpt", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_eval_helpers():
+    from hw3lib.eval import vae as ev
+
+    torch.manual_seed(0)
+    model = VAE(latent_dim=16).eval()
+    test = _faces(12, 2)
+    recon, mse = ev.reconstruct(model, test.images[:3])
+    assert recon.shape == (3, 3, 64, 64) and mse.shape == (3,) and (mse > 0).all()
+    assert ev.mean_image_baseline(test, test) > 0
+    z = ev.latent_means(model, test.images)
+    assert z.shape == (12, 16)
+    d = ev.attribute_direction(z, test.attr("Male").numpy())
+    assert d.shape == (16,)
+    p = ev.linear_probe(z, test.attr("Male").numpy(), folds=2)
+    assert 0 <= p["accuracy"] <= 1 and 0.5 <= p["majority"] <= 1
+    assert ev.reconstruction_table([f"{i}" for i in range(10)], [0.1] * 10).shape == (2, 5)
+
+
+@pytest.mark.slow
+def test_notebook_smoke(tmp_path, tiny_course_data):
+    """The notebook with the smoke parameters (~100 s under load, ~30 s alone)."""
+    papermill = pytest.importorskip("papermill")
+    nb = Path(__file__).resolve().parents[1] / "notebooks" / "p1_vae.ipynb"
+    run, figs = tmp_path / "run", tmp_path / "figures"
+    papermill.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), cwd=str(nb.parent), progress_bar=False,
+                               parameters=dict(data_dir=str(tiny_course_data), run_dir=str(run),
+                                               figures_dir=str(figs), device="cpu", epochs=1, batch_size=8,
+                                               max_steps=3))
+    m = json.loads((run / "metrics.json").read_text())
+    for key in ("final_train_mse", "final_test_mse", "final_train_kld", "final_test_kld", "test_mse_mean",
+                "baseline_mse", "baseline_ratio", "example_mse", "probe_male_accuracy", "probe_male_majority",
+                "train_wall_s"):
+        assert key in m, key
+    for name in ("fig1_2_learning_curves", "fig1_3_reconstructions", "fig1_4", "fig1_5_tsne", "fig1_7_latent_walk"):
+        assert (figs / f"{name}.png").is_file(), name
