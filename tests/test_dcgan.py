@@ -1,6 +1,7 @@
 """DCGAN (Problem 2): layers match the seed's printouts, DCGAN init, a tiny training run, the generate CLI."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -79,7 +80,7 @@ def test_weights_init_stats():
     bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
     g = torch.cat([m.weight.detach().flatten() for m in bns])
     assert abs(float(g.mean()) - 1) < 5e-3 and abs(float(g.std()) - 0.02) < 5e-3
-    assert all(float(m.bias.abs().max()) == 0 for m in bns)
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in bns)
 
 
 def _faces(n=16, seed=0) -> FaceSet:
@@ -98,10 +99,17 @@ def _tiny_run(run_dir):
     return cfg, history
 
 
-def test_train_gan_tiny_writes_checkpoint_and_snapshots(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("gan-run")
+    cfg, history = _tiny_run(run_dir)
+    return run_dir, cfg, history
+
+
+def test_train_gan_tiny_writes_checkpoint_and_snapshots(tiny_run):
     from hw3lib.train.gan import train_or_load
 
-    cfg, history = _tiny_run(tmp_path)
+    tmp_path, cfg, history = tiny_run
     for key in ("step", "loss_D", "loss_G", "D_x", "D_G_z1", "D_G_z2"):
         assert len(history[key]) == 3, key
     payload = checkpoint.load(tmp_path)
@@ -114,13 +122,12 @@ def test_train_gan_tiny_writes_checkpoint_and_snapshots(tmp_path):
     assert res.history == payload["history"] and res.config.ngf == 8
 
 
-def test_generate_cli_deterministic(tmp_path):
+def test_generate_cli_deterministic(tiny_run, tmp_path):
     from hw3lib import cli
 
-    _tiny_run(tmp_path / "run")
     outs = []
     for name, seed in (("a.png", "3"), ("b.png", "3"), ("c.png", "4")):
-        assert cli.main(["generate", "gan", "--ckpt", str(tmp_path / "run"), "--out", str(tmp_path / name),
+        assert cli.main(["generate", "gan", "--ckpt", str(tiny_run[0]), "--out", str(tmp_path / name),
                          "--seed", seed, "--device", "cpu"]) == 0
         outs.append((tmp_path / name).read_bytes())
     assert outs[0] == outs[1] and outs[0] != outs[2]
@@ -135,3 +142,39 @@ def test_generate_cli_rejects_other_checkpoints(tmp_path, capsys):
     checkpoint.save({"kind": "vae", "models": {}, "config": {}}, tmp_path / "checkpoint.pt")
     assert cli.main(["generate", "gan", "--ckpt", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
     assert "not a DCGAN run" in capsys.readouterr().err
+
+
+def test_untrained_generator_batch_stats_sampling_leaves_state():
+    from hw3lib.train.gan import GANConfig, build_models, generate
+
+    G, _ = build_models(GANConfig(ngf=8, ndf=8))
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    eval_mode = generate(G, 4, seed=1)
+    batch = generate(G, 4, seed=1, batch_stats=True)
+    assert eval_mode.float().std() < batch.float().std()  # eval mode of a fresh G is (nearly) flat gray
+    assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())
+    assert torch.equal(generate(G, 4, seed=1, batch_stats=True), batch)
+
+
+@pytest.mark.slow
+def test_notebook_smoke(tmp_path):
+    """papermill run of notebooks/p2_gan.ipynb with the smoke parameters (minutes on a busy CPU)."""
+    from pathlib import Path
+
+    import papermill as pm
+
+    from hw3lib.data.synth_faces import write_faces
+
+    write_faces(tmp_path / "data", 64, 32, seed=0, progress=False, workers=1)
+    nb = Path(__file__).resolve().parents[1] / "notebooks" / "p2_gan.ipynb"
+    params = dict(data_dir=str(tmp_path / "data"), run_dir=str(tmp_path / "gan"), attr_run_dir=str(tmp_path / "attr"),
+                  vae_run_dir=str(tmp_path / "vae"), figures_dir=str(tmp_path / "fig"), device="cpu", ngf=8, ndf=8,
+                  batch_size=16, max_steps=4, attr_max_steps=4, vae_max_steps=2, n_eval=32)
+    pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters=params, kernel_name="python3",
+                        cwd=str(nb.parent), progress_bar=False)
+    import json
+    m = json.loads((tmp_path / "gan" / "metrics.json").read_text())
+    assert set(m["samples"]) == {"dcgan", "vae", "untrained", "real_train"}
+    for name in ("fig2_2", "fig2_3_training_curves", "fig2_3_progression", "fig2_4_vae_vs_gan", "fig2_4_attributes",
+                 "fig2_4_worst"):
+        assert (tmp_path / "fig" / f"{name}.png").is_file(), name

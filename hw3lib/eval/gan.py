@@ -242,12 +242,14 @@ def metrics_record(gan_history: dict, gan_config, attr_accuracy: dict, compariso
 def sample_sets(netG: torch.nn.Module, vae: torch.nn.Module | None, gan_config, train: FaceSet, n: int,
                 seed: int = 0, device="cpu") -> dict[str, torch.Tensor]:
     """The compared sets as uint8 [n,3,64,64]: DCGAN, VAE (if given), an untrained DCGAN generator (same
-    initialisation as the trained one's start) and the first ``n`` real training faces. Noise from ``seed``."""
+    initialisation as the trained one's start, sampled with batch statistics) and the first ``n`` real training
+    faces. Noise from ``seed``."""
     from hw3lib.train.gan import build_models, generate, to_uint8
 
     out = {"dcgan": generate(netG, n, seed)}
     if vae is not None:
         out["vae"] = to_uint8(vae.sample(n, generator=torch.Generator().manual_seed(seed))).cpu()
-    out["untrained"] = generate(build_models(gan_config, device)[0], n, seed)
+    # Batch statistics: in eval mode a freshly initialised generator outputs a flat gray (see ``generate``).
+    out["untrained"] = generate(build_models(gan_config, device)[0], n, seed, batch_stats=True)
     out["real_train"] = train.images[:n]
     return out

@@ -34,7 +34,7 @@ def training_curves(history: dict, smooth: int = 5) -> Figure:
                           ("D_G_z2", "D(G(z)) after D step")))):
         for key, label in keys:
             y = np.asarray(history[key])
-            line, = ax.plot(steps, y, alpha=0.25)
+            line, = ax.plot(steps, y, alpha=0.25, marker="o" if len(y) < 20 else None, markersize=3)
             ys = _smooth(y, smooth)
             ax.plot(steps[len(steps) - len(ys):], ys, color=line.get_color(), label=label)
         ax.set_xlabel("step")
@@ -96,7 +96,7 @@ def worst_samples(images: torch.Tensor, distance: torch.Tensor, d_score: torch.T
     """Samples with their manifold distance (d) and discriminator probability (D) as titles."""
     n = len(images)
     rows = (n + ncol - 1) // ncol
-    fig, axes = plt.subplots(rows, ncol, figsize=(ncol * 1.3, rows * 1.5), squeeze=False)
+    fig, axes = plt.subplots(rows, ncol, figsize=(ncol * 1.3, rows * 1.8), squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:

@@ -207,9 +207,28 @@ def train_or_load(data_dir: str | Path, run_dir: str | Path, config: GANConfig, 
     return GANResult(netG, netD, payload["history"], payload["extra"]["snapshots"], config)
 
 
-def generate(netG: Generator, n: int = 32, seed: int = 0) -> torch.Tensor:
-    """``n`` faces as uint8 [n,3,64,64], deterministic for ``seed`` on any device."""
-    return to_uint8(netG.sample(n, torch.Generator().manual_seed(seed))).cpu()
+def generate(netG: Generator, n: int = 32, seed: int = 0, *, batch_stats: bool = False) -> torch.Tensor:
+    """``n`` faces as uint8 [n,3,64,64], deterministic for ``seed`` on any device.
+
+    ``batch_stats=True`` normalises with the batch's own BatchNorm statistics (train-mode forward, as
+    pytorch/examples draws its fixed-noise samples) instead of the running ones; it is what makes an *untrained*
+    generator show its structured noise rather than a flat gray (its running statistics are still the
+    initial 0/1 while its weights are ~N(0, 0.02)). The generator's running statistics are left untouched.
+    """
+    g = torch.Generator().manual_seed(seed)
+    if not batch_stats:
+        return to_uint8(netG.sample(n, g)).cpu()
+    device = next(netG.parameters()).device
+    z = torch.randn(n, netG.nz, 1, 1, generator=g).to(device)
+    saved = {k: v.clone() for k, v in netG.state_dict().items()}
+    was = netG.training
+    netG.train()
+    try:
+        with torch.no_grad():
+            return to_uint8(netG(z)).cpu()
+    finally:
+        netG.load_state_dict(saved)
+        netG.train(was)
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:

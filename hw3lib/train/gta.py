@@ -207,17 +207,6 @@ def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, conf
 
 
 @torch.no_grad()
-def features(nets: dict[str, nn.Module], images: torch.Tensor, config: Any = None, *,
-             batch_size: int = 1000) -> torch.Tensor:
-    """netF embeddings [N,128] of uint8 images (eval mode) — the features GTA aligns (t-SNE)."""
-    from hw3lib.data.batches import in_order
-    from hw3lib.distributed import unwrap
-    net_f = unwrap(nets["netF"]).eval()
-    out = [net_f(prepare(x, config)) for (x,) in in_order(images, batch_size=batch_size)]
-    return torch.cat(out) if out else torch.empty(0, 2 * GTAConfig().ndf)
-
-
-@torch.no_grad()
 def generate(nets: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor | None, config: Any = None,
              *, seed: int = 0) -> torch.Tensor:
     """G's reconstructions [N,3,32,32] in [-1,1] of uint8 ``images``: G(one-hot(label) ‖ F(x) ‖ noise) for
