@@ -185,8 +185,8 @@ def test_dann_loss_decreases_on_separable_toy(toy):
     assert h["label_loss"][-1] < 0.7 * h["label_loss"][0]
 
 
-def test_sgd_and_separate_bn_run(toy):
-    h = train_uda(_cfg(method="dann", optimizer="sgd", lr=0.01, bn="separate", max_steps=3), toy,
+def test_sgd_and_joint_bn_run(toy):
+    h = train_uda(_cfg(method="dann", optimizer="sgd", lr=0.01, bn="joint", max_steps=3), toy,
                   device="cpu").history
     assert len(h["label_loss"]) >= 1
 

@@ -46,7 +46,7 @@ class GradientReverseLayer(nn.Module):
 
 
 def dann_lambda(progress: float, gamma: float = 10.0) -> float:
-    """The paper's schedule λ_p = 2 / (1 + exp(-γ p)) - 1 for training progress ``p`` ∈ [0, 1] (0 → 0, 1 → ≈1)."""
+    """The paper's schedule λ_p = 2 / (1 + exp(-γ p)) - 1 for progress ``p`` ∈ [0, 1] (0 → 0, 1 → ≈1)."""
     return 2.0 / (1.0 + math.exp(-gamma * float(progress))) - 1.0
 
 

@@ -71,7 +71,7 @@ class UDAConfig:
     lr: float = 1e-3
     optimizer: str = "adam"        # "adam" (constant lr, fungtion/DANN) or "sgd" (momentum .9 + dann_lr annealing)
     gamma: float = 10.0            # λ schedule steepness
-    bn: str = "joint"              # "joint": source+target in one forward pass; "separate": two passes
+    bn: str = "separate"           # "separate": source and target forward passes; "joint": one concatenated pass
     seed: int = 0
     ckpt_every: int = 500
     log_every: int = 10
@@ -194,13 +194,12 @@ def _fit_dann(model: nn.Module, source: DigitSet, target: DigitSet, target_test:
             (xt,) = next(tgt_iter)
             xt = to_signed(xt)
             ns, nt = len(x), len(xt)
-            # BatchNorm across domains: one concatenated batch (bn="joint") trains every BN layer on the
-            # source+target mixture, which is exactly what its running statistics estimate and what the
-            # eval-mode model then applies to target images. Two passes (bn="separate", fungtion/DANN)
-            # normalise each domain by its own batch statistics during training (a hidden per-domain
-            # alignment the domain classifier cannot see), but the running stats alternate between the two,
-            # so the eval-mode target features differ from anything seen in training. Measured on the quick
-            # data (see the report): joint is better or equal on every pair.
+            # BatchNorm across domains: separate forward passes (bn="separate", fungtion/DANN and the seed)
+            # normalise each domain by its own batch statistics in training, so BN itself removes the
+            # first-order (colour/contrast) shift and the adversarial game only has to align what is left;
+            # the running statistics then average both domains. One concatenated batch (bn="joint") makes BN
+            # statistics a source+target mixture; measured on the quick data (300 steps, seed 0) it was far
+            # worse: mnistm->svhn 11.2 % vs 44.0 % (separate), usps->mnistm 24.5 % vs 31.6 %.
             if config.bn == "joint":
                 out = net(torch.cat([x, xt]), lam)
                 class_logp, dom_s, dom_t = out.class_logp[:ns], out.domain_logp[:ns], out.domain_logp[ns:]
