@@ -84,7 +84,9 @@ VAE(
 
 
 def _norm_lines(text: str) -> list[str]:
-    return [" ".join(line.split()) for line in text.strip().splitlines() if line.strip()]
+    # torch >= 2.10 prints BatchNorm's `bias=True`; the seed's printout predates that field.
+    return [" ".join(line.replace(" bias=True,", "").split()) if "BatchNorm" in line else " ".join(line.split())
+            for line in text.strip().splitlines() if line.strip()]
 
 
 def _faces(n: int, seed: int = 0) -> FaceSet:

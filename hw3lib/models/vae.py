@@ -16,20 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class BatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` that prints as torch < 2.10 did (no ``bias=`` when it follows ``affine``).
-
-    Recent torch adds ``bias=True`` to the repr; the seed report's printout predates it. Same parameters,
-    buffers and state-dict keys as ``nn.BatchNorm2d``.
-    """
-
-    def extra_repr(self) -> str:
-        if (self.bias is not None) != self.affine:
-            return super().extra_repr()
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
-
-
 class VAEOutput(NamedTuple):
     recon: torch.Tensor     # [N,3,64,64] in [-1, 1]
     mu: torch.Tensor        # [N,latent_dim]
@@ -60,7 +46,7 @@ class VAE(nn.Module):
         blocks, c = [], in_channels
         for h in hidden_dims:
             blocks.append(nn.Sequential(nn.Conv2d(c, h, kernel_size=3, stride=2, padding=1),
-                                        BatchNorm2d(h), nn.LeakyReLU()))
+                                        nn.BatchNorm2d(h), nn.LeakyReLU()))
             c = h
         self.encoder = nn.Sequential(*blocks)
         self.fc_mu = nn.Linear(flat, latent_dim)
@@ -72,7 +58,7 @@ class VAE(nn.Module):
         outs = rev[1:] + rev[-1:]
         self.decoder = nn.Sequential(*[
             nn.Sequential(nn.ConvTranspose2d(i, o, kernel_size=3, stride=2, padding=1, output_padding=1),
-                          BatchNorm2d(o), nn.LeakyReLU())
+                          nn.BatchNorm2d(o), nn.LeakyReLU())
             for i, o in zip(rev, outs)])
         self.final_layer = nn.Sequential(nn.Conv2d(outs[-1], in_channels, kernel_size=3, padding=1), nn.Tanh())
 
