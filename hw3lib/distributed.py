@@ -8,6 +8,7 @@ single-process and vice versa.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -73,7 +74,10 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device, *, sync_bn: boo
     ids = [device.index] if device.type == "cuda" else None
     # broadcast_buffers=False: BN running stats stay per rank (rank 0's are what gets checkpointed);
     # broadcasting them each forward would also break GAN steps that run a net several times per step.
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    with warnings.catch_warnings():
+        # Newer torch deprecates broadcast_buffers but says to keep it for rank-local buffers (our case).
+        warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

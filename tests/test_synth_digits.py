@@ -116,7 +116,11 @@ def test_original_splits_are_disjoint() -> None:
     # Together they are the whole sklearn set, each part covers every label, ~75/25 train/test.
     from sklearn.datasets import load_digits
 
-    target = load_digits().target
+    digits = load_digits()
+    target = digits.target
+    images, labels = sd._sklearn_digits()  # the shipped file, read without importing sklearn
+    np.testing.assert_array_equal(labels, target)
+    np.testing.assert_allclose(images, digits.images / 16.0, atol=1e-6)
     assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(len(target)))
     for (d, s), idx in parts.items():
         assert set(target[idx].tolist()) == set(range(10))

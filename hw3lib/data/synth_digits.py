@@ -10,12 +10,12 @@ The domains
 ``usps``
     The real handwritten digits scikit-learn ships (``sklearn.datasets.load_digits``: 1797
     8x8 images, 17 grey levels) upsampled with a smooth (bicubic) interpolation to a digit
-    that fills most of the 28x28 frame (about 19-24 px tall), white on black, with a small
+    that fills most of the 28x28 frame (about 20-24 px tall), white on black, with a small
     random affine (rotation, scale, shear, shift) and stroke-thickness variation (a random
     soft threshold of the smooth upsampled digit, sometimes a grey dilation / erosion).
 ``mnistm``
     A *disjoint* half of the same handwritten originals (no original is shared with usps),
-    MNIST-sized (about 15-19 px tall, centred), blended with random crops of the photographs
+    MNIST-sized (about 17-20 px tall, centred), blended with random crops of the photographs
     scikit-image bundles in its package (read from the package folder, never downloaded) by
     the MNIST-M recipe of Ganin & Lempitsky (2015): ``out = |photo_crop - mask * 255|`` per
     channel.  Grey photographs (brick, grass, camera, ...) are tinted with a fixed colour
@@ -34,8 +34,10 @@ into four disjoint pools: per label, half go to ``usps`` and half to ``mnistm``;
 domain 75 % are train-originals and 25 % test-originals (:func:`original_indices`).
 ``svhn`` has no handwritten originals: its fonts are split instead; five faces (one per style
 family: DejaVuSans-BoldOblique, DejaVuSansMono, DejaVuSerif-Italic, STIXGeneralBol, cmss10)
-are used only by the test split, the other sixteen only by train (:func:`svhn_fonts`).  In
-addition every image has its own random stream, different for train and test.
+are used only by the test split, the other sixteen only by train (:func:`svhn_fonts`).  The
+mnistm photographs (:func:`photo_names`) are shared by both splits; only their handwritten
+originals are disjoint.  In addition every image has its own random stream, different for
+train and test.
 
 Determinism
 -----------
@@ -48,6 +50,7 @@ for.  Output is byte-identical whatever the number of worker processes.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import math
 import os
 import shutil
@@ -98,11 +101,24 @@ _GREY_PHOTOS = ("brick.png", "camera.png", "grass.png", "gravel.png", "moon.png"
 
 @lru_cache(maxsize=1)
 def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
+    """``load_digits()`` images in [0, 1] (white digit on black) and labels.
 
-    d = load_digits()
-    images = (d.images / 16.0).astype(np.float32)  # (1797, 8, 8) in [0, 1], white digit on black
-    return images, d.target.astype(np.int64)
+    Reads the file scikit-learn ships (``sklearn/datasets/data/digits.csv.gz``, what
+    ``load_digits`` parses) without importing scikit-learn (~2 s); falls back to it.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    file = None
+    if spec is not None and spec.submodule_search_locations:
+        file = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    if file is not None and file.is_file():
+        raw = np.loadtxt(file, delimiter=",", dtype=np.float64)
+        images, target = raw[:, :-1].reshape(-1, 8, 8), raw[:, -1]
+    else:  # pragma: no cover - layout of another scikit-learn version
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        images, target = d.images, d.target
+    return (images / 16.0).astype(np.float32), target.astype(np.int64)
 
 
 @lru_cache(maxsize=None)
@@ -527,6 +543,9 @@ def write_digits(root: str | Path, sizes: Mapping[str, tuple[int, int]], seed: i
                 else:
                     tmp.rename(final)
             except BaseException:
+                if pool is not None:  # let running workers finish before deleting their folder
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    pool = None
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
     finally:

@@ -121,10 +121,11 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}" if abs(x) < 100 else f"{x:.0f}"
 
 
-def _verdict(gan: float, vae: float, *, text: str, lower_is_better: bool = False, tol: float = 0.02) -> str:
-    """``text`` with the better model's name, or a tie when the two are within ``tol`` (relative)."""
-    if abs(gan - vae) <= tol * max(abs(gan), abs(vae), 1e-12):
-        return "a tie within 2 %."
+def _verdict(gan: float, vae: float, *, text: str, lower_is_better: bool = False, tol: float = 0.02,
+             atol: float = 0.02) -> str:
+    """``text`` with the better model's name, or a tie when the two are within ``tol`` (relative) or ``atol``."""
+    if abs(gan - vae) <= max(tol * max(abs(gan), abs(vae)), atol):
+        return "no clear difference at this sample size."
     better = "DCGAN" if (gan < vae) == lower_is_better else "VAE"
     return text.format(better)
 

@@ -17,6 +17,11 @@ A method's loop reads like this (see ``hw3lib/train/vae.py``)::
 
 History is a flat dict of lists: ``step`` with the step-level series (means over ``log_every`` steps),
 ``epoch`` with the epoch-level series (keys passed to :meth:`TrainLoop.log_epoch`).
+
+Environment (execution only, never part of the config): ``HW3_CKPT_EVERY=N`` checkpoints every N steps;
+``HW3_DETERMINISTIC=1`` turns on :func:`hw3lib.device.set_deterministic` (resume checks). Under torchrun the
+finished checkpoint's ``extra["ddp_max_param_diff"]`` records the largest parameter difference between ranks
+(0.0 when DDP kept the replicas in sync).
 """
 from __future__ import annotations
 
@@ -33,11 +38,21 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hw3lib import checkpoint
-from hw3lib.distributed import SINGLE, DistInfo, all_mean, barrier, unwrap
+from hw3lib.distributed import SINGLE, DistInfo, all_mean, barrier, max_param_divergence, unwrap
 
 # Config fields that change how a run is executed or logged but not what it computes.
 EXECUTION_FIELDS = frozenset({"device", "compile", "channels_last", "amp", "progress", "ckpt_every",
                               "sync_bn", "deterministic"})
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not an integer") from None
 
 
 class DivergenceError(RuntimeError):
@@ -91,7 +106,11 @@ class TrainLoop:
         self.schedulers = dict(schedulers or {})
         self.total_steps = int(total_steps)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.ckpt_every = ckpt_every or self.config.get("ckpt_every") or 500
+        # HW3_CKPT_EVERY overrides the checkpoint interval of any run (execution only, like ckpt_every).
+        self.ckpt_every = max(1, _env_int("HW3_CKPT_EVERY") or ckpt_every or self.config.get("ckpt_every") or 500)
+        if os.environ.get("HW3_DETERMINISTIC", "0") not in ("", "0"):
+            from hw3lib.device import set_deterministic
+            set_deterministic(True)
         self.log_every = max(1, log_every or self.config.get("log_every") or 10)
         self.dist = dist
         self.desc = desc or kind
@@ -153,6 +172,7 @@ class TrainLoop:
         self._pending_n = int(payload.get("pending_n") or 0)
         checkpoint.restore_rng(payload["rng"])
         self.resumed = True
+        self.extra["resumed_at"] = [*self.extra.get("resumed_at", []), self.step]
         return True
 
     # -- logging -----------------------------------------------------------------------------------
@@ -207,6 +227,19 @@ class TrainLoop:
     def _on_signal(self, signum, frame):  # noqa: ARG002
         self._stop_signal = signum
 
+    def _should_stop(self) -> bool:
+        """A signal arrived. Under DDP every rank must stop at the same step (the save ends in a barrier and
+        the next step's all-reduce would hang), so ranks agree on it every ``log_every`` steps."""
+        if not self.dist.enabled:
+            return self._stop_signal is not None
+        if self.step % self.log_every or self.step >= self.total_steps:
+            return False
+        import torch.distributed as tdist
+        device = next(iter(unwrap(next(iter(self.models.values()))).parameters())).device
+        flag = torch.tensor([0.0 if self._stop_signal is None else 1.0], device=device)
+        tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
+        return bool(flag.item())
+
     def __iter__(self) -> Iterator[int]:
         handlers = {}
         if threading.current_thread() is threading.main_thread():
@@ -223,12 +256,14 @@ class TrainLoop:
                 self._bar.update(1)
                 if self.step % self.log_every == 0:
                     self.flush()
-                if self._stop_signal is not None:
+                if self._should_stop():
                     self.save()
                     raise Interrupted(f"{self.kind}: interrupted at step {self.step}; checkpoint saved "
                                       f"to {self.checkpoint_path}; run the same command again to resume")
                 if self.step % self.ckpt_every == 0 and self.step < self.total_steps:
                     self.save()
+            if self.dist.enabled:  # a collective: every rank calls it; rank 0 records it in the checkpoint
+                self.extra["ddp_max_param_diff"] = max_param_divergence(self.models)
             self.save(finished=True)
         finally:
             self._bar.close()

@@ -105,6 +105,11 @@ def _snapshot(netG: nn.Module, fixed_noise: torch.Tensor) -> torch.Tensor:
     return to_uint8(x).cpu()
 
 
+def noise_seed(seed: int, rank: int, step: int) -> int:
+    """Seed of the training noise of (0-based) ``step`` on ``rank`` (distinct for every run/rank/step)."""
+    return ((seed * 1000 + rank + 1) << 32) + step
+
+
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float images → uint8 0..255 (what saving a PNG would keep)."""
     return to_unit(x).mul(255).round().to(torch.uint8)
@@ -133,14 +138,14 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
     every = config.snapshot_interval(total)
     batches = Batches(images, batch_size=config.batch_size, seed=config.seed, rank=dist.rank,
                       world_size=dist.world_size).forever(loop.step)
-    # Noise stream: seeded per run and per rank; resuming replays from the restored RNG state.
-    g_noise = torch.Generator(device=device).manual_seed(config.seed * 1000 + dist.rank + 1)
-    if loop.resumed:
-        g_noise.manual_seed(config.seed * 1000 + dist.rank + 1 + 7 * loop.step)
+    # Noise: a function of (seed, rank, step) only, so a resumed run draws exactly what an uninterrupted one
+    # would, and DDP ranks draw different noise.
+    g_noise = torch.Generator(device=device)
     for step in loop:
         (x,) = next(batches)
         real = to_signed(x)
         b = real.shape[0]
+        g_noise.manual_seed(noise_seed(config.seed, dist.rank, step))
 
         # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
         D.zero_grad(set_to_none=True)

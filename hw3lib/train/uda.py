@@ -66,7 +66,7 @@ class UDAConfig:
     method: str = "dann"
     source: str = "usps"
     target: str = "mnistm"
-    steps: int = 500               # optimisation steps (each: one source batch + one target batch)
+    steps: int = 300               # optimisation steps (each: one source batch + one target batch)
     batch_size: int = 64           # per domain
     lr: float = 1e-3
     optimizer: str = "adam"        # "adam" (constant lr, fungtion/DANN) or "sgd" (momentum .9 + dann_lr annealing)

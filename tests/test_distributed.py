@@ -1,0 +1,125 @@
+"""Distributed training under ``torchrun`` on CPU (gloo, 2 processes): DANN and DCGAN train, the ranks' replicas
+stay identical (``extra["ddp_max_param_diff"] == 0.0``), the checkpoint is the single-process format, and a run
+moves between world sizes (single-process → 2 processes → single-process) by resuming.
+
+Each launch starts three Python processes that import torch (the agent and two workers): ~10 s on an idle
+2-core machine, so the launches use tiny data and a handful of steps.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import torch.distributed as tdist
+
+from hw3lib import checkpoint
+
+pytestmark = pytest.mark.skipif(not (tdist.is_available() and tdist.is_gloo_available()),
+                                reason="torch.distributed with the gloo backend is not available in this build")
+
+LAUNCH_TIMEOUT = 240
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "HW3_PROGRESS": "0", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **extra}
+
+
+def _torchrun(*args: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+            "-m", "hw3lib", *args]
+
+
+def _run(cmd: list[str], **env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT, env=_env(**env))
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _dann_args(data, out, *more: str) -> list[str]:
+    return ["train", "uda", "--method", "dann", "--source", "usps", "--target", "svhn", "--data", str(data),
+            "--out", str(out), "--batch-size", "8", "--device", "cpu", *more]
+
+
+def test_torchrun_dann_trains_and_replicas_agree(tmp_path, tiny_course_data):
+    out = tmp_path / "dann"
+    proc = _run(_torchrun(*_dann_args(tiny_course_data, out, "--max-steps", "3")))
+    assert proc.stdout.count("test accuracy") == 1, "only rank 0 prints the result"
+    payload = checkpoint.load(out)  # weights_only=True
+    assert payload["finished"] and payload["step"] == 3 and payload["world_size"] == 2
+    assert payload["extra"]["ddp_max_param_diff"] == 0.0
+    assert "target_acc" in payload["extra"]["metrics"]
+    # Same format as single-process: unwrapped keys (no "module." prefix), loadable without a process group.
+    assert not any(k.startswith("module.") for k in payload["models"]["dann"])
+    from hw3lib.train.uda import load_models
+    models = load_models(payload)
+    assert set(models) == {"dann"}
+
+
+def test_gan_resumes_single_process_checkpoint_under_torchrun(tmp_path, tiny_course_data, monkeypatch):
+    """Single-process DCGAN interrupted at step 2 (Ctrl-C path) → resumed by a 2-process run to step 4."""
+    from hw3lib.data import load_faces
+    from hw3lib.train import gan
+    from hw3lib.train.common import Interrupted, TrainLoop
+
+    class StopAt(TrainLoop):  # Ctrl-C arriving during step 2
+        def log(self, **values):
+            super().log(**values)
+            if self.step + 1 == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    out = tmp_path / "gan"
+    config = gan.GANConfig(seed=0, batch_size=8, max_steps=4, device="cpu")
+    monkeypatch.setattr(gan, "TrainLoop", StopAt)
+    netG, netD = gan.build_models(config)
+    with pytest.raises(Interrupted):
+        gan.train_gan(netG, netD, load_faces(tiny_course_data, "train"), config, device="cpu", run_dir=out)
+    first = checkpoint.load(out)
+    assert not first["finished"] and first["step"] == 2 and first["world_size"] == 1
+
+    proc = _run(_torchrun("train", "gan", "--data", str(tiny_course_data), "--out", str(out), "--batch-size", "8",
+                          "--max-steps", "4", "--device", "cpu"))
+    assert proc.stdout.count("dcgan:") == 1
+    payload = checkpoint.load(out)
+    assert payload["finished"] and payload["step"] == 4 and payload["world_size"] == 2
+    assert payload["extra"]["resumed_at"] == [2]
+    # D runs three times a step (real, fake.detach(), fake for G): no unused-parameter error, replicas agree.
+    assert payload["extra"]["ddp_max_param_diff"] == 0.0
+    G, D, cfg = gan.load_models(payload)
+    assert cfg.max_steps == 4
+    assert torch.isfinite(G(torch.zeros(1, cfg.nz, 1, 1))).all()
+
+
+def test_torchrun_ctrl_c_then_single_process_resume(tmp_path, tiny_course_data):
+    """Ctrl-C (SIGINT to the whole process group) stops both ranks at the same step with one checkpoint; a
+    single-process run of the same command then finishes it."""
+    out = tmp_path / "cut"
+    args = _dann_args(tiny_course_data, out, "--steps", "300")
+    proc = subprocess.Popen(_torchrun(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(HW3_CKPT_EVERY="10"), start_new_session=True)
+    ckpt = out / checkpoint.CKPT_NAME
+    try:
+        deadline = time.monotonic() + LAUNCH_TIMEOUT
+        while not ckpt.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, err = proc.communicate(timeout=LAUNCH_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode != 0
+    cut = checkpoint.load(out)
+    if cut["finished"]:
+        pytest.fail("the 300-step run finished before Ctrl-C arrived")
+    assert 0 < cut["step"] < 300 and cut["step"] % 10 == 0 and cut["world_size"] == 2
+    assert "interrupted at step" in err
+
+    _run([sys.executable, "-m", "hw3lib", *args])
+    done = checkpoint.load(out)
+    assert done["finished"] and done["step"] == 300 and done["world_size"] == 1
+    assert done["extra"]["resumed_at"] == [cut["step"]]
