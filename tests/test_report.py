@@ -280,7 +280,7 @@ def _pdf_image_count(pdf: Path) -> int:
 # The seed report's items per problem, in order: regexes matched against the problem's h2 headings.
 SEED_SECTIONS = {
     "p1_vae": [r"model", r"learning curve", r"reconstruct", r"generat|sample", r"t-?sne", r"discuss"],
-    "p2_gan": [r"model", r"generat|sample", r"discuss|observ|curve", r"compar"],
+    "p2_gan": [r"model", r"generat|sample", r"discuss|observ|curve", r"compar|vae vs gan"],
     "p3_dann": [r"lower", r"dann", r"upper", r"t-?sne", r"architecture|model", r"discuss"],
     "p4_uda": [r"gta|generate to adapt|improved|accurac", r"t-?sne", r"architecture|model", r"discuss"],
 }
