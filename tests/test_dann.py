@@ -249,6 +249,7 @@ def test_gta_dispatch_contract(toy, tmp_path, monkeypatch):
 
 
 # -- notebook --------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # the default suite executes this notebook already, in tests/test_report.py's end-to-end smoke run
 def test_notebook_smoke(tmp_path):
     """papermill runs notebooks/p3_dann.ipynb end to end with tiny parameters and writes metrics + figures."""
     import json
