@@ -242,6 +242,11 @@ def reference_gta(data: Path, device, steps, batch, workers):
         errC.backward(retain_graph=True)
         opts["netC"].step()
         nets["netF"].zero_grad()
+        # The public code back-propagates F's loss through G's pre-update graph, which current torch refuses
+        # (G's weights were modified in place); regenerating from the updated G costs the reference one extra
+        # G forward, so its img/s is slightly pessimistic.
+        gen_s = nets["netG"](onehot(ys, b), emb_s)
+        gen_t = nets["netG"](onehot(None, b, device=device), emb_t)
         out_s, out_t = nets["netD"](gen_s), nets["netD"](gen_t)
         errF = (ce(nets["netC"](emb_s), ys) + 0.1 * ce(out_s.class_logits, ys)
                 + 0.1 * 0.3 * bce(out_t.realfake, real_l))
