@@ -14,19 +14,6 @@ import torch
 from torch import nn
 
 
-class BatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` that prints as torch < 2.10 did (no ``bias=True``), like the seed's printout.
-
-    Same parameters, buffers and state-dict keys as ``nn.BatchNorm2d`` (it is one, for ``isinstance``).
-    """
-
-    def extra_repr(self) -> str:
-        if (self.bias is not None) != self.affine:
-            return super().extra_repr()
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
-
-
 class Generator(nn.Module):
     """z [N, nz, 1, 1] (or [N, nz]) → [N, 3, 64, 64] in [-1, 1]. Spatial size 1→4→8→16→32→64."""
 
@@ -35,16 +22,16 @@ class Generator(nn.Module):
         self.nz = nz
         self.main = nn.Sequential(
             nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
-            BatchNorm2d(ngf * 8),
+            nn.BatchNorm2d(ngf * 8),
             nn.ReLU(True),
             nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
-            BatchNorm2d(ngf * 4),
+            nn.BatchNorm2d(ngf * 4),
             nn.ReLU(True),
             nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
-            BatchNorm2d(ngf * 2),
+            nn.BatchNorm2d(ngf * 2),
             nn.ReLU(True),
             nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
-            BatchNorm2d(ngf),
+            nn.BatchNorm2d(ngf),
             nn.ReLU(True),
             nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
             nn.Tanh(),
@@ -81,13 +68,13 @@ class Discriminator(nn.Module):
             nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
-            BatchNorm2d(ndf * 2),
+            nn.BatchNorm2d(ndf * 2),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
-            BatchNorm2d(ndf * 4),
+            nn.BatchNorm2d(ndf * 4),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
-            BatchNorm2d(ndf * 8),
+            nn.BatchNorm2d(ndf * 8),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
             nn.Sigmoid(),
