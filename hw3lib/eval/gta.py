@@ -176,6 +176,9 @@ def details_table(config: UDAConfig, n_seeds: int, gray_pairs: Iterable[Iterable
                         f"{k.adv_weight:g}·{k.alpha:g}·BCE(D_s(G(t)), real)",
         "Optimizer": f"Adam lr {k.lr:g}, β1 {k.beta1:g}, β2 0.999; D, F, C: lr/(1 + {k.lr_decay:g}·step); G constant",
         "Initialisation": "conv N(0, 0.02), BatchNorm N(1, 0.02), linear N(0, 0.1) (public utils.weights_init)",
+        "Width": f"ndf = {k.ndf} (F and D), ngf = {k.ngf} (G)" + (
+            "" if (k.ndf, k.ngf) == (64, 64) else " — narrower than the printouts' 64 to fit the CPU budget of this "
+            "profile (same layers, fewer channels)"),
         "Batch": f"{k.batch_size} source + {k.batch_size} target images per step",
         "Steps": str(config.steps),
         "Seeds": str(n_seeds),

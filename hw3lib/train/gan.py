@@ -53,6 +53,7 @@ class GANConfig:
     log_every: int = 10
     snapshot_every: int = 0          # 0: about 10 snapshots over the run
     n_fixed: int = 64                # size of fixed_noise (as in pytorch/examples)
+    channels_last: bool = True       # NHWC convolutions (oneDNN/cuDNN); same numbers up to float rounding
     device: str = "auto"
 
     def total_steps(self, n_train: int, world_size: int = 1) -> int:
@@ -126,6 +127,9 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
     device = get_device(device)
     images = train.images.to(device)  # uint8 on the device once; float conversion happens per batch
     total = config.total_steps(len(images), dist.world_size)
+    if config.channels_last:
+        netG.to(memory_format=torch.channels_last)
+        netD.to(memory_format=torch.channels_last)
     G, D = wrap(netG, dist, device), wrap(netD, dist, device)
     optimizerD = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     optimizerG = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
@@ -143,7 +147,7 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
     g_noise = torch.Generator(device=device)
     for step in loop:
         (x,) = next(batches)
-        real = to_signed(x)
+        real = to_signed(x, config.channels_last)
         b = real.shape[0]
         g_noise.manual_seed(noise_seed(config.seed, dist.rank, step))
 

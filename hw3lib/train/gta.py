@@ -141,6 +141,10 @@ def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, conf
         total = steps if cap is None else min(steps, cap)
     seed = int(_get(config, "seed", 0))
     net_f, net_c, net_g, net_d = (nets[n] for n in ("netF", "netC", "netG", "netD"))
+    cl = bool(_get(config, "channels_last", False))
+    if cl:
+        for n in ("netF", "netG", "netD"):
+            nets[n].to(memory_format=torch.channels_last)
 
     def adam(net: nn.Module) -> torch.optim.Optimizer:
         return torch.optim.Adam(net.parameters(), lr=k.lr, betas=(k.beta1, 0.999))
@@ -162,6 +166,8 @@ def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, conf
         xs_u8, ys = next(src_iter)
         (xt_u8,) = next(tgt_iter)
         xs, xt = prepare(xs_u8, config), prepare(xt_u8, config)
+        if cl:
+            xs, xt = xs.contiguous(memory_format=torch.channels_last), xt.contiguous(memory_format=torch.channels_last)
         code_s = onehot(ys, len(ys), NCLASSES)
         code_t = onehot(None, len(xt), NCLASSES, device=xt.device)
 

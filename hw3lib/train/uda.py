@@ -78,6 +78,7 @@ class UDAConfig:
     eval_every: int = 100          # steps between target-test accuracy points (plots only; 0 = never)
     max_steps: int | None = None   # cap for smoke runs; the λ schedule then spans the capped run
     gray: bool = False             # luminance images (GTA option; the DANN methods ignore it)
+    channels_last: bool = True     # NHWC convolutions: ~1.4x faster DANN steps on CPU, same numbers up to rounding
     device: str = "auto"
     # --- Problem 4 (GTA) knobs: read by hw3lib.train.gta.fit_gta; add fields here with defaults. ---
     gta: dict[str, Any] = field(default_factory=dict)
@@ -167,6 +168,9 @@ def nll(logp: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def _fit_dann(model: nn.Module, source: DigitSet, target: DigitSet, target_test: DigitSet, config: UDAConfig, *,
               device: torch.device, run_dir: Path | None, dist: DistInfo) -> dict:
     total = config.total_steps
+    cl = config.channels_last
+    if cl:
+        model.to(memory_format=torch.channels_last)
     net = wrap(model, dist, device)
     if config.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -188,11 +192,11 @@ def _fit_dann(model: nn.Module, source: DigitSet, target: DigitSet, target_test:
 
     for step in loop:
         x, y = next(lab_iter)
-        x = to_signed(x)
+        x = to_signed(x, cl)
         if config.method == "dann":
             lam = dann_lambda(step / max(total, 1), config.gamma)
             (xt,) = next(tgt_iter)
-            xt = to_signed(xt)
+            xt = to_signed(xt, cl)
             ns, nt = len(x), len(xt)
             # BatchNorm across domains: separate forward passes (bn="separate", fungtion/DANN and the seed)
             # normalise each domain by its own batch statistics in training, so BN itself removes the

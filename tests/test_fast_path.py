@@ -1,0 +1,141 @@
+"""The fast path (channels_last, NHWC convolutions) computes what the plain NCHW eager path computes.
+
+Forward outputs and parameter gradients of every conv net agree to float rounding in both memory layouts; each
+training function, run for a few steps from the same initialisation with ``channels_last`` on and off, logs the
+same losses and ends with weights within Adam's step size (Adam turns rounding noise in tiny gradients into
+±lr moves, so weights can only be compared to that scale; the losses and gradients are the tight checks). A
+layout bug (e.g. a flatten that reads NHWC memory in the wrong order) changes the losses at the first step.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from hw3lib.data.layout import FACE_ATTRIBUTES
+from hw3lib.data.sets import DigitSet, FaceSet
+from hw3lib.models import build
+
+CPU = torch.device("cpu")
+
+
+def _faces(n: int = 16) -> FaceSet:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g)
+    attrs = torch.randint(0, 2, (n, len(FACE_ATTRIBUTES)), dtype=torch.uint8, generator=g)
+    return FaceSet(images, attrs, tuple(f"{i:05d}.png" for i in range(n)), FACE_ATTRIBUTES, "embedded")
+
+
+def _digits(domain: str, n: int = 32, seed: int = 0) -> DigitSet:
+    g = torch.Generator().manual_seed(seed)
+    return DigitSet(torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g),
+                    torch.arange(n) % 10, tuple(f"{i}.png" for i in range(n)), domain, "embedded")
+
+
+def _assert_same_weights(a: dict[str, torch.nn.Module], b: dict[str, torch.nn.Module], atol: float) -> None:
+    for name in a:
+        for (k, pa), pb in zip(a[name].state_dict().items(), b[name].state_dict().values()):
+            if pa.is_floating_point():
+                assert torch.allclose(pa, pb, atol=atol, rtol=1e-3), f"{name}.{k}: max diff {(pa - pb).abs().max()}"
+
+
+def _outputs(out) -> tuple[torch.Tensor, ...]:
+    return tuple(out) if isinstance(out, tuple) else (out,)
+
+
+@pytest.mark.parametrize("name,shape", [("dcgan-discriminator", (4, 3, 64, 64)), ("dann", (4, 3, 28, 28)),
+                                        ("gta-netD", (4, 3, 32, 32)), ("gta-netF", (4, 3, 32, 32)),
+                                        ("vae", (4, 3, 64, 64))])
+def test_forward_and_gradients_agree_in_both_layouts(name, shape):
+    torch.manual_seed(0)
+    model = build(name).train()
+    fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    x = torch.randn(shape)
+    torch.manual_seed(1)
+    ref = _outputs(model(x))
+    torch.manual_seed(1)  # same dropout masks / VAE noise
+    got = _outputs(fast(x.contiguous(memory_format=torch.channels_last)))
+    weights = [torch.randn(r.shape, generator=torch.Generator().manual_seed(i)) for i, r in enumerate(ref)]
+    for r, f in zip(ref, got):
+        assert torch.allclose(r, f, atol=1e-4, rtol=1e-4), name
+    sum((r * w).sum() for r, w in zip(ref, weights)).backward()
+    sum((f * w).sum() for f, w in zip(got, weights)).backward()
+    # Relative to the model's largest gradient: a conv bias before BatchNorm has a zero gradient in exact
+    # arithmetic, so in floats it is pure rounding noise in either layout.
+    scale = max(float(p.grad.abs().max()) for p in model.parameters())
+    for (k, p), q in zip(model.named_parameters(), fast.parameters()):
+        diff = float((p.grad - q.grad).abs().max())
+        assert diff <= 1e-3 * scale, f"{name}.{k}: gradient differs by {diff:.3g} (largest gradient {scale:.3g})"
+
+
+def _assert_same_history(a: dict, b: dict) -> None:
+    keys = [k for k in a if k not in ("step", "epoch") and a[k]]
+    assert keys
+    for k in keys:
+        assert a[k] == pytest.approx(b[k], rel=1e-3, abs=1e-4), k
+
+
+def test_gan_training_step_agrees_in_both_layouts():
+    from hw3lib.train.gan import GANConfig, build_models, train_gan
+
+    nets, hist = {}, {}
+    for cl in (False, True):
+        cfg = GANConfig(epochs=1, batch_size=8, ngf=8, ndf=8, max_steps=2, channels_last=cl)
+        g, d = build_models(cfg)
+        h = train_gan(g, d, _faces(), cfg, device=CPU)
+        nets[cl] = {"G": g, "D": d}
+        hist[cl] = h
+    _assert_same_history(hist[False], hist[True])
+    _assert_same_weights(nets[False], nets[True], atol=2 * 2 * cfg.lr)
+
+
+def test_dann_training_step_agrees_in_both_layouts():
+    from hw3lib.train.uda import UDAConfig, _fit_dann
+
+    src, tgt, tgt_test = _digits("usps"), _digits("mnistm", seed=1), _digits("mnistm", 8, seed=2)
+    nets, hist = {}, {}
+    for cl in (False, True):
+        torch.manual_seed(0)
+        model = build("dann")
+        cfg = UDAConfig(method="dann", steps=3, batch_size=8, eval_every=0, channels_last=cl)
+        torch.manual_seed(1)  # dropout masks
+        hist[cl] = _fit_dann(model, src, tgt, tgt_test, cfg, device=CPU, run_dir=None, dist=_single())
+        nets[cl] = {"dann": model}
+    _assert_same_history(hist[False], hist[True])
+    _assert_same_weights(nets[False], nets[True], atol=3 * 2 * cfg.lr)
+
+
+def test_gta_training_step_agrees_in_both_layouts():
+    from hw3lib.train.gta import build_nets, fit_gta
+    from hw3lib.train.uda import UDAConfig
+
+    src, tgt = _digits("usps"), _digits("mnistm", seed=1)
+    nets, hist = {}, {}
+    for cl in (False, True):
+        cfg = UDAConfig(method="gta", steps=2, channels_last=cl,
+                        gta={"batch_size": 8, "ndf": 8, "ngf": 8, "nz": 16})
+        torch.manual_seed(0)
+        n = build_nets(cfg)
+        torch.manual_seed(1)  # G's noise
+        hist[cl] = fit_gta(n, src, tgt, cfg, device=CPU)
+        nets[cl] = n
+    _assert_same_history(hist[False], hist[True])
+    _assert_same_weights(nets[False], nets[True], atol=2 * 2 * 5e-4)
+
+
+def _single():
+    from hw3lib.distributed import SINGLE
+    return SINGLE
+
+
+@pytest.mark.parametrize("flag", ["channels_last", "compile"])
+def test_execution_flags_do_not_change_run_identity(flag):
+    """Checkpoints trained with and without the fast path are the same run (resume/skip logic)."""
+    from hw3lib.train.common import same_config
+    from hw3lib.train.uda import UDAConfig
+
+    a = dataclasses.asdict(UDAConfig())
+    b = {**a, flag: not a.get(flag, False)}
+    assert same_config(a, b)
