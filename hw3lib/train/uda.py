@@ -287,7 +287,8 @@ def train_uda(config: UDAConfig, data_root: str | Path, *, device: str | torch.d
     else:
         history = _fit_dann(models["dann"], src, tgt, tgt_test, config, device=device, run_dir=run_dir, dist=dist)
     for m in models.values():
-        m.eval()
+        # Back to the default layout, so the returned nets compute exactly what a reload of the checkpoint does.
+        m.eval().to(memory_format=torch.contiguous_format)
     metrics = _final_metrics(models, config, history, tgt_test)
     _store_metrics(run_dir, metrics, dist)
     return UDAResult(config, models, history, metrics, run_dir, trained=True)
