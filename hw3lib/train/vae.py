@@ -122,7 +122,8 @@ def train_vae(model: VAE, train: FaceSet, test: FaceSet | None, config: VAEConfi
             loop.log_epoch((step + 1) / steps_per_epoch, **ev)
             ep_sum, ep_n = torch.zeros(2, device=device), 0
         loop.extra["wall_s"] = time.perf_counter() - t0
-    model.eval()
+    # Back to the default layout, so the trained model computes exactly what a reload of its checkpoint does.
+    model.eval().to(memory_format=torch.contiguous_format)
     return loop.history
 
 
