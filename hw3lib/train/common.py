@@ -108,8 +108,9 @@ class TrainLoop:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         # HW3_CKPT_EVERY overrides the checkpoint interval of any run (execution only, like ckpt_every).
         self.ckpt_every = max(1, _env_int("HW3_CKPT_EVERY") or ckpt_every or self.config.get("ckpt_every") or 500)
+        from hw3lib.device import set_deterministic, tune_allocator
+        tune_allocator()
         if os.environ.get("HW3_DETERMINISTIC", "0") not in ("", "0"):
-            from hw3lib.device import set_deterministic
             set_deterministic(True)
         self.log_every = max(1, log_every or self.config.get("log_every") or 10)
         self.dist = dist
