@@ -266,3 +266,29 @@ def test_notebook_smoke(tmp_path):
     assert {"fig4_2_tsne_usps_mnistm.png", "fig4_2_tsne_mnistm_svhn.png", "fig4_2_tsne_svhn_usps.png",
             "fig4_4_generated.png"} <= names
     assert len(list((tmp_path / "runs" / "p3_dann").glob("*_s0/checkpoint.pt"))) == 9
+
+
+def test_warm_start_trains_f_and_c_alone_then_the_gta_steps(tmp_path):
+    """warmup_steps: F and C learn the source first (D, G untouched), then the GTA steps run with the public
+    schedule counted from their own start; the warm start's target accuracy is logged for the report."""
+    torch.manual_seed(0)
+    src, tgt = _digits("usps", 16, 0), _digits("mnistm", 16, 1)
+    warm_only = UDAConfig(method="gta", steps=0, gta={"batch_size": 8, "warmup_steps": 3})
+    nets = build_nets(warm_only)
+    before = {k: [p.detach().clone() for p in n.parameters()] for k, n in nets.items()}
+    hist = fit_gta(nets, src, tgt, warm_only, device=torch.device("cpu"), target_test=_digits("mnistm", 12, 2))
+    changed = {k: any(not torch.equal(a, b) for a, b in zip(before[k], n.parameters())) for k, n in nets.items()}
+    assert changed == {"netF": True, "netC": True, "netG": False, "netD": False}
+    assert len(hist["errC"]) == len(hist["step"]) and "errD" not in hist
+    assert len(hist["warm_target_acc"]) == 1 and 0.0 <= hist["warm_target_acc"][0] <= 100.0
+
+    cfg = UDAConfig(method="gta", steps=3, log_every=1, gta={"batch_size": 8, "warmup_steps": 2, "lr_decay": 0.5})
+    nets = build_nets(cfg)
+    hist = fit_gta(nets, src, tgt, cfg, device=torch.device("cpu"), run_dir=tmp_path / "run")
+    assert hist["step"][-1] == 5 and len(hist["errC"]) == 5 and len(hist["errD"]) == 3
+    from hw3lib import checkpoint
+    lrs = {k: o["param_groups"][0]["lr"] for k, o in checkpoint.load(tmp_path / "run")["optimizers"].items()}
+    assert lrs["netD"] == pytest.approx(5e-4 * lr_factor(3, 0.5)) == pytest.approx(lrs["netF"])
+    with pytest.raises(ValueError, match="warmup_steps"):
+        fit_gta(build_nets(cfg), src, tgt, UDAConfig(method="gta", steps=1, gta={"warmup_steps": -1}),
+                device=torch.device("cpu"))

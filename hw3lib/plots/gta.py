@@ -64,12 +64,15 @@ def generated_figure(rows: Mapping[str, Mapping[str, torch.Tensor]], nrow: int =
 
 def losses_figure(histories: Mapping[str, Mapping[str, list]], keys: tuple[str, ...] = ("errD", "errG", "errC", "errF")
                   ) -> Figure:
-    """GTA's four losses per logged step, one panel per loss, one line per labelled history."""
+    """GTA's four losses per logged step, one panel per loss, one line per labelled history.
+
+    Series logged only during the GTA steps (after a warm start) belong to the last steps of ``h["step"]``.
+    """
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.0), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for name, h in histories.items():
             if h.get(key):
-                ax.plot(h["step"][:len(h[key])], h[key], label=name, lw=1.2)
+                ax.plot(h["step"][len(h["step"]) - len(h[key]):], h[key], label=name, lw=1.2)
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("step")
     axes[0][0].legend(fontsize=7)

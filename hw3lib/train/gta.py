@@ -22,6 +22,12 @@ graph built *before* D/G/C were stepped, which modern PyTorch rejects (in-place 
 Here G, C and F get their gradients from one forward pass at the pre-update weights (as intended there),
 then all three step; D's outputs for G's and F's losses come from the updated D, as in the public code.
 
+Warm start (``warmup_steps``, default 0 = the public code): the run may begin with that many steps in which F and
+C alone learn the source labels (step (3)-(4) with C's loss only) before the four-net game starts, so the
+adversarial steps adapt a working classifier instead of spending a short budget on learning one. The quick
+profile uses it (its GTA budget is a few hundred steps); it is reported, and the accuracy of that source-only
+start is logged (``warm_target_acc``) so the report shows what the adversarial steps added on top of it.
+
 Knobs only GTA uses live in ``UDAConfig.gta`` (a dict) and default to :class:`GTAConfig`; the shared fields
 ``steps``, ``seed``, ``gray``, ``max_steps``, ``log_every``, ``ckpt_every`` come from the UDA config itself.
 """
@@ -59,6 +65,7 @@ class GTAConfig:
     ndf: int = 64               # F/D width (embedding = 2·ndf = 128)
     ngf: int = 64               # G width
     image_size: int = 32        # the networks' input size (28 → 32 bilinear)
+    warmup_steps: int = 0       # source-only F+C steps before the GTA steps (0 = the public code)
 
     @classmethod
     def from_config(cls, config: Any) -> "GTAConfig":
@@ -126,18 +133,26 @@ def _average_grads(net: nn.Module, dist: DistInfo) -> None:
 
 
 def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, config: Any, *,
-            device: torch.device, run_dir: str | Path | None = None, dist: DistInfo = SINGLE) -> dict:
+            device: torch.device, run_dir: str | Path | None = None, dist: DistInfo = SINGLE,
+            target_test: DigitSet | None = None) -> dict:
     """Train the GTA nets in place on ``source`` (labelled) → ``target`` (images only); returns the history.
 
-    ``config`` needs ``seed``, ``steps`` (or ``total_steps``), ``gray``, ``max_steps``; GTA knobs from
-    :meth:`GTAConfig.from_config`. Checkpoints go to ``run_dir`` as TrainLoop kind ``"gta"`` with the nets
-    under keys netF/netC/netG/netD. History (step-level): ``errD``, ``errG``, ``errC``, ``errF``, ``src_acc``
-    (C on the source batch), ``d_real`` / ``d_fake_src`` / ``d_fake_tgt`` (D's mean "real" probability).
+    ``config`` needs ``seed``, ``steps`` (GTA steps), ``gray``, ``max_steps`` (caps warm-up + GTA steps); GTA
+    knobs from :meth:`GTAConfig.from_config`. The run is ``warmup_steps`` source-only F+C steps, then ``steps``
+    GTA steps. Checkpoints go to ``run_dir`` as TrainLoop kind ``"gta"`` with the nets under keys
+    netF/netC/netG/netD. History (step-level): ``errC`` and ``src_acc`` (C on the source batch) over the whole
+    run; ``errD``, ``errG``, ``errF``, ``d_real`` / ``d_fake_src`` / ``d_fake_tgt`` (D's mean "real" probability)
+    over the GTA steps, i.e. the last ``len(history[key])`` entries of ``history["step"]``. With ``target_test``
+    and a warm start, ``warm_target_acc`` (epoch-level) is the target-test accuracy of F, C at its end — for the
+    report only; nothing is selected with it.
     """
     k = GTAConfig.from_config(config)
+    warm = int(k.warmup_steps)
+    if warm < 0:
+        raise ValueError(f"GTA warmup_steps must be >= 0, got {warm}")
     total = _get(config, "total_steps")
-    if total is None:
-        steps, cap = int(_get(config, "steps")), _get(config, "max_steps")
+    if total is None or warm:
+        steps, cap = int(_get(config, "steps")) + warm, _get(config, "max_steps")
         total = steps if cap is None else min(steps, cap)
     seed = int(_get(config, "seed", 0))
     net_f, net_c, net_g, net_d = (nets[n] for n in ("netF", "netC", "netG", "netD"))
@@ -150,9 +165,11 @@ def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, conf
         return torch.optim.Adam(net.parameters(), lr=k.lr, betas=(k.beta1, 0.999))
 
     opts = {n: adam(nets[n]) for n in ("netF", "netC", "netG", "netD")}
-    decay = lambda s: lr_factor(s, k.lr_decay)  # noqa: E731
-    # The public code decays D, F and C only.
-    scheds = {n: torch.optim.lr_scheduler.LambdaLR(opts[n], decay) for n in ("netD", "netF", "netC")}
+    # The public code decays D, F and C only, by GTA step (F and C keep the base rate during a warm start,
+    # where D's scheduler does not step).
+    decays = {"netD": lambda s: lr_factor(s, k.lr_decay), "netF": lambda s: lr_factor(max(0, s - warm), k.lr_decay)}
+    decays["netC"] = decays["netF"]
+    scheds = {n: torch.optim.lr_scheduler.LambdaLR(opts[n], f) for n, f in decays.items()}
     name = _get(config, "name", None) or f"gta_{source.domain}_{target.domain}"
     loop = TrainLoop(KIND, config, models=nets, optimizers=opts, schedulers=scheds, total_steps=total,
                      run_dir=run_dir, dist=dist, desc=name)
@@ -160,10 +177,29 @@ def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, conf
 
     kw = dict(batch_size=k.batch_size, rank=dist.rank, world_size=dist.world_size)
     src_iter = Batches(source.images, source.labels, seed=seed, **kw).forever(loop.step)
-    tgt_iter = Batches(target.images, seed=seed + 7919, **kw).forever(loop.step)  # target labels never read
+    # Target labels are never read; target batches are drawn from the first GTA step on.
+    tgt_iter = Batches(target.images, seed=seed + 7919, **kw).forever(max(0, loop.step - warm))
 
-    for _ in loop:
+    for step in loop:
         xs_u8, ys = next(src_iter)
+        if step < warm:
+            # (0) Warm start: F and C learn the source labels alone (GTA's own source-only network).
+            logits_c = net_c(net_f(prepare(xs_u8, config)))
+            err_c = class_loss(logits_c, ys)
+            for n in ("netF", "netC"):
+                nets[n].zero_grad(set_to_none=True)
+            err_c.backward()
+            for n in ("netF", "netC"):
+                _average_grads(nets[n], dist)
+                opts[n].step()
+                scheds[n].step()
+            loop.log(errC=err_c, src_acc=(logits_c.argmax(1) == ys).float().mean())
+            if step + 1 == warm and target_test is not None:
+                from hw3lib.eval.uda import accuracy
+                acc = accuracy({"netF": net_f, "netC": net_c}, "gta", target_test, config)
+                loop.log_epoch(step + 1, warm_target_acc=acc)
+                net_f.train(), net_c.train()
+            continue
         (xt_u8,) = next(tgt_iter)
         xs, xt = prepare(xs_u8, config), prepare(xt_u8, config)
         if cl:

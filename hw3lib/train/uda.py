@@ -260,6 +260,8 @@ def _final_metrics(models, config, history, target_test) -> dict[str, float]:
         metrics = {"target_acc": float(history["target_acc"][-1])}
     else:
         metrics = {"target_acc": accuracy(models, config.method, target_test, config)}
+    if history.get("warm_target_acc"):
+        metrics["warm_target_acc"] = float(history["warm_target_acc"][-1])
     if history.get("domain_acc"):
         tail = history["domain_acc"][-max(1, len(history["domain_acc"]) // 10):]
         metrics["final_domain_acc"] = float(sum(tail) / len(tail)) * 100.0
@@ -283,7 +285,7 @@ def train_uda(config: UDAConfig, data_root: str | Path, *, device: str | torch.d
     models = {k: m.to(device) for k, m in build_models(config).items()}
     if config.method == "gta":
         from hw3lib.train.gta import fit_gta
-        history = fit_gta(models, src, tgt, config, device=device, run_dir=run_dir, dist=dist)
+        history = fit_gta(models, src, tgt, config, device=device, run_dir=run_dir, dist=dist, target_test=tgt_test)
     else:
         history = _fit_dann(models["dann"], src, tgt, tgt_test, config, device=device, run_dir=run_dir, dist=dist)
     for m in models.values():
