@@ -6,6 +6,7 @@ Smoke parameters of the notebook (report/profiles/smoke.yaml, with the smoke dat
 """
 from __future__ import annotations
 
+import copy
 import re
 import sys
 import types
@@ -214,14 +215,15 @@ def test_config_validation():
 
 
 def test_gta_dispatch_contract(toy, tmp_path, monkeypatch):
-    """method="gta" calls hw3lib.train.gta.fit_gta(nets, source, target, config, device=, run_dir=, dist=) and
-    predicts with netC(netF(x)); a stand-in fit_gta keeps this test independent of Problem 4's code."""
+    """method="gta" calls hw3lib.train.gta.fit_gta(nets, source, target, config, device=, run_dir=, dist=,
+    target_test=) and predicts with netC(netF(x)); a stand-in fit_gta keeps this test independent of Problem 4's
+    code."""
     from hw3lib.train.common import TrainLoop
 
     calls = {}
 
-    def fit_gta(nets, source, target, config, *, device, run_dir, dist):
-        calls["args"] = (sorted(nets), source.domain, target.domain)
+    def fit_gta(nets, source, target, config, *, device, run_dir, dist, target_test):
+        calls["args"] = (sorted(nets), source.domain, target.domain, target_test.domain, len(target_test))
         params = [p for k in ("netF", "netC") for p in nets[k].parameters()]
         opt = torch.optim.Adam(params, 1e-3)
         loop = TrainLoop("gta", config, models=nets, optimizers={"F": opt}, total_steps=config.total_steps,
@@ -242,7 +244,7 @@ def test_gta_dispatch_contract(toy, tmp_path, monkeypatch):
     monkeypatch.setattr(hw3lib.train, "gta", fake, raising=False)
     cfg = _cfg(method="gta", steps=2)
     result = train_or_load(cfg, toy, device="cpu", run_dir=tmp_path / "gta")
-    assert calls["args"] == (["netC", "netD", "netF", "netG"], "usps", "mnistm")
+    assert calls["args"] == (["netC", "netD", "netF", "netG"], "usps", "mnistm", "mnistm", 40)
     assert set(result.models) == {"netF", "netC", "netG", "netD"} and "target_acc" in result.metrics
     again = train_or_load(cfg, toy, device="cpu", run_dir=tmp_path / "gta")
     assert not again.trained and again.metrics == result.metrics
@@ -270,3 +272,37 @@ def test_notebook_smoke(tmp_path):
     assert {"fig3_4_tsne_usps_mnistm.png", "fig3_4_tsne_mnistm_svhn.png", "fig3_4_tsne_svhn_usps.png",
             "fig3_6_domain_acc.png"} <= names
     assert len(list(run_dir.glob("*_s0/checkpoint.pt"))) == 9
+
+
+def test_target_bn_statistics_are_the_target_images_own():
+    """AdaBN re-estimation: f_bn1's running mean/var become the exact statistics of conv1 on the given images."""
+    from hw3lib.data.transforms import to_signed
+    from hw3lib.eval.uda import target_bn_statistics
+    torch.manual_seed(0)
+    model = build("dann")
+    images = torch.randint(0, 256, (70, 3, 28, 28), dtype=torch.uint8)
+    momentum = model.feature.f_bn1.momentum
+    target_bn_statistics(model, images, batch_size=70)
+    with torch.no_grad():
+        h = model.feature.f_conv1(to_signed(images))
+    torch.testing.assert_close(model.feature.f_bn1.running_mean, h.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.feature.f_bn1.running_var, h.var((0, 2, 3), unbiased=True), rtol=1e-4, atol=1e-5)
+    assert model.feature.f_bn1.momentum == momentum and not model.training
+
+
+def test_dann_final_model_carries_target_bn_statistics(toy, tmp_path):
+    """bn_eval="target": the saved DANN model's BatchNorm statistics are the target train images' own."""
+    from hw3lib import checkpoint
+    from hw3lib.eval.uda import target_bn_statistics
+    from hw3lib.train.uda import UDAConfig, train_uda
+    data = toy
+    cfg = UDAConfig(source="usps", target="mnistm", steps=3, batch_size=8, eval_every=0)
+    r = train_uda(cfg, data, device="cpu", run_dir=tmp_path / "run")
+    saved = checkpoint.load(tmp_path / "run")["models"]["dann"]
+    ref = copy.deepcopy(r.models["dann"])
+    from hw3lib.train.uda import digits
+    target_bn_statistics(ref, digits(data, "mnistm", "train").images)
+    for k in ("feature.f_bn1.running_mean", "feature.f_bn2.running_var"):  # (later BNs follow dropout)
+        torch.testing.assert_close(saved[k], ref.state_dict()[k])
+    with pytest.raises(ValueError, match="bn_eval"):
+        UDAConfig(bn_eval="source").validate()

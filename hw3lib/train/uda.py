@@ -6,7 +6,9 @@
 * ``"dann"``        — Ganin & Lempitsky (ICML 2015): source label NLL + source domain NLL + target domain NLL,
   the domain classifier behind a gradient reversal layer whose coefficient follows
   :func:`hw3lib.models.grl.dann_lambda` with ``p = step / total`` (the seed's "zero at the first step, then
-  up to one");
+  up to one"); source and target go through the network in separate passes (``bn="separate"``), so each is
+  normalised by its own batch statistics, and after the last step the BatchNorm statistics are re-estimated
+  on the unlabelled target train images (``bn_eval="target"``) to match that;
 * ``"target-only"`` — the same network trained on labelled *target* train images (upper bound);
 * ``"gta"``         — Generate To Adapt (Problem 4), delegated to :func:`hw3lib.train.gta.fit_gta`.
 
@@ -17,7 +19,8 @@ the learning-curve plots only.
 Contract with Problem 4 (``hw3lib/train/gta.py``)::
 
     fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, config: UDAConfig, *,
-            device: torch.device, run_dir: Path | None, dist: DistInfo) -> dict   # history
+            device: torch.device, run_dir: Path | None, dist: DistInfo,
+            target_test: DigitSet) -> dict   # history; target_test only for logged (plot/report) accuracies
 
     * ``nets`` = ``hw3lib.train.gta.build_nets(config)`` when that function exists, else
       ``hw3lib.models.gta.build_gta()``; already on ``device``; keys netF, netC, netG, netD.
@@ -49,7 +52,7 @@ from hw3lib.data.loaders import load_digits
 from hw3lib.data.sets import DigitSet
 from hw3lib.data.transforms import to_signed
 from hw3lib.device import get_device, seed_everything
-from hw3lib.eval.uda import accuracy
+from hw3lib.eval.uda import accuracy, target_bn_statistics
 from hw3lib.distributed import SINGLE, DistInfo, wrap
 from hw3lib.models.grl import dann_lambda, dann_lr
 from hw3lib.train.common import TrainLoop, config_dict, finished_checkpoint
@@ -72,6 +75,8 @@ class UDAConfig:
     optimizer: str = "adam"        # "adam" (constant lr, fungtion/DANN) or "sgd" (momentum .9 + dann_lr annealing)
     gamma: float = 10.0            # λ schedule steepness
     bn: str = "separate"           # "separate": source and target forward passes; "joint": one concatenated pass
+    bn_eval: str = "target"        # DANN's final BatchNorm statistics: "target" (re-estimated on the unlabelled
+                                   # target train images after the last step) or "running" (the running mixture)
     seed: int = 0
     ckpt_every: int = 500
     log_every: int = 10
@@ -101,6 +106,8 @@ class UDAConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; known: adam, sgd")
         if self.bn not in ("joint", "separate"):
             raise ValueError(f"unknown bn mode {self.bn!r}; known: joint, separate")
+        if self.bn_eval not in ("target", "running"):
+            raise ValueError(f"unknown bn_eval {self.bn_eval!r}; known: target, running")
         if self.max_steps is not None and self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
         return self
@@ -229,6 +236,14 @@ def _fit_dann(model: nn.Module, source: DigitSet, target: DigitSet, target_test:
         opt.step()
         for s in schedulers.values():
             s.step()
+        if config.method == "dann" and config.bn_eval == "target" and step + 1 == total:
+            # With separate passes the target features were normalised by *target* batch statistics at every
+            # step, but the running statistics average both domains, so the test-time network normalises target
+            # images as in no training step. Re-estimate them on the (unlabelled) target train images: measured
+            # on the quick data (3 seeds, 300 steps) usps->mnistm 31.5 -> 38.8 %, mnistm->svhn 48.5 -> 52.1 %,
+            # svhn->usps 51.8 -> 51.3 %. Done before the last checkpoint, so the saved model is the evaluated one.
+            target_bn_statistics(model, target.images)
+            net.train()
         train_acc = (class_logp.argmax(1) == y).float().mean()
         if config.method == "dann":
             loop.log(label_loss=label_loss, domain_loss=domain_loss, domain_acc=domain_acc, lam=lam,
