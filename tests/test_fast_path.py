@@ -157,9 +157,9 @@ def f():
 for _ in range(5):
     f()
 r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(50):
+for _ in range(200):
     f()
-print(int(tuned), (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 50)
+print(int(tuned), (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 200)
 """
 
 
@@ -174,6 +174,7 @@ def test_tuned_allocator_stops_page_faulting_activations():
     system_on, system = run("system")
     tuned_on, tuned = run("tuned")
     assert (system_on, tuned_on) == (False, True)
-    # Untuned: three fresh 4 MiB results per call, up to ~3000 faults (fewer when the kernel backs them with
-    # huge pages, so only the tuned side is pinned): tuned, the memory is reused and nothing faults.
-    assert tuned < 20 <= system
+    # Untuned: three fresh 4 MiB results per call, 1024 faults each (measured here: ~3000 per call, ~220 when the
+    # kernel backs them with huge pages). Tuned, the memory is reused: at most an occasional heap growth (one
+    # 4 MiB tensor = 1024 faults over the 200 calls) is left.
+    assert tuned < 32, f"{tuned} page faults per call with the tuned allocator (untuned: {system})"
