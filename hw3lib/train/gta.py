@@ -46,6 +46,7 @@ from hw3lib.data.batches import Batches
 from hw3lib.data.sets import DigitSet
 from hw3lib.data.transforms import resize, to_gray3
 from hw3lib.distributed import SINGLE, DistInfo
+from hw3lib.eval.uda import accuracy
 from hw3lib.models.gta import NCLASSES, build_gta, onehot
 from hw3lib.train.common import TrainLoop
 
@@ -150,10 +151,8 @@ def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, conf
     warm = int(k.warmup_steps)
     if warm < 0:
         raise ValueError(f"GTA warmup_steps must be >= 0, got {warm}")
-    total = _get(config, "total_steps")
-    if total is None or warm:
-        steps, cap = int(_get(config, "steps")) + warm, _get(config, "max_steps")
-        total = steps if cap is None else min(steps, cap)
+    steps, cap = warm + int(_get(config, "steps")), _get(config, "max_steps")
+    total = steps if cap is None else min(steps, cap)
     seed = int(_get(config, "seed", 0))
     net_f, net_c, net_g, net_d = (nets[n] for n in ("netF", "netC", "netG", "netD"))
     cl = bool(_get(config, "channels_last", False))
@@ -195,7 +194,6 @@ def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, conf
                 scheds[n].step()
             loop.log(errC=err_c, src_acc=(logits_c.argmax(1) == ys).float().mean())
             if step + 1 == warm and target_test is not None:
-                from hw3lib.eval.uda import accuracy
                 acc = accuracy({"netF": net_f, "netC": net_c}, "gta", target_test, config)
                 loop.log_epoch(step + 1, warm_target_acc=acc)
                 net_f.train(), net_c.train()
