@@ -8,6 +8,7 @@ Smoke parameters of notebooks/p4_uda.ipynb (smoke data profile):
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -17,7 +18,7 @@ from PIL import Image
 
 from hw3lib.models import build
 from hw3lib.models.gta import build_gta, onehot
-from hw3lib.train.gta import GTAConfig, build_nets, fit_gta, lr_factor, prepare
+from hw3lib.train.gta import GTAConfig, build_nets, d_range, fit_gta, lr_factor, prepare
 from hw3lib.train.uda import UDAConfig
 
 SMOKE_NB = {"seeds": [0], "steps": 4, "batch_size": 16, "tsne_per_domain": 30, "images_per_class": 1,
@@ -133,11 +134,34 @@ def test_shapes():
 
 def test_prepare_resizes_normalises_and_grays():
     imgs = torch.randint(0, 256, (4, 3, 28, 28), dtype=torch.uint8)
-    x = prepare(imgs, UDAConfig(method="gta"))
-    assert x.shape == (4, 3, 32, 32) and x.min() >= -1 and x.max() <= 1
+    imgs[0] = 0
+    imgs[1] = 255
+    cfg = UDAConfig(method="gta")
+    x = prepare(imgs, cfg)
+    assert x.shape == (4, 3, 32, 32)
+    # F's input: the public main.py's Normalize(0.44, 0.19) on [0,1] pixels.
+    assert torch.allclose(x[0], torch.full_like(x[0], (0 - 0.44) / 0.19))
+    assert torch.allclose(x[1], torch.full_like(x[1], (1 - 0.44) / 0.19))
+    # D's real images (and G's Tanh outputs) live in [-1,1]: src_inputs_unnorm of the public trainer.py.
+    d = prepare(imgs, cfg, for_d=True)
+    assert d.min() >= -1 and d.max() <= 1 and d[0].eq(-1).all() and d[1].eq(1).all()
+    assert torch.allclose(d_range(x, cfg), d, atol=1e-5)
     g = prepare(imgs, UDAConfig(method="gta", gray=True))
     assert torch.allclose(g[:, 0], g[:, 1]) and torch.allclose(g[:, 1], g[:, 2])
-    assert not torch.allclose(x[:, 0], x[:, 1])
+    assert not torch.allclose(x[2:, 0], x[2:, 1])
+    legacy = prepare(imgs, UDAConfig(method="gta", gta={"in_mean": 0.5, "in_std": 0.5}))
+    assert legacy.min() >= -1 and legacy.max() <= 1 and legacy[1].eq(1).all()
+
+
+def test_gta_config_records_every_knob_and_old_checkpoints_keep_their_inputs():
+    from hw3lib.train.uda import config_from
+    cfg = UDAConfig(method="gta", gta={"ndf": 32}).validate()
+    assert cfg.gta["ndf"] == 32 and cfg.gta["in_mean"] == 0.44 and set(cfg.gta) == {
+        f.name for f in dataclasses.fields(GTAConfig)}
+    # A checkpoint written before the knob existed was trained on [-1,1] inputs and is read back that way.
+    old = config_from({"method": "gta", "gta": {"ndf": 32}, "source": "usps", "target": "mnistm"})
+    assert GTAConfig.from_config(old).in_mean == 0.5 and GTAConfig.from_config(old).in_std == 0.5
+    assert UDAConfig(method="dann").validate().gta == {}
 
 
 def test_lr_decay_schedule():

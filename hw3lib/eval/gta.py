@@ -176,8 +176,9 @@ def details_table(config: UDAConfig, n_seeds: int, gray_pairs: Iterable[Iterable
     rows = {
         "Networks": f"F (3 conv → {2 * k.ndf}-d), C (2 FC), G (5 transposed convs, 1×1 → 32×32), "
                     "D (4 conv blocks; real/fake + 10-class heads) — Generate_To_Adapt models.py",
-        "Input": f"28×28 → {k.image_size}×{k.image_size} (bilinear), (x − 0.5)/0.5 ∈ [−1, 1]; usps repeated to "
-                 f"3 channels; luminance repeated to 3 channels on: {grays}",
+        "Input": f"28×28 → {k.image_size}×{k.image_size} (bilinear); F sees (x − {k.in_mean:g})/{k.in_std:g} "
+                 "(x ∈ [0, 1]), D's real images and G's outputs are in [−1, 1] (public main.py/trainer.py); usps "
+                 f"repeated to 3 channels; luminance repeated to 3 channels on: {grays}",
         "G input": f"one-hot(10 classes + 'target') ‖ F embedding ({2 * k.ndf}) ‖ noise ({k.nz}) = "
                    f"{11 + 2 * k.ndf + k.nz} channels at 1×1",
         "(1) D update": "CE(D_c(x_s), y_s) + BCE(D_s(x_s), real) + BCE(D_s(G(s)), fake) + BCE(D_s(G(t)), fake)",

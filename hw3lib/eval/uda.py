@@ -50,9 +50,8 @@ def _get(config: Any, key: str, default=None):
 
 
 def gta_inputs(images: torch.Tensor, config: Any = None) -> torch.Tensor:
-    """uint8 [N,3,28,28] → GTA netF input: [-1,1], luminance if ``config.gray``, 32x32.
-
-    Defers to ``hw3lib.train.gta.prepare(images, config)`` when Problem 4 defines it.
+    """uint8 [N,3,28,28] → GTA netF input (luminance if ``config.gray``, 32x32): ``hw3lib.train.gta.prepare``,
+    with a [-1,1] fallback when Problem 4's module is absent.
     """
     try:
         from hw3lib.train import gta as gta_train

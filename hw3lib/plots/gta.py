@@ -34,9 +34,9 @@ def generated_panels(nets: Mapping[str, torch.nn.Module], source: DigitSet, targ
     si, ti = class_ordered(source, per_class), class_ordered(target, per_class)
     xs, ys, xt = source.images[si].to(device), source.labels[si].to(device), target.images[ti].to(device)
     return {
-        "real source": to_unit(prepare(xs, config)).cpu(),
+        "real source": to_unit(prepare(xs, config, for_d=True)).cpu(),
         "G(source embedding, class)": to_unit(generate(nets, xs, ys, config, seed=seed)).cpu(),
-        "real target": to_unit(prepare(xt, config)).cpu(),
+        "real target": to_unit(prepare(xt, config, for_d=True)).cpu(),
         "G(target embedding, 'target')": to_unit(generate(nets, xt, None, config, seed=seed + 1)).cpu(),
     }
 

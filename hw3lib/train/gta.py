@@ -2,8 +2,9 @@
 
 Sankaranarayanan et al., "Generate To Adapt", CVPR 2018, as the authors' public ``trainer.py``
 (github.com/yogeshbalaji/Generate_To_Adapt). Each step takes a labelled source batch ``(x_s, y_s)`` and an
-unlabelled target batch ``x_t`` (forever-iterators), images luminance-or-not, 32x32, in [-1,1] (the public
-code's mean = std = 0.5 normalisation), and:
+unlabelled target batch ``x_t`` (forever-iterators), images luminance-or-not, 32x32. As in the public
+``main.py``/``trainer.py``, F sees ``Normalize(0.44, 0.19)`` images while D's real images and G's outputs live in
+[-1,1] (``src_inputs_unnorm``). Each step:
 
   (1) Update D: AC-GAN discriminator — class loss on real source, BCE real on real source, BCE fake on
       G(source embedding) and on G(target embedding).
@@ -67,6 +68,8 @@ class GTAConfig:
     ngf: int = 64               # G width
     image_size: int = 32        # the networks' input size (28 → 32 bilinear)
     warmup_steps: int = 0       # source-only F+C steps before the GTA steps (0 = the public code)
+    in_mean: float = 0.44       # F's input normalisation (x/255 - in_mean) / in_std: the public main.py's
+    in_std: float = 0.19        # Normalize(0.44, 0.19); D and G work in [-1,1] regardless
 
     @classmethod
     def from_config(cls, config: Any) -> "GTAConfig":
@@ -90,15 +93,25 @@ def build_nets(config: Any = None) -> dict[str, nn.Module]:
     return build_gta(ndf=k.ndf, ngf=k.ngf, nz=k.nz)
 
 
-def prepare(images: torch.Tensor, config: Any = None) -> torch.Tensor:
-    """uint8 [N,3,28,28] → netF/netD input float [N,3,S,S] in [-1,1]: luminance (repeated to 3 channels) when
-    ``config.gray``, bilinear-resized to ``image_size`` (32), then ``(x - 0.5) / 0.5`` as the public code."""
-    size = GTAConfig.from_config(config).image_size if config is not None else GTAConfig.image_size
+def prepare(images: torch.Tensor, config: Any = None, *, for_d: bool = False) -> torch.Tensor:
+    """uint8 [N,3,28,28] → network input float [N,3,S,S]: luminance (repeated to 3 channels) when
+    ``config.gray``, bilinear-resized to ``image_size`` (32), then normalised as the public code does it:
+    netF's input ``(x/255 - in_mean) / in_std`` (``Normalize(0.44, 0.19)``), or with ``for_d`` D's real-image
+    input (and G's output range) ``x/127.5 - 1`` in [-1,1]."""
+    k = GTAConfig.from_config(config) if config is not None else GTAConfig()
     x = images.float()
     if config is not None and _get(config, "gray", False):
         x = to_gray3(x)
-    x = resize(x, size)
-    return x.div_(127.5).sub_(1.0).clamp_(-1.0, 1.0)
+    x = resize(x, k.image_size).clamp_(0.0, 255.0)
+    if for_d:
+        return x.div_(127.5).sub_(1.0)
+    return x.div_(255.0).sub_(k.in_mean).div_(k.in_std)
+
+
+def d_range(x: torch.Tensor, config: Any = None) -> torch.Tensor:
+    """netF input (:func:`prepare`) → the same images in D's [-1,1] (the public code's ``src_inputs_unnorm``)."""
+    k = GTAConfig.from_config(config) if config is not None else GTAConfig()
+    return (x * k.in_std + k.in_mean - 0.5) * 2.0
 
 
 def lr_factor(step: int, lr_decay: float) -> float:
@@ -210,7 +223,7 @@ def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, conf
 
         # (1) Update D: real source (real + its class), G(source) and G(target) fake.
         net_d.zero_grad(set_to_none=True)
-        real = net_d(xs)
+        real = net_d(d_range(xs, config))
         fake_s, fake_t = net_d(gen_s.detach()), net_d(gen_t.detach())
         err_d = (class_loss(real.class_logits, ys) + realfake_loss(real.realfake, True)
                  + realfake_loss(fake_s.realfake, False) + realfake_loss(fake_t.realfake, False))

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -110,6 +111,12 @@ class UDAConfig:
             raise ValueError(f"unknown bn_eval {self.bn_eval!r}; known: target, running")
         if self.max_steps is not None and self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
+        if self.method == "gta":
+            # Every GTA knob, defaults included, so a checkpoint records what it was trained with and a change of
+            # a default retrains instead of silently reusing a run made under the old one.
+            gta_config = getattr(importlib.import_module("hw3lib.train.gta"), "GTAConfig", None)
+            if gta_config is not None:
+                self.gta = dataclasses.asdict(gta_config.from_config(self))
         return self
 
     @property
@@ -330,7 +337,11 @@ def train_or_load(config: UDAConfig, data_root: str | Path, *, device: str | tor
 def config_from(payload_config: dict) -> UDAConfig:
     """A UDAConfig from a checkpoint's config dict (unknown keys ignored, so older checkpoints still load)."""
     names = {f.name for f in dataclasses.fields(UDAConfig)}
-    return UDAConfig(**{k: v for k, v in payload_config.items() if k in names})
+    kw = {k: v for k, v in payload_config.items() if k in names}
+    if kw.get("method") == "gta" and "in_mean" not in (kw.get("gta") or {}):
+        # GTA checkpoints from before hw3lib 0.2 fed F images in [-1,1], not the public Normalize(0.44, 0.19).
+        kw["gta"] = {**(kw.get("gta") or {}), "in_mean": 0.5, "in_std": 0.5}
+    return UDAConfig(**kw)
 
 
 def load_models(payload_or_run_dir: dict | str | Path, device: str | torch.device = "cpu") -> dict[str, nn.Module]:
