@@ -256,6 +256,7 @@ def test_tables_and_discussion():
     assert "+5.00 points" in text and "ahead on 3 of 3" in text
     m = metrics_dict(summary, gray, UDAConfig(method="gta"), UDAConfig(), [0, 1], [("mnistm", "svhn")])
     assert m["gta_minus_dann"]["usps_mnistm"] == 5.0 and m["gray_vs_color"]["mnistm_svhn"]["gray"]["mean"] == 51.0
+    assert m["config"]["gta"]["gta"] == m["config"]["gta_knobs"] and m["config"]["gta_knobs"]["in_std"] == 0.19
 
 
 def test_generated_figure():

@@ -270,7 +270,7 @@ def metrics_dict(summary: Mapping[str, Any], gray_summary: Mapping[str, Any], co
         "problem": 4,
         "seeds": [int(s) for s in seeds],
         "gray_pairs": [pair_key(*p) for p in gray_pairs],
-        "config": {"gta": dataclasses.asdict(config), "gta_knobs": dataclasses.asdict(GTAConfig.from_config(config)),
+        "config": {"gta": dataclasses.asdict(dataclasses.replace(config).validate()), "gta_knobs": dataclasses.asdict(GTAConfig.from_config(config)),
                    "dann": dataclasses.asdict(dann_config)},
         "data": dict(data or {}),
         "target_accuracy": {m: {k: cell(c) for k, c in cells.items()} for m, cells in summary.items()},
