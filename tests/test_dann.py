@@ -290,6 +290,27 @@ def test_target_bn_statistics_are_the_target_images_own():
     assert model.feature.f_bn1.momentum == momentum and not model.training
 
 
+def test_adabn_diagnostic_is_reproducible_and_leaves_the_run_alone(toy):
+    """source-only+bn: the same numbers whatever the global RNG state, the global RNG and the model untouched."""
+    from hw3lib.eval.uda import ADABN, adabn_summary
+    from hw3lib.train.uda import UDAResult
+    torch.manual_seed(0)
+    model = build("dann").eval()
+    before = copy.deepcopy(model.state_dict())
+    results = {("source-only", "usps", "mnistm", 3): UDAResult(_cfg(method="source-only", seed=3), {"dann": model},
+                                                                 {}, {"target_acc": 0.0})}
+    torch.manual_seed(123)
+    a = adabn_summary(results, toy)
+    after = torch.rand(1)
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(1), after)  # the caller's RNG stream is not consumed
+    torch.manual_seed(7)  # another global RNG state: the same diagnostic
+    b = adabn_summary(results, toy)
+    assert a == b and set(a) == {ADABN}
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
 def test_dann_final_model_carries_target_bn_statistics(toy, tmp_path):
     """bn_eval="target": the saved DANN model's BatchNorm statistics are the target train images' own."""
     from hw3lib import checkpoint

@@ -13,10 +13,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from hw3lib.checkpoint import capture_rng, restore_rng
 from hw3lib.data.batches import in_order
 from hw3lib.data.layout import UDA_PAIRS
 from hw3lib.data.sets import DigitSet
 from hw3lib.data.transforms import resize, to_gray3, to_signed
+from hw3lib.device import seed_everything
 from hw3lib.distributed import unwrap
 
 ADABN = "source-only+bn"  # diagnostic: the source-only model with target BatchNorm statistics
@@ -138,7 +140,14 @@ def adabn_summary(results: Mapping[tuple[str, str, str, int], Any], data_root: A
             continue
         model = copy.deepcopy(unwrap(r.models["dann"]))
         device = _device({"m": model})
-        target_bn_statistics(model, digits(data_root, tgt, "train").images.to(device))
+        # The statistics are gathered in training mode (dropout on, as in DANN's own re-estimation); seeding
+        # from the run makes the diagnostic independent of how many runs were evaluated before it.
+        state = capture_rng()
+        try:
+            seed_everything(seed)
+            target_bn_statistics(model, digits(data_root, tgt, "train").images.to(device))
+        finally:
+            restore_rng(state)
         test = digits(data_root, tgt, "test")
         acc = accuracy({"dann": model}, "source-only", dataclasses.replace(test, images=test.images.to(device)))
         out[(ADABN, src, tgt, seed)] = dataclasses.replace(r, metrics={"target_acc": acc})
