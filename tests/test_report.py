@@ -361,6 +361,7 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
         for table in section.find_all("table"):
             for cell in table.find_all("td"):
                 assert _cell_matches(cell.get_text(), values), f"{name}: table value {cell.get_text()!r} not in metrics.json"
+                assert not cell.get_text().strip().endswith("..."), f"{name}: table cell cut short: {cell.get_text()!r}"
     assert "t-sne" in soup.get_text().lower() or "tsne" in soup.get_text().lower()
 
     if CHROMIUM and POPPLER:
