@@ -266,7 +266,7 @@ def test_notebook_smoke(tmp_path):
                                     "device": "cpu", "seeds": [0], "steps": 4, "batch_size": 16, "eval_every": 2,
                                     "tsne_per_domain": 15})
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["target_accuracy"]) == {"source-only", "dann", "target-only"}
+    assert set(metrics["target_accuracy"]) == {"source-only", "dann", "target-only", "source-only+bn"}
     assert set(metrics["target_accuracy"]["dann"]) == {"usps_mnistm", "mnistm_svhn", "svhn_usps"}
     names = {p.name for p in figs.glob("*.png")}
     assert {"fig3_4_tsne_usps_mnistm.png", "fig3_4_tsne_mnistm_svhn.png", "fig3_4_tsne_svhn_usps.png",

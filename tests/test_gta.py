@@ -285,7 +285,7 @@ def test_notebook_smoke(tmp_path):
                         parameters={"data_dir": str(data), "run_dir": str(run_dir), "figures_dir": str(figs),
                                     "device": "cpu", **SMOKE_NB})
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["target_accuracy"]) == {"source-only", "dann", "target-only", "gta"}
+    assert set(metrics["target_accuracy"]) == {"source-only", "dann", "target-only", "gta", "gta-warm"}
     assert set(metrics["gray_vs_color"]) == {"mnistm_svhn"}
     names = {p.name for p in figs.glob("*.png")}
     assert {"fig4_2_tsne_usps_mnistm.png", "fig4_2_tsne_mnistm_svhn.png", "fig4_2_tsne_svhn_usps.png",
