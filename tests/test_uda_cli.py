@@ -5,10 +5,12 @@ import re
 import shutil
 
 import pytest
+import torch
 
 from hw3lib.cli import main
 from hw3lib.data.loaders import load_digits
-from hw3lib.eval.uda import accuracy
+from hw3lib.data.transforms import resize
+from hw3lib.eval.uda import accuracy, predict_logits
 from hw3lib.train.uda import load_models
 
 
@@ -97,3 +99,29 @@ def test_predict_missing_folder_and_checkpoint(trained, tmp_path, capsys):
     assert main(["predict", "--ckpt", str(empty), "--images", str(data / "digits" / "usps" / "test"),
                  "--out", str(tmp_path / "p.csv")]) == 2
     assert "hw3: error:" in capsys.readouterr().err
+
+
+def test_gta_cli_train_takes_batch_and_lr_and_predict_matches_library(tiny_course_data, tmp_path, capsys):
+    """The course's hw3_p4.sh job: ``hw3 train uda --method gta`` then ``hw3 predict`` on its checkpoint, which must
+    feed netF the same normalised inputs as training (Normalize(0.44, 0.19))."""
+    from hw3lib import checkpoint
+    data, run = tiny_course_data, tmp_path / "gta_svhn_usps_s0"
+    assert main(["train", "uda", "--method", "gta", "--source", "svhn", "--target", "usps", "--data", str(data),
+                 "--out", str(run), "--steps", "2", "--batch-size", "8", "--lr", "0.0002", "--device", "cpu"]) == 0
+    knobs = checkpoint.load(run)["config"]["gta"]
+    assert knobs["batch_size"] == 8 and knobs["lr"] == 0.0002 and knobs["in_mean"] == 0.44
+    pred = tmp_path / "pred.csv"
+    images = data / "digits" / "usps" / "test"
+    assert main(["predict", "--ckpt", str(run), "--images", str(images), "--target", "usps", "--out", str(pred),
+                 "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(pred), str(data / "digits" / "usps" / "test.csv")]) == 0
+    test = load_digits(data, "usps", "test")
+    nets = load_models(run)
+    with torch.no_grad():  # the public main.py's input pipeline, written out: Resize(32), ToTensor, Normalize
+        x = (resize(test.images.float(), 32).clamp(0, 255) / 255 - 0.44) / 0.19
+        manual = nets["netC"](nets["netF"](x))
+    torch.testing.assert_close(predict_logits(nets, "gta", test.images), manual, rtol=1e-4, atol=1e-4)
+    by_name = dict(ln.split(",") for ln in pred.read_text().splitlines()[1:])
+    assert [int(by_name[n]) for n in test.names] == manual.argmax(1).tolist()
+    assert _acc(capsys) == pytest.approx(accuracy(nets, "gta", test), abs=0.006)

@@ -383,10 +383,15 @@ def train_or_load_all(base: UDAConfig, data_root: str | Path, run_root: str | Pa
 # -- CLI -----------------------------------------------------------------------------------------------
 def _cli_train(args) -> int:
     base = UDAConfig()
+    # GTA keeps its own batch size and learning rate (the public code's 100 and 5e-4) among its knobs.
+    is_gta = args.method == "gta"
+    gta = {k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr)) if v is not None} if is_gta else {}
+    batch_size = base.batch_size if is_gta or args.batch_size is None else args.batch_size
+    lr = base.lr if is_gta or args.lr is None else args.lr
     config = UDAConfig(method=args.method, source=args.source, target=args.target, seed=args.seed,
-                       steps=base.steps if args.steps is None else args.steps,
-                       batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer, gray=args.gray,
-                       max_steps=args.max_steps, device=args.device).validate()
+                       steps=base.steps if args.steps is None else args.steps, batch_size=batch_size, lr=lr,
+                       optimizer=args.optimizer, gray=args.gray, max_steps=args.max_steps, device=args.device,
+                       gta=gta).validate()
     from hw3lib.distributed import setup, teardown
     info, device = setup(get_device(args.device))
     try:
@@ -412,8 +417,10 @@ def register(groups) -> None:
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt is written there)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help=f"training steps (default {UDAConfig.steps})")
-    p.add_argument("--batch-size", type=int, default=UDAConfig.batch_size, help="per-domain batch size")
-    p.add_argument("--lr", type=float, default=UDAConfig.lr)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"per-domain batch size (default {UDAConfig.batch_size}; GTA: the public code's 100)")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"learning rate (default {UDAConfig.lr:g}; GTA: the public code's 5e-4)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=UDAConfig.optimizer)
     p.add_argument("--max-steps", type=int, default=None, help="stop early (smoke runs)")
     p.add_argument("--gray", action="store_true", help="luminance images (GTA option)")
