@@ -90,3 +90,32 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+AMP_MODES = ("auto", "bf16", "off")
+
+
+def amp_dtype(amp: str, device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype of a training step: ``"auto"`` → bfloat16 on a CUDA device that supports it, none on
+    the CPU (AVX2 cores have no bf16 arithmetic, so it would only add casts); ``"bf16"`` → bfloat16 anywhere
+    (CPU autocast too: tests use it); ``"off"`` → none (plain float32).
+
+    bf16 keeps float32's exponent range, so no loss scaling is needed (unlike fp16, not offered here).
+    """
+    if amp not in AMP_MODES:
+        raise ValueError(f"unknown amp mode {amp!r}; known: {', '.join(AMP_MODES)}")
+    device = torch.device(device)
+    if amp == "off":
+        return None
+    if amp == "auto":
+        ok = device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if ok else None
+    return torch.bfloat16
+
+
+def autocast(device: torch.device | str, amp: str = "auto") -> torch.autocast:
+    """``torch.autocast`` for a training step's forward passes on ``device`` (see :func:`amp_dtype`); disabled
+    when the mode resolves to float32. Losses are computed in float32 outside it (the loss functions cast)."""
+    device = torch.device(device)
+    dtype = amp_dtype(amp, device)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)

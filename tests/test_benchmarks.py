@@ -13,8 +13,9 @@ def test_quick_dann_benchmark_writes_results(tmp_path, monkeypatch):
     monkeypatch.setattr(throughput, "ROOT", tmp_path)  # bench data under tmp, not the checkout
     assert throughput.main(["--quick", "--only", "dann", "--out", str(out), "--workers", "0"]) == 0
     text = out.read_text()
-    assert "fp32 matmul" in text and "dann" in text
-    for column in ("ref img/s", "hw3lib img/s", "ratio", "GFLOP/img", "ref GFLOP/s", "hw3lib GFLOP/s"):
+    assert "float32 matmul" in text and "compute dtype float32" in text and "dann" in text
+    for column in ("ref img/s", "hw3lib img/s", "ratio", "GFLOP/img", "ref GFLOP/s", "hw3lib GFLOP/s",
+                   "hw3lib % of matmul peak"):
         assert column in text, column
 
 
@@ -23,3 +24,4 @@ def test_matmul_rate_is_a_positive_rate():
 
     from benchmarks.throughput import matmul_rate
     assert matmul_rate(torch.device("cpu"), n=128, reps=2) > 1e6
+    assert matmul_rate(torch.device("cpu"), n=64, reps=1, dtype=torch.bfloat16) > 0

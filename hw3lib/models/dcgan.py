@@ -81,7 +81,12 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).view(-1)
+        # The Sigmoid takes a float32 logit: under bf16 autocast a bf16 probability rounds to 1 once D is confident
+        # (spacing 2^-8), and BCE's log(1 - p) then blows up. A no-op in float32.
+        *body, sigmoid = self.main
+        for layer in body:
+            x = layer(x)
+        return sigmoid(x.float()).view(-1)
 
 
 def weights_init(m: nn.Module) -> None:

@@ -151,8 +151,12 @@ class _netD(nn.Module):  # noqa: N801
         self.classifier_s = nn.Sequential(nn.Linear(ndf * 2, 1), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> DOutput:
+        # Heads in float32 (tiny; a no-op without autocast): a bf16 Sigmoid rounds to 1 once D is confident
+        # (spacing 2^-8) and BCE's log(1 - p) blows up.
         h = self.feature(x).flatten(1)
-        return DOutput(self.classifier_s(h).view(-1), self.classifier_c(h))
+        with torch.autocast(x.device.type, enabled=False):
+            h = h.float()
+            return DOutput(self.classifier_s(h).view(-1), self.classifier_c(h))
 
 
 def onehot(labels: torch.Tensor | None, batch: int, nclasses: int = NCLASSES, *,

@@ -109,6 +109,7 @@ def vae_loss(out: VAEOutput, x: torch.Tensor, kld_weight: float = 1e-5) -> VAELo
 
     ``x`` is the input batch on the [-1, 1] scale; the MSE is therefore 4x the MSE on the [0, 1] pixel scale.
     """
-    mse = F.mse_loss(out.recon, x)
-    kld = kl_divergence(out.mu, out.log_var).mean()
+    # float32 whatever the forward's autocast dtype was (a no-op on float32 tensors)
+    mse = F.mse_loss(out.recon.float(), x.float())
+    kld = kl_divergence(out.mu.float(), out.log_var.float()).mean()
     return VAELoss(mse + kld_weight * kld, mse, kld)

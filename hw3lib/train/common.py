@@ -118,7 +118,9 @@ class TrainLoop:
         self.extra: dict[str, Any] = dict(extra or {})
         self.step = 0
         self.history: dict[str, list] = {"step": [], "epoch": []}
-        self._pending: dict[str, torch.Tensor] = {}
+        # Running sums of the current log window: tensors stay on the training device (no host sync per step);
+        # Python numbers (e.g. DANN's λ) stay Python floats, so a CUDA run never stacks a CPU scalar with them.
+        self._pending: dict[str, torch.Tensor | float] = {}
         self._pending_n = 0
         self._stop_signal: int | None = None
         self.resumed = False
@@ -138,7 +140,8 @@ class TrainLoop:
             "history": self.history, "rng": checkpoint.capture_rng(), "extra": self.extra,
             "world_size": self.dist.world_size,
             # Partial log window, so a resumed run logs exactly what an uninterrupted one would.
-            "pending": {k: v.cpu() for k, v in self._pending.items()}, "pending_n": self._pending_n,
+            "pending": {k: v.cpu() if isinstance(v, torch.Tensor) else float(v) for k, v in self._pending.items()},
+            "pending_n": self._pending_n,
         }
 
     def save(self, finished: bool = False) -> None:
@@ -169,7 +172,8 @@ class TrainLoop:
         self.extra.update(payload.get("extra") or {})
         self.step = int(payload["step"])
         device = next(iter(unwrap(next(iter(self.models.values()))).parameters())).device if self.models else "cpu"
-        self._pending = {k: v.to(device) for k, v in (payload.get("pending") or {}).items()}
+        self._pending = {k: v.to(device) if isinstance(v, torch.Tensor) else float(v)
+                         for k, v in (payload.get("pending") or {}).items()}
         self._pending_n = int(payload.get("pending_n") or 0)
         checkpoint.restore_rng(payload["rng"])
         self.resumed = True
@@ -180,24 +184,35 @@ class TrainLoop:
     def log(self, **values: torch.Tensor | float) -> None:
         """Accumulate step-level scalars; they reach ``history`` as means every ``log_every`` steps."""
         for k, v in values.items():
-            v = v.detach().float() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
-            self._pending[k] = self._pending[k] + v if k in self._pending else v.clone()
+            if isinstance(v, torch.Tensor):
+                v = v.detach().float().reshape(())
+                self._pending[k] = self._pending[k] + v if k in self._pending else v.clone()
+            else:
+                self._pending[k] = self._pending.get(k, 0.0) + float(v)
         self._pending_n += 1 if values else 0
 
+    def _pending_tensors(self) -> list[str]:
+        return [k for k, v in self._pending.items() if isinstance(v, torch.Tensor)]
+
     def _check_pending(self) -> None:
-        if not self._pending_n:
+        keys = self._pending_tensors()
+        if not self._pending_n or not keys:
             return
-        values = torch.stack([v.float().reshape(()) for v in self._pending.values()])
+        values = torch.stack([self._pending[k] for k in keys])
         if not bool(torch.isfinite(all_mean(values)).all()):
             self.flush()  # raises DivergenceError with the details
 
     def flush(self) -> None:
         if not self._pending_n:
             return
-        # One host sync per flush, not per step.
         keys = list(self._pending)
-        values = torch.stack([self._pending[k].float().reshape(()) for k in keys]) / self._pending_n
-        values = all_mean(values).cpu().tolist()  # every rank sees the same numbers, so all stop together
+        means = {k: v / self._pending_n for k, v in self._pending.items() if not isinstance(v, torch.Tensor)}
+        tensor_keys = self._pending_tensors()
+        if tensor_keys:
+            # One host sync per flush, not per step; every rank sees the same numbers, so all stop together.
+            stacked = torch.stack([self._pending[k] for k in tensor_keys]) / self._pending_n
+            means.update(zip(tensor_keys, all_mean(stacked).cpu().tolist()))
+        values = [means[k] for k in keys]
         self._pending, self._pending_n = {}, 0
         self.history["step"].append(self.step)
         for k, v in zip(keys, values):

@@ -27,7 +27,7 @@ from hw3lib import checkpoint
 from hw3lib.data import FaceSet, load_faces
 from hw3lib.data.batches import Batches
 from hw3lib.data.transforms import to_signed, to_unit
-from hw3lib.device import get_device, seed_everything
+from hw3lib.device import AMP_MODES, autocast, get_device, seed_everything
 from hw3lib.distributed import SINGLE, DistInfo, unwrap, wrap
 from hw3lib.models.dcgan import Discriminator, Generator, weights_init
 from hw3lib.train.common import TrainLoop, finished_checkpoint
@@ -54,6 +54,7 @@ class GANConfig:
     snapshot_every: int = 0          # 0: about 10 snapshots over the run
     n_fixed: int = 64                # size of fixed_noise (as in pytorch/examples)
     channels_last: bool = True       # NHWC convolutions (oneDNN/cuDNN); same numbers up to float rounding
+    amp: str = "auto"                # autocast of G's and D's forward passes: "auto" = bf16 on CUDA, float32 on CPU
     device: str = "auto"
 
     def total_steps(self, n_train: int, world_size: int = 1) -> int:
@@ -74,8 +75,13 @@ class GANResult(NamedTuple):
 
 
 def gan_loss(output: torch.Tensor, target: float) -> torch.Tensor:
-    """Binary cross-entropy of D's probabilities against a constant label (``nn.BCELoss`` on a full tensor)."""
-    return nn.functional.binary_cross_entropy(output, torch.full_like(output, target))
+    """Binary cross-entropy of D's probabilities against a constant label (``nn.BCELoss`` on a full tensor).
+
+    Always float32 and outside autocast: CUDA autocast refuses ``binary_cross_entropy`` (unsafe in low precision).
+    """
+    with torch.autocast(output.device.type, enabled=False):
+        output = output.float()
+        return nn.functional.binary_cross_entropy(output, torch.full_like(output, target))
 
 
 def build_models(config: GANConfig, device: torch.device | str = "cpu") -> tuple[Generator, Discriminator]:
@@ -145,6 +151,7 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
     # Noise: a function of (seed, rank, step) only, so a resumed run draws exactly what an uninterrupted one
     # would, and DDP ranks draw different noise.
     g_noise = torch.Generator(device=device)
+    amp = autocast(device, config.amp)
     for step in loop:
         (x,) = next(batches)
         real = to_signed(x, config.channels_last)
@@ -153,13 +160,15 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
 
         # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
         D.zero_grad(set_to_none=True)
-        output = D(real)
+        with amp:
+            output = D(real)
         errD_real = gan_loss(output, REAL_LABEL)
         errD_real.backward()
         D_x = output.mean()
         noise = torch.randn(b, config.nz, 1, 1, device=device, generator=g_noise)
-        fake = G(noise)
-        output = D(fake.detach())
+        with amp:
+            fake = G(noise)
+            output = D(fake.detach())
         errD_fake = gan_loss(output, FAKE_LABEL)
         errD_fake.backward()
         D_G_z1 = output.mean()
@@ -168,7 +177,8 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
 
         # (2) Update G network: maximize log(D(G(z)))
         G.zero_grad(set_to_none=True)
-        output = D(fake)
+        with amp:
+            output = D(fake)
         errG = gan_loss(output, REAL_LABEL)  # fake labels are real for the generator cost
         errG.backward()
         D_G_z2 = output.mean()
@@ -254,7 +264,7 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
 # -- CLI ---------------------------------------------------------------------------------------------------
 def _cli_train(args) -> int:
     config = GANConfig(seed=args.seed, device=args.device, max_steps=args.max_steps)
-    for field in ("epochs", "batch_size", "lr"):
+    for field in ("epochs", "batch_size", "lr", "amp"):
         if getattr(args, field) is not None:
             setattr(config, field, getattr(args, field))
     from hw3lib.distributed import setup, teardown
@@ -291,6 +301,7 @@ def register(groups) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--amp", choices=AMP_MODES, default=None, help="autocast of the forward passes: auto (bf16 on CUDA, float32 on CPU), bf16, off (default auto)")
     p.set_defaults(func=_cli_train)
 
     g = groups["generate"].add_parser("gan", help="write 32 DCGAN faces as a 4x8 grid (hw3_p2.sh)",

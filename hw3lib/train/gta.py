@@ -46,6 +46,7 @@ from torch import nn
 from hw3lib.data.batches import Batches
 from hw3lib.data.sets import DigitSet
 from hw3lib.data.transforms import resize, to_gray3
+from hw3lib.device import autocast
 from hw3lib.distributed import SINGLE, DistInfo
 from hw3lib.eval.uda import accuracy
 from hw3lib.models.gta import NCLASSES, build_gta, onehot
@@ -120,14 +121,17 @@ def lr_factor(step: int, lr_decay: float) -> float:
 
 
 def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy on class logits (the public code's ``criterion_c``)."""
-    return F.cross_entropy(logits, labels)
+    """Cross-entropy on class logits (the public code's ``criterion_c``), in float32."""
+    return F.cross_entropy(logits.float(), labels)
 
 
 def realfake_loss(prob: torch.Tensor, real: bool) -> torch.Tensor:
-    """BCE of D's "real source image" probability against all-real / all-fake (``criterion_s``)."""
-    target = torch.ones_like(prob) if real else torch.zeros_like(prob)
-    return F.binary_cross_entropy(prob, target)
+    """BCE of D's "real source image" probability against all-real / all-fake (``criterion_s``); float32 and
+    outside autocast, which refuses ``binary_cross_entropy`` on CUDA."""
+    with torch.autocast(prob.device.type, enabled=False):
+        prob = prob.float()
+        target = torch.ones_like(prob) if real else torch.zeros_like(prob)
+        return F.binary_cross_entropy(prob, target)
 
 
 def _average_grads(net: nn.Module, dist: DistInfo) -> None:
@@ -192,11 +196,13 @@ def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, conf
     # Target labels are never read; target batches are drawn from the first GTA step on.
     tgt_iter = Batches(target.images, seed=seed + 7919, **kw).forever(max(0, loop.step - warm))
 
+    amp = autocast(device, _get(config, "amp", "auto"))
     for step in loop:
         xs_u8, ys = next(src_iter)
         if step < warm:
             # (0) Warm start: F and C learn the source labels alone (GTA's own source-only network).
-            logits_c = net_c(net_f(prepare(xs_u8, config)))
+            with amp:
+                logits_c = net_c(net_f(prepare(xs_u8, config)))
             err_c = class_loss(logits_c, ys)
             for n in ("netF", "netC"):
                 nets[n].zero_grad(set_to_none=True)
@@ -218,13 +224,15 @@ def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, conf
         code_s = onehot(ys, len(ys), NCLASSES)
         code_t = onehot(None, len(xt), NCLASSES, device=xt.device)
 
-        emb_s, emb_t = net_f(xs), net_f(xt)
-        gen_s, gen_t = net_g(code_s, emb_s), net_g(code_t, emb_t)
+        with amp:
+            emb_s, emb_t = net_f(xs), net_f(xt)
+            gen_s, gen_t = net_g(code_s, emb_s), net_g(code_t, emb_t)
 
         # (1) Update D: real source (real + its class), G(source) and G(target) fake.
         net_d.zero_grad(set_to_none=True)
-        real = net_d(d_range(xs, config))
-        fake_s, fake_t = net_d(gen_s.detach()), net_d(gen_t.detach())
+        with amp:
+            real = net_d(d_range(xs, config))
+            fake_s, fake_t = net_d(gen_s.detach()), net_d(gen_t.detach())
         err_d = (class_loss(real.class_logits, ys) + realfake_loss(real.realfake, True)
                  + realfake_loss(fake_s.realfake, False) + realfake_loss(fake_t.realfake, False))
         err_d.backward()
@@ -232,8 +240,9 @@ def fit_gta(nets: dict[str, nn.Module], source: DigitSet, target: DigitSet, conf
         opts["netD"].step()
 
         # D's verdict after its update drives G and F (as in the public code).
-        out_s, out_t = net_d(gen_s), net_d(gen_t)
-        logits_c = net_c(emb_s)
+        with amp:
+            out_s, out_t = net_d(gen_s), net_d(gen_t)
+            logits_c = net_c(emb_s)
 
         # (2) Update G: generated source images of the right class that look real.
         err_g = class_loss(out_s.class_logits, ys) + realfake_loss(out_s.realfake, True)

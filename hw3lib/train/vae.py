@@ -17,7 +17,7 @@ from hw3lib import checkpoint
 from hw3lib.data import FaceSet, load_faces
 from hw3lib.data.batches import Batches, in_order
 from hw3lib.data.transforms import to_signed
-from hw3lib.device import get_device, seed_everything
+from hw3lib.device import AMP_MODES, autocast, get_device, seed_everything
 from hw3lib.distributed import SINGLE, DistInfo, unwrap, wrap
 from hw3lib.models.vae import VAE, vae_loss
 from hw3lib.train.common import TrainLoop, finished_checkpoint
@@ -43,6 +43,7 @@ class VAEConfig:
     channels_last: bool = True     # NHWC: same numbers up to float rounding; on 2 AVX2 cores as fast as NCHW once
                                    # the allocator is tuned (1.3x before); tensor-core GPUs prefer it
     compile: bool = False
+    amp: str = "auto"              # autocast of the forward pass: "auto" = bf16 on CUDA, float32 on CPU; "bf16"; "off"
     device: str = "auto"
 
 
@@ -98,13 +99,15 @@ def train_vae(model: VAE, train: FaceSet, test: FaceSet | None, config: VAEConfi
     if not loop.resume():
         seed_everything(config.seed + dist.rank)
     step_fn = torch.compile(net) if config.compile else net
+    amp = autocast(device, config.amp)
     it = batches.forever(loop.step)
     t0 = time.perf_counter() - float(loop.extra.get("wall_s", 0.0))
     ep_sum, ep_n = torch.zeros(2, device=device), 0
     for step in loop:
         (x,) = next(it)
         x = to_signed(x, config.channels_last)
-        out = step_fn(x)
+        with amp:
+            out = step_fn(x)
         losses = vae_loss(out, x, config.kld_weight)
         opt.zero_grad(set_to_none=True)
         losses.loss.backward()
@@ -219,6 +222,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                    help=f"weight of the KL term (default {VAEConfig.kld_weight})")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--amp", choices=AMP_MODES, help="autocast of the forward passes: auto (bf16 on CUDA, float32 on CPU), bf16, off (default auto)")
     p.add_argument("--max-steps", dest="max_steps", type=int, help="stop after this many steps (smoke runs)")
     p.set_defaults(func=_cmd_train)
 

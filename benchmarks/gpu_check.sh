@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The one prepared GPU check (#8), sized for a lent device session: under 10 minutes of device time.
+#   bash benchmarks/gpu_check.sh            # writes into $OUT (the device tool's folder) or benchmarks/gpu-out
+# Runs on the device machine's own python3 (PyTorch preinstalled there; hw3lib from this checkout, no install):
+#   1. what the GPU is; 2. the CUDA tests (bf16 steps, no host syncs, end-to-end runs, reload);
+#   3. the throughput benchmark on the GPU (hw3lib: bf16 autocast, channels_last, uint8 data on the device),
+#      eager, then with the VAE step compiled.
+# Each part has its own time limit, so a hang in one still returns the others' output.
+set -uo pipefail
+OUT=${OUT:-benchmarks/gpu-out}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HW3_PROGRESS=0
+PY=${PYTHON:-python3}
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+  "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(), 'bf16', torch.cuda.is_bf16_supported())"
+} 2>&1 | tee "$OUT/gpu.txt"
+timeout 200 "$PY" -m pytest -p no:cacheprovider -q -rs tests/test_cuda.py tests/test_amp.py 2>&1 | tee "$OUT/cuda_tests.txt"
+timeout 240 "$PY" -m benchmarks.throughput --device cuda --workers 8 --out "$OUT/RESULTS_cuda.md" 2>&1 \
+  | tee "$OUT/bench.txt"
+timeout 150 "$PY" -m benchmarks.throughput --device cuda --workers 8 --only vae --compile \
+  --out "$OUT/RESULTS_cuda_compile.md" 2>&1 | tee "$OUT/bench_compile.txt"
+echo "gpu_check done"

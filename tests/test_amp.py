@@ -1,0 +1,205 @@
+"""bf16 autocast (``amp``): what it resolves to, that losses stay float32, and that a bf16 training step computes
+what the float32 step computes to bf16 precision.
+
+On CUDA ``amp="auto"`` turns bf16 autocast on; on the CPU it stays off (no bf16 arithmetic on these cores), so the
+CPU numbers of every profile are untouched. The CPU runs ``amp="bf16"`` here through CPU autocast, which exercises
+the same code paths (casts, float32 losses and heads) that a GPU run takes.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from hw3lib.data.layout import FACE_ATTRIBUTES
+from hw3lib.data.sets import DigitSet, FaceSet
+from hw3lib.device import amp_dtype, autocast
+from hw3lib.models import build
+
+CPU = torch.device("cpu")
+BF16 = torch.bfloat16
+
+
+def _faces(n: int = 16) -> FaceSet:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g)
+    attrs = torch.randint(0, 2, (n, len(FACE_ATTRIBUTES)), dtype=torch.uint8, generator=g)
+    return FaceSet(images, attrs, tuple(f"{i:05d}.png" for i in range(n)), FACE_ATTRIBUTES, "embedded")
+
+
+def _digits(domain: str, n: int = 32, seed: int = 0) -> DigitSet:
+    g = torch.Generator().manual_seed(seed)
+    return DigitSet(torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g),
+                    torch.arange(n) % 10, tuple(f"{i}.png" for i in range(n)), domain, "embedded")
+
+
+def test_amp_modes_resolve_per_device():
+    assert amp_dtype("auto", "cpu") is None            # CPU: float32
+    assert amp_dtype("off", "cpu") is None
+    assert amp_dtype("bf16", "cpu") is BF16
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        assert amp_dtype("auto", "cuda") is BF16
+    with pytest.raises(ValueError, match="unknown amp mode 'fp8'"):
+        amp_dtype("fp8", "cpu")
+    lin = torch.nn.Linear(4, 4)
+    ctx = autocast(CPU, "bf16")
+    for _ in range(2):  # one context object serves every step
+        with ctx:
+            assert lin(torch.randn(2, 4)).dtype is BF16
+    with autocast(CPU, "auto"):
+        assert lin(torch.randn(2, 4)).dtype is torch.float32
+
+
+def test_bad_amp_mode_is_rejected_by_the_uda_config():
+    from hw3lib.train.uda import UDAConfig
+    with pytest.raises(ValueError, match="unknown amp mode 'half'"):
+        UDAConfig(amp="half").validate()
+
+
+def test_amp_does_not_change_run_identity():
+    """A run trained in bf16 on a GPU and one trained in float32 on the CPU are the same run for train-or-load."""
+    from hw3lib.train.common import same_config
+    from hw3lib.train.gan import GANConfig
+    from hw3lib.train.uda import UDAConfig
+    from hw3lib.train.vae import VAEConfig
+    for cfg in (VAEConfig(), GANConfig(), UDAConfig()):
+        a = dataclasses.asdict(cfg)
+        assert a["amp"] == "auto"
+        assert same_config(a, {**a, "amp": "off"})
+
+
+def test_losses_are_float32_under_autocast():
+    from hw3lib.models.vae import VAEOutput, vae_loss
+    from hw3lib.train.gan import gan_loss
+    from hw3lib.train.gta import class_loss, realfake_loss
+    from hw3lib.train.uda import nll
+
+    p = torch.full((8,), 0.3, dtype=BF16)
+    logits = torch.randn(8, 10).to(BF16)
+    y = torch.arange(8)
+    out = VAEOutput(torch.zeros(2, 3, 4, 4, dtype=BF16), torch.zeros(2, 5, dtype=BF16), torch.zeros(2, 5, dtype=BF16))
+    with torch.autocast("cpu", dtype=BF16):
+        losses = [gan_loss(p, 1.0), realfake_loss(p, False), class_loss(logits, y),
+                  nll(torch.log_softmax(logits.float(), 1).to(BF16), y), vae_loss(out, torch.zeros(2, 3, 4, 4)).loss]
+    assert all(loss.dtype is torch.float32 for loss in losses)
+    assert float(gan_loss(p, 1.0)) == pytest.approx(-torch.log(torch.tensor(0.3)).item(), rel=1e-2)
+
+
+@pytest.mark.parametrize("name,shape", [("gta-netD", (4, 3, 32, 32)), ("dcgan-discriminator", (4, 3, 64, 64))])
+def test_confident_discriminator_keeps_a_finite_loss_in_bf16(name, shape):
+    """A bf16 Sigmoid rounds p = sigmoid(7) = 0.99909 to 1.0 (spacing 2^-8 near 1), and BCE against "fake" then
+    reads log(1 - 1) (clamped to 100, with a 1e12 gradient). The discriminators apply their Sigmoid to a float32
+    logit, so the loss stays -log(1 - sigmoid(7)) = 7.0009."""
+    from hw3lib.train.gan import gan_loss
+    from hw3lib.train.gta import realfake_loss
+
+    torch.manual_seed(0)
+    net = build(name).eval()
+    last = net.classifier_s[0] if name == "gta-netD" else net.main[-2]
+    with torch.no_grad():
+        last.weight.zero_()
+        if name == "gta-netD":
+            last.bias.fill_(7.0)
+    if name == "dcgan-discriminator":
+        # No bias in DCGAN's last conv: a constant input channel of the right size gives the same logit.
+        net.main[-2].register_forward_hook(lambda m, i, o: torch.full_like(o, 7.0))
+    with torch.autocast("cpu", dtype=BF16):
+        out = net(torch.randn(shape))
+    prob = out.realfake if name == "gta-netD" else out
+    assert prob.dtype is torch.float32 and float(prob.max()) < 1.0
+    loss = realfake_loss(prob, False) if name == "gta-netD" else gan_loss(prob, 0.0)
+    assert float(loss) == pytest.approx(7.0009, abs=1e-3)
+
+
+def _first_logged(history: dict, keys: tuple[str, ...]) -> dict[str, float]:
+    return {k: history[k][0] for k in keys}
+
+
+def _params_float32(*nets: torch.nn.Module) -> bool:
+    return all(p.dtype is torch.float32 for n in nets for p in n.parameters())
+
+
+def _assert_close(a: dict, b: dict, rel: float = 3e-2, abs_: float = 2e-3) -> None:
+    for k in a:
+        assert a[k] == pytest.approx(b[k], rel=rel, abs=abs_), f"{k}: float32 {a[k]} vs bf16 {b[k]}"
+
+
+def test_vae_step_in_bf16_matches_float32():
+    from hw3lib.models.vae import VAE
+    from hw3lib.train.vae import VAEConfig, train_vae
+
+    got = {}
+    for amp in ("off", "bf16"):
+        torch.manual_seed(0)
+        model = VAE(latent_dim=32)
+        cfg = VAEConfig(batch_size=8, max_steps=2, log_every=1, eval_every_epoch=False, amp=amp)
+        torch.manual_seed(1)  # reparameterisation noise
+        h = train_vae(model, _faces(), None, cfg, device=CPU)
+        assert _params_float32(model) and all(torch.isfinite(torch.tensor(h["loss"])))
+        got[amp] = _first_logged(h, ("mse", "kld"))
+    _assert_close(got["off"], got["bf16"])
+
+
+def test_gan_step_in_bf16_matches_float32():
+    from hw3lib.train.gan import GANConfig, build_models, train_gan
+
+    got = {}
+    for amp in ("off", "bf16"):
+        cfg = GANConfig(epochs=1, batch_size=8, ngf=8, ndf=8, max_steps=2, log_every=1, amp=amp)
+        g, d = build_models(cfg)
+        h = train_gan(g, d, _faces(), cfg, device=CPU)
+        assert _params_float32(g, d)
+        got[amp] = _first_logged(h, ("loss_D", "loss_G", "D_x", "D_G_z1"))
+    _assert_close(got["off"], got["bf16"])
+
+
+def test_dann_step_in_bf16_matches_float32():
+    from hw3lib.distributed import SINGLE
+    from hw3lib.train.uda import UDAConfig, _fit_dann
+
+    src, tgt, tgt_test = _digits("usps"), _digits("mnistm", seed=1), _digits("mnistm", 8, seed=2)
+    got = {}
+    for amp in ("off", "bf16"):
+        torch.manual_seed(0)
+        model = build("dann")
+        cfg = UDAConfig(method="dann", steps=2, batch_size=8, eval_every=0, log_every=1, amp=amp)
+        torch.manual_seed(1)  # dropout masks
+        h = _fit_dann(model, src, tgt, tgt_test, cfg, device=CPU, run_dir=None, dist=SINGLE)
+        assert _params_float32(model)
+        got[amp] = _first_logged(h, ("label_loss", "domain_loss", "lam"))
+    _assert_close(got["off"], got["bf16"])
+
+
+def test_gta_step_in_bf16_matches_float32():
+    from hw3lib.train.gta import build_nets, fit_gta
+    from hw3lib.train.uda import UDAConfig
+
+    src, tgt = _digits("usps"), _digits("mnistm", seed=1)
+    got = {}
+    for amp in ("off", "bf16"):
+        cfg = UDAConfig(method="gta", steps=2, log_every=1, amp=amp,
+                        gta={"batch_size": 8, "ndf": 8, "ngf": 8, "nz": 16, "warmup_steps": 1})
+        torch.manual_seed(0)
+        nets = build_nets(cfg)
+        torch.manual_seed(1)  # G's noise
+        h = fit_gta(nets, src, tgt, cfg, device=CPU)
+        assert _params_float32(*nets.values())
+        # step 0 is the warm start (errC only); step 1 the first GTA step, whose D/G/F losses start the lists
+        got[amp] = {"errC": h["errC"][0], **_first_logged(h, ("errD", "errG", "d_real", "d_fake_src"))}
+    _assert_close(got["off"], got["bf16"])
+
+
+@pytest.mark.parametrize("command", [["vae", "--epochs", "1"], ["gan", "--epochs", "1"],
+                                     ["uda", "--method", "dann", "--source", "usps", "--target", "mnistm"]])
+def test_cli_amp_flag_reaches_the_config(command, tiny_course_data, tmp_path):
+    from hw3lib import checkpoint
+    from hw3lib.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", *command, "--data", str(tiny_course_data), "--out", str(out), "--max-steps", "2",
+                 "--batch-size", "8", "--device", "cpu", "--amp", "bf16"]) == 0
+    payload = checkpoint.load(out)
+    assert payload["finished"] and payload["config"]["amp"] == "bf16"
+    assert all(v.dtype == torch.float32 for m in payload["models"].values() for v in m.values()
+               if v.is_floating_point())

@@ -1,0 +1,140 @@
+"""CUDA checks (skipped without a GPU; ``benchmarks/gpu_check.sh`` runs them on a lent one).
+
+* Every training loop runs on CUDA end to end with its defaults (bf16 autocast, channels_last, uint8 data on the
+  device), logs finite losses, checkpoints, and reloads with ``weights_only=True``.
+* The steps make no host synchronisation: between the first and the last step, with no log flush or checkpoint
+  due, ``torch.cuda.set_sync_debug_mode("error")`` turns any ``.item()``/``.cpu()``/blocking copy into an error.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+
+import pytest
+import torch
+
+from hw3lib.data.layout import FACE_ATTRIBUTES
+from hw3lib.data.sets import DigitSet, FaceSet
+
+# HW3_TEST_CUDA_DEVICE=cpu runs these on the CPU (sync checks off) to check the tests themselves without a GPU.
+CUDA = torch.device(os.environ.get("HW3_TEST_CUDA_DEVICE", "cuda"))
+pytestmark = pytest.mark.skipif(CUDA.type == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device")
+QUIET = 10**6  # log_every / ckpt_every / snapshot_every beyond the run: nothing is flushed or saved mid-run
+
+
+def _faces(n: int = 32, device=CUDA) -> FaceSet:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g)
+    attrs = torch.randint(0, 2, (n, len(FACE_ATTRIBUTES)), dtype=torch.uint8, generator=g)
+    return FaceSet(images.to(device), attrs, tuple(f"{i:05d}.png" for i in range(n)), FACE_ATTRIBUTES, "embedded")
+
+
+def _digits(domain: str, n: int = 64, seed: int = 0, device=CUDA) -> DigitSet:
+    g = torch.Generator().manual_seed(seed)
+    return DigitSet(torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g).to(device),
+                    (torch.arange(n) % 10).to(device), tuple(f"{i}.png" for i in range(n)), domain, "embedded")
+
+
+@contextlib.contextmanager
+def no_host_sync():
+    """Make host syncs errors inside the steps 1 .. total-2 of every TrainLoop (step 0 warms up allocators and
+    cuDNN; the last step may snapshot/evaluate)."""
+    from hw3lib.train import common
+
+    orig = common.TrainLoop.__iter__
+    checked = []
+    if CUDA.type != "cuda":
+        yield [True] * 4
+        return
+
+    def guarded(loop):
+        try:
+            for step in orig(loop):
+                strict = 1 <= step < loop.total_steps - 1
+                torch.cuda.set_sync_debug_mode("error" if strict else "default")
+                checked.append(strict)
+                yield step
+                torch.cuda.set_sync_debug_mode("default")
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    common.TrainLoop.__iter__ = guarded
+    try:
+        yield checked
+    finally:
+        common.TrainLoop.__iter__ = orig
+
+
+def _finite(history: dict) -> bool:
+    return all(math.isfinite(v) for k, vs in history.items() if k not in ("step", "epoch") for v in vs
+               if isinstance(v, float))
+
+
+def test_vae_steps_make_no_host_sync():
+    from hw3lib.models.vae import VAE
+    from hw3lib.train.vae import VAEConfig, train_vae
+
+    cfg = VAEConfig(batch_size=8, max_steps=6, log_every=QUIET, ckpt_every=QUIET, eval_every_epoch=False)
+    with no_host_sync() as checked:
+        h = train_vae(VAE().to(CUDA), _faces(), None, cfg, device=CUDA)
+    assert sum(checked) == 4 and _finite(h) and h["loss"]
+
+
+def test_gan_steps_make_no_host_sync():
+    from hw3lib.train.gan import GANConfig, build_models, train_gan
+
+    cfg = GANConfig(epochs=100, batch_size=8, max_steps=6, log_every=QUIET, ckpt_every=QUIET, snapshot_every=QUIET)
+    g, d = build_models(cfg, CUDA)
+    with no_host_sync() as checked:
+        h = train_gan(g, d, _faces(), cfg, device=CUDA)
+    assert sum(checked) == 4 and _finite(h) and h["loss_D"]
+
+
+@pytest.mark.parametrize("method", ["dann", "source-only", "gta"])
+def test_uda_steps_make_no_host_sync(method):
+    from hw3lib.train.gta import build_nets, fit_gta
+    from hw3lib.train.uda import UDAConfig, _fit_dann, build_models
+    from hw3lib.distributed import SINGLE
+
+    src, tgt, tgt_test = _digits("usps"), _digits("mnistm", seed=1), _digits("mnistm", 16, seed=2)
+    gta = {"batch_size": 16, "warmup_steps": 2} if method == "gta" else {}
+    cfg = UDAConfig(method=method, steps=6, batch_size=16, eval_every=0, log_every=QUIET, ckpt_every=QUIET,
+                    bn_eval="running", gta=gta).validate()
+    with no_host_sync() as checked:
+        if method == "gta":
+            nets = {k: m.to(CUDA) for k, m in build_nets(cfg).items()}
+            h = fit_gta(nets, src, tgt, cfg, device=CUDA)
+        else:
+            model = build_models(cfg)["dann"].to(CUDA)
+            h = _fit_dann(model, src, tgt, tgt_test, cfg, device=CUDA, run_dir=None, dist=SINGLE)
+    assert sum(checked) >= 4 and _finite(h)
+
+
+@pytest.mark.parametrize("method", ["dann", "gta"])
+def test_uda_trains_on_cuda_end_to_end_and_reloads(method, tiny_embedded_data, tmp_path):
+    """Default settings on CUDA (bf16 autocast): logs flushed several times (a Python float like DANN's λ beside
+    device tensors), a checkpoint written and reloaded, predictions on CUDA."""
+    from hw3lib import checkpoint
+    from hw3lib.train.uda import UDAConfig, train_or_load, train_uda
+
+    gta = {"batch_size": 16, "ndf": 16, "ngf": 16, "warmup_steps": 4} if method == "gta" else {}
+    cfg = UDAConfig(method=method, steps=24, batch_size=16, log_every=5, eval_every=10, gta=gta)
+    r = train_uda(cfg, tiny_embedded_data, device=CUDA, run_dir=tmp_path / "run")
+    assert _finite(r.history) and len(r.history["step"]) >= 4
+    assert 0.0 <= r.metrics["target_acc"] <= 100.0
+    payload = checkpoint.load(tmp_path / "run")  # weights_only=True inside
+    assert payload["finished"] and payload["step"] == cfg.total_steps + cfg.validate().gta.get("warmup_steps", 0)
+    again = train_or_load(cfg, tiny_embedded_data, device=CUDA, run_dir=tmp_path / "run")
+    assert not again.trained and again.metrics["target_acc"] == pytest.approx(r.metrics["target_acc"])
+
+
+def test_vae_and_gan_train_on_cuda_end_to_end(tiny_embedded_data, tmp_path):
+    from hw3lib.train import gan as gan_train
+    from hw3lib.train import vae as vae_train
+
+    _, h = vae_train.train_or_load(tiny_embedded_data, tmp_path / "vae",
+                                   vae_train.VAEConfig(epochs=2, batch_size=8, log_every=2), device=CUDA)
+    assert _finite(h) and h["test_mse"]
+    r = gan_train.train_or_load(tiny_embedded_data, tmp_path / "gan",
+                                gan_train.GANConfig(epochs=2, batch_size=8, log_every=2), device=CUDA)
+    assert _finite(r.history) and r.snapshots["images"].dtype == torch.uint8
