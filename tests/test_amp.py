@@ -12,26 +12,12 @@ import dataclasses
 import pytest
 import torch
 
-from hw3lib.data.layout import FACE_ATTRIBUTES
-from hw3lib.data.sets import DigitSet, FaceSet
+import synthetic
 from hw3lib.device import amp_dtype, autocast
 from hw3lib.models import build
 
 CPU = torch.device("cpu")
 BF16 = torch.bfloat16
-
-
-def _faces(n: int = 16) -> FaceSet:
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g)
-    attrs = torch.randint(0, 2, (n, len(FACE_ATTRIBUTES)), dtype=torch.uint8, generator=g)
-    return FaceSet(images, attrs, tuple(f"{i:05d}.png" for i in range(n)), FACE_ATTRIBUTES, "embedded")
-
-
-def _digits(domain: str, n: int = 32, seed: int = 0) -> DigitSet:
-    g = torch.Generator().manual_seed(seed)
-    return DigitSet(torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g),
-                    torch.arange(n) % 10, tuple(f"{i}.png" for i in range(n)), domain, "embedded")
 
 
 def test_amp_modes_resolve_per_device():
@@ -135,7 +121,7 @@ def test_vae_step_in_bf16_matches_float32():
         model = VAE(latent_dim=32)
         cfg = VAEConfig(batch_size=8, max_steps=2, log_every=1, eval_every_epoch=False, amp=amp)
         torch.manual_seed(1)  # reparameterisation noise
-        h = train_vae(model, _faces(), None, cfg, device=CPU)
+        h = train_vae(model, synthetic.faces(), None, cfg, device=CPU)
         assert _params_float32(model) and all(torch.isfinite(torch.tensor(h["loss"])))
         got[amp] = _first_logged(h, ("mse", "kld"))
     _assert_close(got["off"], got["bf16"])
@@ -148,7 +134,7 @@ def test_gan_step_in_bf16_matches_float32():
     for amp in ("off", "bf16"):
         cfg = GANConfig(epochs=1, batch_size=8, ngf=8, ndf=8, max_steps=2, log_every=1, amp=amp)
         g, d = build_models(cfg)
-        h = train_gan(g, d, _faces(), cfg, device=CPU)
+        h = train_gan(g, d, synthetic.faces(), cfg, device=CPU)
         assert _params_float32(g, d)
         got[amp] = _first_logged(h, ("loss_D", "loss_G", "D_x", "D_G_z1"))
     _assert_close(got["off"], got["bf16"])
@@ -158,7 +144,8 @@ def test_dann_step_in_bf16_matches_float32():
     from hw3lib.distributed import SINGLE
     from hw3lib.train.uda import UDAConfig, _fit_dann
 
-    src, tgt, tgt_test = _digits("usps"), _digits("mnistm", seed=1), _digits("mnistm", 8, seed=2)
+    src, tgt = synthetic.digits("usps"), synthetic.digits("mnistm", seed=1)
+    tgt_test = synthetic.digits("mnistm", 8, seed=2)
     got = {}
     for amp in ("off", "bf16"):
         torch.manual_seed(0)
@@ -175,7 +162,7 @@ def test_gta_step_in_bf16_matches_float32():
     from hw3lib.train.gta import build_nets, fit_gta
     from hw3lib.train.uda import UDAConfig
 
-    src, tgt = _digits("usps"), _digits("mnistm", seed=1)
+    src, tgt = synthetic.digits("usps"), synthetic.digits("mnistm", seed=1)
     got = {}
     for amp in ("off", "bf16"):
         cfg = UDAConfig(method="gta", steps=2, log_every=1, amp=amp,

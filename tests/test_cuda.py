@@ -14,26 +14,12 @@ import os
 import pytest
 import torch
 
-from hw3lib.data.layout import FACE_ATTRIBUTES
-from hw3lib.data.sets import DigitSet, FaceSet
+import synthetic
 
 # HW3_TEST_CUDA_DEVICE=cpu runs these on the CPU (sync checks off) to check the tests themselves without a GPU.
 CUDA = torch.device(os.environ.get("HW3_TEST_CUDA_DEVICE", "cuda"))
 pytestmark = pytest.mark.skipif(CUDA.type == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device")
 QUIET = 10**6  # log_every / ckpt_every / snapshot_every beyond the run: nothing is flushed or saved mid-run
-
-
-def _faces(n: int = 32, device=CUDA) -> FaceSet:
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g)
-    attrs = torch.randint(0, 2, (n, len(FACE_ATTRIBUTES)), dtype=torch.uint8, generator=g)
-    return FaceSet(images.to(device), attrs, tuple(f"{i:05d}.png" for i in range(n)), FACE_ATTRIBUTES, "embedded")
-
-
-def _digits(domain: str, n: int = 64, seed: int = 0, device=CUDA) -> DigitSet:
-    g = torch.Generator().manual_seed(seed)
-    return DigitSet(torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g).to(device),
-                    (torch.arange(n) % 10).to(device), tuple(f"{i}.png" for i in range(n)), domain, "embedded")
 
 
 @contextlib.contextmanager
@@ -76,7 +62,7 @@ def test_vae_steps_make_no_host_sync():
 
     cfg = VAEConfig(batch_size=8, max_steps=6, log_every=QUIET, ckpt_every=QUIET, eval_every_epoch=False)
     with no_host_sync() as checked:
-        h = train_vae(VAE().to(CUDA), _faces(), None, cfg, device=CUDA)
+        h = train_vae(VAE().to(CUDA), synthetic.faces(32, CUDA), None, cfg, device=CUDA)
     assert sum(checked) == 4 and _finite(h) and h["loss"]
 
 
@@ -86,7 +72,7 @@ def test_gan_steps_make_no_host_sync():
     cfg = GANConfig(epochs=100, batch_size=8, max_steps=6, log_every=QUIET, ckpt_every=QUIET, snapshot_every=QUIET)
     g, d = build_models(cfg, CUDA)
     with no_host_sync() as checked:
-        h = train_gan(g, d, _faces(), cfg, device=CUDA)
+        h = train_gan(g, d, synthetic.faces(32, CUDA), cfg, device=CUDA)
     assert sum(checked) == 4 and _finite(h) and h["loss_D"]
 
 
@@ -96,7 +82,8 @@ def test_uda_steps_make_no_host_sync(method):
     from hw3lib.train.uda import UDAConfig, _fit_dann, build_models
     from hw3lib.distributed import SINGLE
 
-    src, tgt, tgt_test = _digits("usps"), _digits("mnistm", seed=1), _digits("mnistm", 16, seed=2)
+    src, tgt = synthetic.digits("usps", 64, device=CUDA), synthetic.digits("mnistm", 64, seed=1, device=CUDA)
+    tgt_test = synthetic.digits("mnistm", 16, seed=2, device=CUDA)
     gta = {"batch_size": 16, "warmup_steps": 2} if method == "gta" else {}
     cfg = UDAConfig(method=method, steps=6, batch_size=16, eval_every=0, log_every=QUIET, ckpt_every=QUIET,
                     bn_eval="running", gta=gta).validate()

@@ -18,24 +18,10 @@ import sys
 import pytest
 import torch
 
-from hw3lib.data.layout import FACE_ATTRIBUTES
-from hw3lib.data.sets import DigitSet, FaceSet
+import synthetic
 from hw3lib.models import build
 
 CPU = torch.device("cpu")
-
-
-def _faces(n: int = 16) -> FaceSet:
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g)
-    attrs = torch.randint(0, 2, (n, len(FACE_ATTRIBUTES)), dtype=torch.uint8, generator=g)
-    return FaceSet(images, attrs, tuple(f"{i:05d}.png" for i in range(n)), FACE_ATTRIBUTES, "embedded")
-
-
-def _digits(domain: str, n: int = 32, seed: int = 0) -> DigitSet:
-    g = torch.Generator().manual_seed(seed)
-    return DigitSet(torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g),
-                    torch.arange(n) % 10, tuple(f"{i}.png" for i in range(n)), domain, "embedded")
 
 
 def _assert_same_weights(a: dict[str, torch.nn.Module], b: dict[str, torch.nn.Module], atol: float) -> None:
@@ -88,7 +74,7 @@ def test_gan_training_step_agrees_in_both_layouts():
     for cl in (False, True):
         cfg = GANConfig(epochs=1, batch_size=8, ngf=8, ndf=8, max_steps=2, channels_last=cl)
         g, d = build_models(cfg)
-        h = train_gan(g, d, _faces(), cfg, device=CPU)
+        h = train_gan(g, d, synthetic.faces(), cfg, device=CPU)
         nets[cl] = {"G": g, "D": d}
         hist[cl] = h
     _assert_same_history(hist[False], hist[True])
@@ -98,7 +84,8 @@ def test_gan_training_step_agrees_in_both_layouts():
 def test_dann_training_step_agrees_in_both_layouts():
     from hw3lib.train.uda import UDAConfig, _fit_dann
 
-    src, tgt, tgt_test = _digits("usps"), _digits("mnistm", seed=1), _digits("mnistm", 8, seed=2)
+    src, tgt = synthetic.digits("usps"), synthetic.digits("mnistm", seed=1)
+    tgt_test = synthetic.digits("mnistm", 8, seed=2)
     nets, hist = {}, {}
     for cl in (False, True):
         torch.manual_seed(0)
@@ -115,7 +102,7 @@ def test_gta_training_step_agrees_in_both_layouts():
     from hw3lib.train.gta import build_nets, fit_gta
     from hw3lib.train.uda import UDAConfig
 
-    src, tgt = _digits("usps"), _digits("mnistm", seed=1)
+    src, tgt = synthetic.digits("usps"), synthetic.digits("mnistm", seed=1)
     nets, hist = {}, {}
     for cl in (False, True):
         cfg = UDAConfig(method="gta", steps=2, channels_last=cl,

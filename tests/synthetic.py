@@ -1,0 +1,22 @@
+"""Random in-memory data sets for step-level tests (no files): uint8 images with the real shapes and labels."""
+from __future__ import annotations
+
+import torch
+
+from hw3lib.data.layout import FACE_ATTRIBUTES
+from hw3lib.data.sets import DigitSet, FaceSet
+
+
+def faces(n: int = 16, device: torch.device | str = "cpu") -> FaceSet:
+    """``n`` random 64x64 faces with random attributes (images on ``device``)."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g)
+    attrs = torch.randint(0, 2, (n, len(FACE_ATTRIBUTES)), dtype=torch.uint8, generator=g)
+    return FaceSet(images.to(device), attrs, tuple(f"{i:05d}.png" for i in range(n)), FACE_ATTRIBUTES, "embedded")
+
+
+def digits(domain: str, n: int = 32, seed: int = 0, device: torch.device | str = "cpu") -> DigitSet:
+    """``n`` random 28x28 digit images of ``domain`` with labels 0..9 in turn (on ``device``)."""
+    g = torch.Generator().manual_seed(seed)
+    return DigitSet(torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g).to(device),
+                    (torch.arange(n) % 10).to(device), tuple(f"{i}.png" for i in range(n)), domain, "embedded")
