@@ -259,6 +259,26 @@ def test_tables_and_discussion():
     assert m["config"]["gta"]["gta"] == m["config"]["gta_knobs"] and m["config"]["gta_knobs"]["in_std"] == 0.19
 
 
+def test_game_balance_reads_the_runs_histories():
+    from types import SimpleNamespace
+
+    from hw3lib.eval.gta import discussion, game_balance
+
+    cfg = UDAConfig(method="gta", steps=250, gta={"batch_size": 32, "warmup_steps": 400}).validate()
+    run = lambda real, fake: SimpleNamespace(  # noqa: E731
+        config=cfg, history={"d_real": [0.5] * 5 + [real] * 5, "d_fake_src": [0.5] * 5 + [fake] * 5,
+                             "d_fake_tgt": [0.5] * 5 + [fake / 2] * 5})
+    b = game_balance({("gta", "usps", "mnistm", 0): run(0.9, 0.04), ("gta", "svhn", "usps", 0): run(0.8, 0.02)})
+    assert b["d_real"] == pytest.approx(0.85) and b["d_fake_src"] == pytest.approx(0.03)
+    assert b["d_fake_tgt"] == pytest.approx(0.015) and (b["steps"], b["warmup_steps"], b["batch_size"]) == (250, 400, 32)
+    summary = {m: {"usps_mnistm": {"mean": v, "std": 0.0}} for m, v in (("dann", 40.0), ("gta", 41.0))}
+    text = discussion(summary, {}, 1, b)
+    assert "250 adversarial steps of 32+32 images after 400 warm-start steps" in text
+    assert "G(target) 0.01" in text and "D still wins the game" in text
+    assert "is being played" in discussion(summary, {}, 1, {**b, "d_fake_src": 0.4})
+    assert game_balance({}) == {}
+
+
 def test_generated_figure():
     from hw3lib.plots.gta import generated_figure, generated_panels
     nets = build_gta()

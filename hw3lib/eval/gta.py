@@ -203,9 +203,23 @@ def details_table(config: UDAConfig, n_seeds: int, gray_pairs: Iterable[Iterable
 
 
 # -- discussion --------------------------------------------------------------------------------------------
+def game_balance(gta: Mapping[Key, Any], tail: int = 5) -> dict[str, float]:
+    """How the GAN game stood at the end of the runs: the mean over runs of D's logged "real" probability on real
+    source images, on G(source) and on G(target), over each run's last ``tail`` log points; plus the GTA steps,
+    warm-start steps and per-domain batch of the runs (the first run's config)."""
+    runs = [r for r in gta.values() if r.history.get("d_real")]
+    if not runs:
+        return {}
+    out = {k: float(np.mean([np.mean(r.history[k][-tail:]) for r in runs]))
+           for k in ("d_real", "d_fake_src", "d_fake_tgt")}
+    k = GTAConfig.from_config(runs[0].config)
+    return {**out, "steps": int(runs[0].config.steps), "warmup_steps": int(k.warmup_steps),
+            "batch_size": int(k.batch_size), "runs": len(runs)}
+
+
 def discussion(summary: Mapping[str, Mapping[str, Any]], gray_summary: Mapping[str, Mapping[str, Any]],
-               n_seeds: int) -> str:
-    """Problem 4.5 text (markdown) built from this run's numbers."""
+               n_seeds: int, balance: Mapping[str, float] | None = None) -> str:
+    """Problem 4.5 text (markdown) built from this run's numbers (``balance``: :func:`game_balance` of the runs)."""
     lines = [f"Target-test accuracy of the last model, {n_seeds} seed{'s' if n_seeds != 1 else ''} per cell:", ""]
     gains, wins, pairs = [], 0, 0
     for p in _pairs_in(summary):
@@ -250,6 +264,18 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], gray_summary: Mapping[s
                       f"on both sides): {cells['gray']['mean']:.2f} % vs {cells['color']['mean']:.2f} % in colour "
                       f"({delta:+.2f} points) — it {better} here. Dropping colour removes a nuisance the generator "
                       "would otherwise have to reproduce and D could use to tell the domains apart."]
+    if balance:
+        b = balance
+        lines += ["", f"Budget and the state of the game: each GTA run here took {b['steps']} adversarial steps of "
+                  f"{b['batch_size']}+{b['batch_size']} images after {b['warmup_steps']} warm-start steps (the public "
+                  "code trains 100 epochs at batch 100). At the end of the runs D gave real source images a mean "
+                  f"\"real\" probability of {b['d_real']:.2f}, G(source) {b['d_fake_src']:.2f} and G(target) "
+                  f"{b['d_fake_tgt']:.2f} (mean of the last logged points over {b['runs']} runs)"
+                  + (": D still wins the game clearly. G has not learnt to fool it yet, so the runs are far from the "
+                     "equilibrium the method relies on, where the target embeddings G turns into convincing source "
+                     "digits are the aligned ones."
+                     if max(b["d_fake_src"], b["d_fake_tgt"]) < 0.2 else
+                     ": G fools D part of the time, i.e. the game is being played.")]
     lines += ["", "What GTA changes with respect to DANN: instead of a domain classifier on the features, the "
               "target embedding must make G produce images that D takes for real *source* images, while D's "
               "auxiliary classifier ties G(source) to the right class; F therefore receives a pixel-level, "
