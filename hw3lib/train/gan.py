@@ -301,7 +301,9 @@ def register(groups) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--amp", choices=AMP_MODES, default=None, help="autocast of the forward passes: auto (bf16 on CUDA, float32 on CPU), bf16, off (default auto)")
+    p.add_argument("--amp", choices=AMP_MODES, default=None,
+                   help="autocast of the forward passes: auto (bf16 on CUDA, float32 on CPU), bf16, off "
+                        "(default auto)")
     p.set_defaults(func=_cli_train)
 
     g = groups["generate"].add_parser("gan", help="write 32 DCGAN faces as a 4x8 grid (hw3_p2.sh)",

@@ -433,5 +433,7 @@ def register(groups) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="stop early (smoke runs)")
     p.add_argument("--gray", action="store_true", help="luminance images (GTA option)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", choices=AMP_MODES, default="auto", help="autocast of the forward passes: auto (bf16 on CUDA, float32 on CPU), bf16, off (default auto)")
+    p.add_argument("--amp", choices=AMP_MODES, default="auto",
+                   help="autocast of the forward passes: auto (bf16 on CUDA, float32 on CPU), bf16, off "
+                        "(default auto)")
     p.set_defaults(func=_cli_train)

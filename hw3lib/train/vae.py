@@ -222,7 +222,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                    help=f"weight of the KL term (default {VAEConfig.kld_weight})")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--amp", choices=AMP_MODES, help="autocast of the forward passes: auto (bf16 on CUDA, float32 on CPU), bf16, off (default auto)")
+    p.add_argument("--amp", choices=AMP_MODES,
+                   help="autocast of the forward passes: auto (bf16 on CUDA, float32 on CPU), bf16, off "
+                        "(default auto)")
     p.add_argument("--max-steps", dest="max_steps", type=int, help="stop after this many steps (smoke runs)")
     p.set_defaults(func=_cmd_train)
 
