@@ -93,6 +93,7 @@ def describe(device: torch.device) -> str:
 
 
 AMP_MODES = ("auto", "bf16", "off")
+AMP_HELP = "autocast of the forward passes: auto (bf16 on CUDA, float32 on CPU), bf16, off (default auto)"
 
 
 def amp_dtype(amp: str, device: torch.device | str) -> torch.dtype | None:

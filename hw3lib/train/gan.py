@@ -27,7 +27,7 @@ from hw3lib import checkpoint
 from hw3lib.data import FaceSet, load_faces
 from hw3lib.data.batches import Batches
 from hw3lib.data.transforms import to_signed, to_unit
-from hw3lib.device import AMP_MODES, autocast, get_device, seed_everything
+from hw3lib.device import AMP_HELP, AMP_MODES, autocast, get_device, seed_everything
 from hw3lib.distributed import SINGLE, DistInfo, unwrap, wrap
 from hw3lib.models.dcgan import Discriminator, Generator, weights_init
 from hw3lib.train.common import TrainLoop, finished_checkpoint
@@ -301,9 +301,7 @@ def register(groups) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--amp", choices=AMP_MODES, default=None,
-                   help="autocast of the forward passes: auto (bf16 on CUDA, float32 on CPU), bf16, off "
-                        "(default auto)")
+    p.add_argument("--amp", choices=AMP_MODES, default=None, help=AMP_HELP)
     p.set_defaults(func=_cli_train)
 
     g = groups["generate"].add_parser("gan", help="write 32 DCGAN faces as a 4x8 grid (hw3_p2.sh)",

@@ -17,7 +17,7 @@ from hw3lib import checkpoint
 from hw3lib.data import FaceSet, load_faces
 from hw3lib.data.batches import Batches, in_order
 from hw3lib.data.transforms import to_signed
-from hw3lib.device import AMP_MODES, autocast, get_device, seed_everything
+from hw3lib.device import AMP_HELP, AMP_MODES, autocast, get_device, seed_everything
 from hw3lib.distributed import SINGLE, DistInfo, unwrap, wrap
 from hw3lib.models.vae import VAE, vae_loss
 from hw3lib.train.common import TrainLoop, finished_checkpoint
@@ -222,9 +222,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                    help=f"weight of the KL term (default {VAEConfig.kld_weight})")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--amp", choices=AMP_MODES,
-                   help="autocast of the forward passes: auto (bf16 on CUDA, float32 on CPU), bf16, off "
-                        "(default auto)")
+    p.add_argument("--amp", choices=AMP_MODES, help=AMP_HELP)
     p.add_argument("--max-steps", dest="max_steps", type=int, help="stop after this many steps (smoke runs)")
     p.set_defaults(func=_cmd_train)
 
