@@ -3,7 +3,7 @@ resume, Ctrl-C/SIGTERM that saves first, and a divergence guard.
 
 A method's loop reads like this (see ``hw3lib/train/vae.py``)::
 
-    loop = TrainLoop("vae", config, models={"vae": model}, optimizers={"vae": opt},
+    loop = TrainLoop("vae", config, runtime, models={"vae": model}, optimizers={"vae": opt},
                      total_steps=total, run_dir=run_dir)
     loop.resume()                                   # no-op without a matching unfinished checkpoint
     batches = Batches(images, batch_size=..., seed=config.seed).forever(loop.step)
@@ -18,8 +18,9 @@ A method's loop reads like this (see ``hw3lib/train/vae.py``)::
 History is a flat dict of lists: ``step`` with the step-level series (means over ``log_every`` steps),
 ``epoch`` with the epoch-level series (keys passed to :meth:`TrainLoop.log_epoch`).
 
-Environment (execution only, never part of the config): ``HW3_CKPT_EVERY=N`` checkpoints every N steps;
-``HW3_DETERMINISTIC=1`` turns on :func:`hw3lib.device.set_deterministic` (resume checks). Under torchrun the
+The loop holds the run's :class:`hw3lib.runtime.Runtime` (device, process group, autocast, layout).
+
+Environment (execution only, never part of the config): ``HW3_CKPT_EVERY=N`` checkpoints every N steps. Under torchrun the
 finished checkpoint's ``extra["ddp_max_param_diff"]`` records the largest parameter difference between ranks
 (0.0 when DDP kept the replicas in sync).
 """
@@ -31,7 +32,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import torch
 from torch import nn
@@ -39,6 +40,10 @@ from tqdm.auto import tqdm
 
 from hw3lib import checkpoint
 from hw3lib.distributed import SINGLE, DistInfo, all_mean, barrier, max_param_divergence, unwrap
+from hw3lib.runtime import Runtime
+
+T = TypeVar("T")
+C = TypeVar("C")
 
 # Config fields that change how a run is executed or logged but not what it computes.
 EXECUTION_FIELDS = frozenset({"device", "compile", "channels_last", "amp", "progress", "ckpt_every",
@@ -67,6 +72,31 @@ def config_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
 
 
+def config_from(cls: type[C], values: Mapping[str, Any], **fixed: Any) -> C:
+    """``cls(**values)`` keeping only ``cls``'s fields (a checkpoint's config dict from an older or newer
+    version still loads); ``fixed`` wins over ``values``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in {**values, **fixed}.items() if k in names})
+
+
+def config_from_args(cls: type[C], args: Any, **fixed: Any) -> C:
+    """A config from parsed CLI arguments: every ``cls`` field the command line set (not None), then ``fixed``;
+    the rest keep their defaults."""
+    return config_from(cls, {k: v for k, v in vars(args).items() if v is not None}, **fixed)
+
+
+def train_or_load(kind: str, config: Any, run_dir: str | Path | None, *,
+                  train: Callable[[], T], load: Callable[[dict[str, Any]], T]) -> T:
+    """``load(payload)`` of the finished ``kind`` run with the same config in ``run_dir``, else ``train()``
+    (which resumes an unfinished one). Every family's ``train_or_load`` is this with its own two callables."""
+    payload = finished_checkpoint(run_dir, kind, config)
+    if payload is None:
+        return train()
+    if progress_enabled():
+        tqdm.write(f"using the finished {kind} run in {run_dir}")
+    return load(payload)
+
+
 def same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Equal on everything that changes results."""
     keys = (set(a) | set(b)) - EXECUTION_FIELDS
@@ -93,29 +123,25 @@ def finished_checkpoint(run_dir: str | Path | None, kind: str, config: Any) -> d
 class TrainLoop:
     """Iterate training steps with history, checkpoints, resume and interruption handling."""
 
-    def __init__(self, kind: str, config: Any, *, models: Mapping[str, nn.Module],
+    def __init__(self, kind: str, config: Any, runtime: Runtime, *, models: Mapping[str, nn.Module],
                  optimizers: Mapping[str, torch.optim.Optimizer], total_steps: int,
                  run_dir: str | Path | None = None, schedulers: Mapping[str, Any] | None = None,
-                 ckpt_every: int | None = None, log_every: int | None = None,
-                 dist: DistInfo = SINGLE, desc: str | None = None, extra: Mapping[str, Any] | None = None):
+                 desc: str | None = None):
         if total_steps < 0:
             raise ValueError(f"total steps must be >= 0, got {total_steps}")
         self.kind = kind
         self.config = config_dict(config)
+        self.runtime = runtime
+        self.dist: DistInfo = runtime.dist
         self.models, self.optimizers = dict(models), dict(optimizers)
         self.schedulers = dict(schedulers or {})
         self.total_steps = int(total_steps)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         # HW3_CKPT_EVERY overrides the checkpoint interval of any run (execution only, like ckpt_every).
-        self.ckpt_every = max(1, _env_int("HW3_CKPT_EVERY") or ckpt_every or self.config.get("ckpt_every") or 500)
-        from hw3lib.device import set_deterministic, tune_allocator
-        tune_allocator()
-        if os.environ.get("HW3_DETERMINISTIC", "0") not in ("", "0"):
-            set_deterministic(True)
-        self.log_every = max(1, log_every or self.config.get("log_every") or 10)
-        self.dist = dist
+        self.ckpt_every = max(1, _env_int("HW3_CKPT_EVERY") or self.config.get("ckpt_every") or 500)
+        self.log_every = max(1, self.config.get("log_every") or 10)
         self.desc = desc or kind
-        self.extra: dict[str, Any] = dict(extra or {})
+        self.extra: dict[str, Any] = {}
         self.step = 0
         self.history: dict[str, list] = {"step": [], "epoch": []}
         # Running sums of the current log window: tensors stay on the training device (no host sync per step);
@@ -171,12 +197,13 @@ class TrainLoop:
         self.history = payload["history"]
         self.extra.update(payload.get("extra") or {})
         self.step = int(payload["step"])
-        device = next(iter(unwrap(next(iter(self.models.values()))).parameters())).device if self.models else "cpu"
-        self._pending = {k: v.to(device) if isinstance(v, torch.Tensor) else float(v)
+        self._pending = {k: v.to(self.runtime.device) if isinstance(v, torch.Tensor) else float(v)
                          for k, v in (payload.get("pending") or {}).items()}
         self._pending_n = int(payload.get("pending_n") or 0)
         checkpoint.restore_rng(payload["rng"])
         self.resumed = True
+        if progress_enabled(self.dist):
+            tqdm.write(f"resuming {self.desc} from step {self.step} of {self.total_steps} ({path})")
         self.extra["resumed_at"] = [*self.extra.get("resumed_at", []), self.step]
         return True
 
@@ -251,8 +278,7 @@ class TrainLoop:
         if self.step % self.log_every or self.step >= self.total_steps:
             return False
         import torch.distributed as tdist
-        device = next(iter(unwrap(next(iter(self.models.values()))).parameters())).device
-        flag = torch.tensor([0.0 if self._stop_signal is None else 1.0], device=device)
+        flag = torch.tensor([0.0 if self._stop_signal is None else 1.0], device=self.runtime.device)
         tdist.all_reduce(flag, op=tdist.ReduceOp.MAX)
         return bool(flag.item())
 
