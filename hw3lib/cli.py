@@ -16,7 +16,7 @@ COMMAND_MODULES = (
     "hw3lib.train.vae",
     "hw3lib.train.gan",
     "hw3lib.train.uda",
-    "hw3lib.eval.commands",
+    "hw3lib.predict",
     "hw3lib.report.build",
 )
 

@@ -20,3 +20,14 @@ def digits(domain: str, n: int = 32, seed: int = 0, device: torch.device | str =
     g = torch.Generator().manual_seed(seed)
     return DigitSet(torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g).to(device),
                     (torch.arange(n) % 10).to(device), tuple(f"{i}.png" for i in range(n)), domain, "embedded")
+
+
+def fit(config, source: DigitSet, target: DigitSet, target_test: DigitSet | None = None, run_dir=None,
+        runtime=None):
+    """Train a UDA config on in-memory digit sets (:func:`hw3lib.train.uda.train_on`); returns the UDAResult."""
+    from hw3lib.runtime import Runtime
+    from hw3lib.train.uda import Domains, train_on
+
+    runtime = runtime or Runtime.for_config(config)
+    test = target_test if target_test is not None else digits(target.domain, 8, seed=99, device=runtime.device)
+    return train_on(config, Domains(source, target, test), run_dir, runtime=runtime)

@@ -58,8 +58,8 @@ def test_amp_does_not_change_run_identity():
 def test_losses_are_float32_under_autocast():
     from hw3lib.models.vae import VAEOutput, vae_loss
     from hw3lib.train.gan import gan_loss
-    from hw3lib.train.gta import class_loss, realfake_loss
-    from hw3lib.train.uda import nll
+    from hw3lib.train.uda.methods import nll
+    from hw3lib.train.uda.methods.gta import class_loss, realfake_loss
 
     p = torch.full((8,), 0.3, dtype=BF16)
     logits = torch.randn(8, 10).to(BF16)
@@ -78,7 +78,7 @@ def test_confident_discriminator_keeps_a_finite_loss_in_bf16(name, shape):
     reads log(1 - 1) (clamped to 100, with a 1e12 gradient). The discriminators apply their Sigmoid to a float32
     logit, so the loss stays -log(1 - sigmoid(7)) = 7.0009."""
     from hw3lib.train.gan import gan_loss
-    from hw3lib.train.gta import realfake_loss
+    from hw3lib.train.uda.methods.gta import realfake_loss
 
     torch.manual_seed(0)
     net = build(name).eval()
@@ -141,37 +141,31 @@ def test_gan_step_in_bf16_matches_float32():
 
 
 def test_dann_step_in_bf16_matches_float32():
-    from hw3lib.distributed import SINGLE
-    from hw3lib.train.uda import UDAConfig, _fit_dann
+    from hw3lib.train.uda import UDAConfig
 
     src, tgt = synthetic.digits("usps"), synthetic.digits("mnistm", seed=1)
     tgt_test = synthetic.digits("mnistm", 8, seed=2)
     got = {}
-    for amp in ("off", "bf16"):
-        torch.manual_seed(0)
-        model = build("dann")
-        cfg = UDAConfig(method="dann", steps=2, batch_size=8, eval_every=0, log_every=1, amp=amp)
-        torch.manual_seed(1)  # dropout masks
-        h = _fit_dann(model, src, tgt, tgt_test, cfg, device=CPU, run_dir=None, dist=SINGLE)
-        assert _params_float32(model)
+    for amp in ("off", "bf16"):  # the same seed: the same initial weights and dropout masks
+        cfg = UDAConfig(method="dann", steps=2, batch_size=8, eval_every=0, log_every=1, amp=amp, device="cpu")
+        r = synthetic.fit(cfg, src, tgt, tgt_test)
+        h = r.history
+        assert _params_float32(*r.models.values())
         got[amp] = _first_logged(h, ("label_loss", "domain_loss", "lam"))
     _assert_close(got["off"], got["bf16"])
 
 
 def test_gta_step_in_bf16_matches_float32():
-    from hw3lib.train.gta import build_nets, fit_gta
     from hw3lib.train.uda import UDAConfig
 
     src, tgt = synthetic.digits("usps"), synthetic.digits("mnistm", seed=1)
     got = {}
-    for amp in ("off", "bf16"):
-        cfg = UDAConfig(method="gta", steps=2, log_every=1, amp=amp,
+    for amp in ("off", "bf16"):  # the same seed: the same initial weights and G's noise
+        cfg = UDAConfig(method="gta", steps=2, log_every=1, amp=amp, device="cpu",
                         gta={"batch_size": 8, "ndf": 8, "ngf": 8, "nz": 16, "warmup_steps": 1})
-        torch.manual_seed(0)
-        nets = build_nets(cfg)
-        torch.manual_seed(1)  # G's noise
-        h = fit_gta(nets, src, tgt, cfg, device=CPU)
-        assert _params_float32(*nets.values())
+        r = synthetic.fit(cfg, src, tgt)
+        h = r.history
+        assert _params_float32(*r.models.values())
         # step 0 is the warm start (errC only); step 1 the first GTA step, whose D/G/F losses start the lists
         got[amp] = {"errC": h["errC"][0], **_first_logged(h, ("errD", "errG", "d_real", "d_fake_src"))}
     _assert_close(got["off"], got["bf16"])

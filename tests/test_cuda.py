@@ -78,22 +78,15 @@ def test_gan_steps_make_no_host_sync():
 
 @pytest.mark.parametrize("method", ["dann", "source-only", "gta"])
 def test_uda_steps_make_no_host_sync(method):
-    from hw3lib.train.gta import build_nets, fit_gta
-    from hw3lib.train.uda import UDAConfig, _fit_dann, build_models
-    from hw3lib.distributed import SINGLE
+    from hw3lib.train.uda import UDAConfig
 
     src, tgt = synthetic.digits("usps", 64, device=CUDA), synthetic.digits("mnistm", 64, seed=1, device=CUDA)
     tgt_test = synthetic.digits("mnistm", 16, seed=2, device=CUDA)
-    gta = {"batch_size": 16, "warmup_steps": 2} if method == "gta" else {}
+    gta = {"batch_size": 16, "warmup_steps": 2} if method == "gta" else None
     cfg = UDAConfig(method=method, steps=6, batch_size=16, eval_every=0, log_every=QUIET, ckpt_every=QUIET,
-                    bn_eval="running", gta=gta).validate()
+                    bn_eval="running", gta=gta, device=str(CUDA)).validate()
     with no_host_sync() as checked:
-        if method == "gta":
-            nets = {k: m.to(CUDA) for k, m in build_nets(cfg).items()}
-            h = fit_gta(nets, src, tgt, cfg, device=CUDA)
-        else:
-            model = build_models(cfg)["dann"].to(CUDA)
-            h = _fit_dann(model, src, tgt, tgt_test, cfg, device=CUDA, run_dir=None, dist=SINGLE)
+        h = synthetic.fit(cfg, src, tgt, tgt_test).history
     assert sum(checked) >= 4 and _finite(h)
 
 
@@ -104,14 +97,14 @@ def test_uda_trains_on_cuda_end_to_end_and_reloads(method, tiny_embedded_data, t
     from hw3lib import checkpoint
     from hw3lib.train.uda import UDAConfig, train_or_load, train_uda
 
-    gta = {"batch_size": 16, "ndf": 16, "ngf": 16, "warmup_steps": 4} if method == "gta" else {}
-    cfg = UDAConfig(method=method, steps=24, batch_size=16, log_every=5, eval_every=10, gta=gta)
-    r = train_uda(cfg, tiny_embedded_data, device=CUDA, run_dir=tmp_path / "run")
+    gta = {"batch_size": 16, "ndf": 16, "ngf": 16, "warmup_steps": 4} if method == "gta" else None
+    cfg = UDAConfig(method=method, steps=24, batch_size=16, log_every=5, eval_every=10, gta=gta, device=str(CUDA))
+    r = train_uda(cfg, tiny_embedded_data, tmp_path / "run")
     assert _finite(r.history) and len(r.history["step"]) >= 4
     assert 0.0 <= r.metrics["target_acc"] <= 100.0
     payload = checkpoint.load(tmp_path / "run")  # weights_only=True inside
-    assert payload["finished"] and payload["step"] == cfg.total_steps + cfg.validate().gta.get("warmup_steps", 0)
-    again = train_or_load(cfg, tiny_embedded_data, device=CUDA, run_dir=tmp_path / "run")
+    assert payload["finished"] and payload["step"] == cfg.total_steps
+    again = train_or_load(cfg, tiny_embedded_data, tmp_path / "run")
     assert not again.trained and again.metrics["target_acc"] == pytest.approx(r.metrics["target_acc"])
 
 

@@ -56,8 +56,8 @@ def test_torchrun_dann_trains_and_replicas_agree(tmp_path, tiny_course_data):
     # Same format as single-process: unwrapped keys (no "module." prefix), loadable without a process group.
     assert not any(k.startswith("module.") for k in payload["models"]["dann"])
     from hw3lib.train.uda import load_models
-    models = load_models(payload)
-    assert set(models) == {"dann"}
+    models, config = load_models(payload)
+    assert set(models) == {"dann"} and config.method == "dann"
 
 
 def test_gan_resumes_single_process_checkpoint_under_torchrun(tmp_path, tiny_course_data, monkeypatch):

@@ -82,43 +82,31 @@ def test_gan_training_step_agrees_in_both_layouts():
 
 
 def test_dann_training_step_agrees_in_both_layouts():
-    from hw3lib.train.uda import UDAConfig, _fit_dann
+    from hw3lib.train.uda import UDAConfig
 
     src, tgt = synthetic.digits("usps"), synthetic.digits("mnistm", seed=1)
     tgt_test = synthetic.digits("mnistm", 8, seed=2)
     nets, hist = {}, {}
-    for cl in (False, True):
-        torch.manual_seed(0)
-        model = build("dann")
-        cfg = UDAConfig(method="dann", steps=3, batch_size=8, eval_every=0, channels_last=cl)
-        torch.manual_seed(1)  # dropout masks
-        hist[cl] = _fit_dann(model, src, tgt, tgt_test, cfg, device=CPU, run_dir=None, dist=_single())
-        nets[cl] = {"dann": model}
+    for cl in (False, True):  # the same seed: the same initial weights and dropout masks
+        cfg = UDAConfig(method="dann", steps=3, batch_size=8, eval_every=0, channels_last=cl, device="cpu")
+        r = synthetic.fit(cfg, src, tgt, tgt_test)
+        hist[cl], nets[cl] = r.history, r.models
     _assert_same_history(hist[False], hist[True])
     _assert_same_weights(nets[False], nets[True], atol=3 * 2 * cfg.lr)
 
 
 def test_gta_training_step_agrees_in_both_layouts():
-    from hw3lib.train.gta import build_nets, fit_gta
     from hw3lib.train.uda import UDAConfig
 
     src, tgt = synthetic.digits("usps"), synthetic.digits("mnistm", seed=1)
     nets, hist = {}, {}
-    for cl in (False, True):
-        cfg = UDAConfig(method="gta", steps=2, channels_last=cl,
+    for cl in (False, True):  # the same seed: the same initial weights and G's noise
+        cfg = UDAConfig(method="gta", steps=2, channels_last=cl, device="cpu",
                         gta={"batch_size": 8, "ndf": 8, "ngf": 8, "nz": 16})
-        torch.manual_seed(0)
-        n = build_nets(cfg)
-        torch.manual_seed(1)  # G's noise
-        hist[cl] = fit_gta(n, src, tgt, cfg, device=CPU)
-        nets[cl] = n
+        r = synthetic.fit(cfg, src, tgt)
+        hist[cl], nets[cl] = r.history, r.models
     _assert_same_history(hist[False], hist[True])
     _assert_same_weights(nets[False], nets[True], atol=2 * 2 * 5e-4)
-
-
-def _single():
-    from hw3lib.distributed import SINGLE
-    return SINGLE
 
 
 @pytest.mark.parametrize("flag", ["channels_last", "compile"])

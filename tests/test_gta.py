@@ -18,8 +18,10 @@ from PIL import Image
 
 from hw3lib.models import build
 from hw3lib.models.gta import build_gta, onehot
-from hw3lib.train.gta import GTAConfig, build_nets, d_range, fit_gta, lr_factor, prepare
+from hw3lib.models.gta import GTAConfig, d_range, prepare
 from hw3lib.train.uda import UDAConfig
+from hw3lib.train.uda.methods.gta import build_nets, lr_factor
+import synthetic
 
 SMOKE_NB = {"seeds": [0], "steps": 4, "batch_size": 16, "tsne_per_domain": 30, "images_per_class": 1,
             "dann_steps": 4, "dann_batch_size": 16}
@@ -136,7 +138,7 @@ def test_prepare_resizes_normalises_and_grays():
     imgs = torch.randint(0, 256, (4, 3, 28, 28), dtype=torch.uint8)
     imgs[0] = 0
     imgs[1] = 255
-    cfg = UDAConfig(method="gta")
+    cfg = UDAConfig(method="gta").gta
     x = prepare(imgs, cfg)
     assert x.shape == (4, 3, 32, 32)
     # F's input: the public main.py's Normalize(0.44, 0.19) on [0,1] pixels.
@@ -146,22 +148,23 @@ def test_prepare_resizes_normalises_and_grays():
     d = prepare(imgs, cfg, for_d=True)
     assert d.min() >= -1 and d.max() <= 1 and d[0].eq(-1).all() and d[1].eq(1).all()
     assert torch.allclose(d_range(x, cfg), d, atol=1e-5)
-    g = prepare(imgs, UDAConfig(method="gta", gray=True))
+    g = prepare(imgs, cfg, gray=True)
     assert torch.allclose(g[:, 0], g[:, 1]) and torch.allclose(g[:, 1], g[:, 2])
     assert not torch.allclose(x[2:, 0], x[2:, 1])
-    legacy = prepare(imgs, UDAConfig(method="gta", gta={"in_mean": 0.5, "in_std": 0.5}))
+    legacy = prepare(imgs, GTAConfig(in_mean=0.5, in_std=0.5))
     assert legacy.min() >= -1 and legacy.max() <= 1 and legacy[1].eq(1).all()
 
 
 def test_gta_config_records_every_knob_and_old_checkpoints_keep_their_inputs():
-    from hw3lib.train.uda import config_from
-    cfg = UDAConfig(method="gta", gta={"ndf": 32}).validate()
-    assert cfg.gta["ndf"] == 32 and cfg.gta["in_mean"] == 0.44 and set(cfg.gta) == {
+    cfg = UDAConfig(method="gta", gta={"ndf": 32})
+    recorded = dataclasses.asdict(cfg)["gta"]
+    assert recorded["ndf"] == 32 and recorded["in_mean"] == 0.44 and set(recorded) == {
         f.name for f in dataclasses.fields(GTAConfig)}
     # A checkpoint written before the knob existed was trained on [-1,1] inputs and is read back that way.
-    old = config_from({"method": "gta", "gta": {"ndf": 32}, "source": "usps", "target": "mnistm"})
-    assert GTAConfig.from_config(old).in_mean == 0.5 and GTAConfig.from_config(old).in_std == 0.5
-    assert UDAConfig(method="dann").validate().gta == {}
+    old = UDAConfig.from_dict({"method": "gta", "gta": {"ndf": 32}, "source": "usps", "target": "mnistm"})
+    assert old.gta.in_mean == 0.5 and old.gta.in_std == 0.5 and old.gta.ndf == 32
+    assert UDAConfig(method="dann").gta is None
+    assert UDAConfig.from_dict(dataclasses.asdict(cfg)) == cfg
 
 
 def test_lr_decay_schedule():
@@ -180,10 +183,10 @@ def _digits(domain: str, n: int, seed: int):
 def test_fit_gta_step_updates_all_nets_and_decays_lr(tmp_path):
     torch.manual_seed(0)
     cfg = UDAConfig(method="gta", steps=3, gta={"batch_size": 8, "lr_decay": 0.5})
-    nets = build_nets(cfg)
-    before = {k: [p.detach().clone() for p in n.parameters()] for k, n in nets.items()}
-    hist = fit_gta(nets, _digits("usps", 16, 0), _digits("mnistm", 16, 1), cfg, device=torch.device("cpu"),
-                   run_dir=tmp_path / "run")
+    torch.manual_seed(cfg.seed)
+    before = {k: [p.detach().clone() for p in n.parameters()] for k, n in build_nets(cfg).items()}
+    r = synthetic.fit(cfg, _digits("usps", 16, 0), _digits("mnistm", 16, 1), run_dir=tmp_path / "run")
+    hist, nets = r.history, r.models
     for k, n in nets.items():
         assert any(not torch.equal(a, b) for a, b in zip(before[k], n.parameters())), f"{k} was not updated"
     for key in ("errD", "errG", "errC", "errF", "src_acc", "d_real", "d_fake_src", "d_fake_tgt"):
@@ -199,7 +202,7 @@ def test_fit_gta_step_updates_all_nets_and_decays_lr(tmp_path):
 
 def test_unknown_gta_option_is_rejected():
     with pytest.raises(ValueError, match="unknown GTA option"):
-        GTAConfig.from_config(UDAConfig(method="gta", gta={"learning_rate": 1.0}))
+        UDAConfig(method="gta", gta={"learning_rate": 1.0})
 
 
 def _write_digits(root, n_train=24, n_test=12):
@@ -228,10 +231,10 @@ def test_train_uda_gta_and_reload(toy, tmp_path):
     from hw3lib.train.uda import train_or_load
     cfg = UDAConfig(method="gta", source="mnistm", target="svhn", steps=5, max_steps=2, gray=True,
                     gta={"batch_size": 8})
-    r = train_or_load(cfg, toy, device="cpu", run_dir=tmp_path / "gta")
+    r = train_or_load(cfg, toy, tmp_path / "gta")
     assert r.trained and set(r.models) == {"netF", "netC", "netG", "netD"}
     assert 0 <= r.metrics["target_acc"] <= 100
-    again = train_or_load(cfg, toy, device="cpu", run_dir=tmp_path / "gta")
+    again = train_or_load(cfg, toy, tmp_path / "gta")
     assert not again.trained and again.metrics == r.metrics
 
 
@@ -283,7 +286,7 @@ def test_generated_figure():
     from hw3lib.plots.gta import generated_figure, generated_panels
     nets = build_gta()
     src, tgt = _digits("usps", 30, 0), _digits("mnistm", 30, 1)
-    panels = generated_panels(nets, src, tgt, UDAConfig(method="gta"), per_class=1)
+    panels = generated_panels(nets, src, tgt, GTAConfig(), per_class=1)
     assert len(panels) == 4 and all(v.shape[1:] == (3, 32, 32) and 0 <= v.min() and v.max() <= 1 for v in panels.values())
     fig = generated_figure({"usps → mnistm": panels})
     assert len(fig.axes) == 4
@@ -319,21 +322,20 @@ def test_warm_start_trains_f_and_c_alone_then_the_gta_steps(tmp_path):
     torch.manual_seed(0)
     src, tgt = _digits("usps", 16, 0), _digits("mnistm", 16, 1)
     warm_only = UDAConfig(method="gta", steps=0, gta={"batch_size": 8, "warmup_steps": 3})
-    nets = build_nets(warm_only)
-    before = {k: [p.detach().clone() for p in n.parameters()] for k, n in nets.items()}
-    hist = fit_gta(nets, src, tgt, warm_only, device=torch.device("cpu"), target_test=_digits("mnistm", 12, 2))
+    torch.manual_seed(warm_only.seed)
+    before = {k: [p.detach().clone() for p in n.parameters()] for k, n in build_nets(warm_only).items()}
+    r = synthetic.fit(warm_only, src, tgt, _digits("mnistm", 12, 2))
+    hist, nets = r.history, r.models
     changed = {k: any(not torch.equal(a, b) for a, b in zip(before[k], n.parameters())) for k, n in nets.items()}
     assert changed == {"netF": True, "netC": True, "netG": False, "netD": False}
     assert len(hist["errC"]) == len(hist["step"]) and "errD" not in hist
     assert len(hist["warm_target_acc"]) == 1 and 0.0 <= hist["warm_target_acc"][0] <= 100.0
 
     cfg = UDAConfig(method="gta", steps=3, log_every=1, gta={"batch_size": 8, "warmup_steps": 2, "lr_decay": 0.5})
-    nets = build_nets(cfg)
-    hist = fit_gta(nets, src, tgt, cfg, device=torch.device("cpu"), run_dir=tmp_path / "run")
+    hist = synthetic.fit(cfg, src, tgt, run_dir=tmp_path / "run").history
     assert hist["step"][-1] == 5 and len(hist["errC"]) == 5 and len(hist["errD"]) == 3
     from hw3lib import checkpoint
     lrs = {k: o["param_groups"][0]["lr"] for k, o in checkpoint.load(tmp_path / "run")["optimizers"].items()}
     assert lrs["netD"] == pytest.approx(5e-4 * lr_factor(3, 0.5)) == pytest.approx(lrs["netF"])
     with pytest.raises(ValueError, match="warmup_steps"):
-        fit_gta(build_nets(cfg), src, tgt, UDAConfig(method="gta", steps=1, gta={"warmup_steps": -1}),
-                device=torch.device("cpu"))
+        synthetic.fit(UDAConfig(method="gta", steps=1, gta={"warmup_steps": -1}), src, tgt)

@@ -41,7 +41,8 @@ def test_predict_eval_round_trip_matches_library(trained, tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", str(pred), str(data / "digits" / "mnistm" / "test.csv")]) == 0
     cli_acc = _acc(capsys)
-    lib_acc = accuracy(load_models(run), "dann", load_digits(data, "mnistm", "test"))
+    nets, config = load_models(run)
+    lib_acc = accuracy(config.spec.classifier(nets, config), load_digits(data, "mnistm", "test"))
     assert cli_acc == pytest.approx(lib_acc, abs=0.006)
 
 
@@ -117,11 +118,12 @@ def test_gta_cli_train_takes_batch_and_lr_and_predict_matches_library(tiny_cours
     capsys.readouterr()
     assert main(["eval", str(pred), str(data / "digits" / "usps" / "test.csv")]) == 0
     test = load_digits(data, "usps", "test")
-    nets = load_models(run)
+    nets, config = load_models(run)
+    classifier = config.spec.classifier(nets, config)
     with torch.no_grad():  # the public main.py's input pipeline, written out: Resize(32), ToTensor, Normalize
         x = (resize(test.images.float(), 32).clamp(0, 255) / 255 - 0.44) / 0.19
         manual = nets["netC"](nets["netF"](x))
-    torch.testing.assert_close(predict_logits(nets, "gta", test.images), manual, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(predict_logits(classifier, test.images), manual, rtol=1e-4, atol=1e-4)
     by_name = dict(ln.split(",") for ln in pred.read_text().splitlines()[1:])
     assert [int(by_name[n]) for n in test.names] == manual.argmax(1).tolist()
-    assert _acc(capsys) == pytest.approx(accuracy(nets, "gta", test), abs=0.006)
+    assert _acc(capsys) == pytest.approx(accuracy(classifier, test), abs=0.006)

@@ -4,8 +4,8 @@
 >>> usps = load_digits("data", "usps", "test")   # DigitSet, uint8 [N,3,28,28]
 """
 from hw3lib.data.layout import DIGIT_DOMAINS, FACE_ATTRIBUTES, UDA_PAIRS
-from hw3lib.data.loaders import data_info, load_digits, load_faces
+from hw3lib.data.loaders import data_info, digits, load_digits, load_faces
 from hw3lib.data.sets import DigitSet, FaceSet
 
-__all__ = ["DIGIT_DOMAINS", "FACE_ATTRIBUTES", "UDA_PAIRS", "DigitSet", "FaceSet", "data_info",
+__all__ = ["DIGIT_DOMAINS", "FACE_ATTRIBUTES", "UDA_PAIRS", "DigitSet", "FaceSet", "data_info", "digits",
            "load_digits", "load_faces"]

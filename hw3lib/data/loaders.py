@@ -9,6 +9,7 @@ Every problem raises ``ValueError`` with one line naming the file, column and va
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -272,3 +273,16 @@ def load_faces(root: str | Path, split: str) -> FaceSet:
 def load_digits(root: str | Path, domain: str, split: str) -> DigitSet:
     """Digits of ``domain`` ("usps"/"mnistm"/"svhn") and ``split``: uint8 [N,3,28,28] + labels 0-9."""
     return load_digits_with_info(root, domain, split)[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_digits(root: str, domain: str, split: str, stamp: float) -> DigitSet:  # noqa: ARG001 (cache key)
+    return load_digits(root, domain, split)
+
+
+def digits(root: str | Path, domain: str, split: str) -> DigitSet:
+    """:func:`load_digits` memoised per process: the runs of a notebook (methods × pairs × seeds) decode each
+    folder once. A rewritten CSV (new mtime) is read again."""
+    csv = Path(root) / "digits" / domain / f"{split}.csv"
+    stamp = csv.stat().st_mtime if csv.is_file() else -1.0
+    return _cached_digits(str(Path(root).resolve()), domain, split, stamp)

@@ -1,15 +1,11 @@
 """Problem 4 (Generate To Adapt vs DANN): the runs, the tables and the discussion, from this run's numbers.
 
-Runs are :func:`hw3lib.train.uda.train_or_load` calls; GTA runs live in ``run_root/gta_{src}_{tgt}_s{seed}``
-(``..._gray`` when luminance images are used), the DANN / bound runs are Problem 3's
-(``p3_run_root/{method}_{src}_{tgt}_s{seed}``), reused when their config matches and trained otherwise.
-Accuracies are percentages on the target test split of the model after the last step (no selection on
+The runs come from :func:`hw3lib.train.uda.gta_runs` and :func:`hw3lib.train.uda.baseline_runs`. Accuracies are percentages on the target test split of the model after the last step (no selection on
 target labels).
 """
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -18,79 +14,11 @@ import pandas as pd
 from hw3lib.data.layout import UDA_PAIRS
 from hw3lib.eval.uda import (REFERENCE_LABEL, ROW_LABELS, SEED_REPORT, _pairs_in, pair_key, pair_label,
                              results_table, summarize)
-from hw3lib.train.gta import GTAConfig
-from hw3lib.train.uda import UDAConfig, train_or_load
 
 Key = tuple[str, str, str, int]  # (method, source, target, seed)
 METHODS = ("source-only", "dann", "target-only", "gta")
 WARM = "gta-warm"  # summary key of the warm-start row: GTA's F, C after their source-only steps
 WARM_LABEL = "GTA's warm start (F, C on source only)"
-
-
-def gta_run_name(config: UDAConfig) -> str:
-    """``gta_mnistm_svhn_s0`` (colour) or ``gta_mnistm_svhn_s0_gray``."""
-    return config.name + ("_gray" if config.gray else "")
-
-
-def is_gray_pair(src: str, tgt: str, gray_pairs: Iterable[Iterable[str]]) -> bool:
-    return (src, tgt) in {tuple(p) for p in gray_pairs}
-
-
-def gta_runs(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
-             pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
-             gray_pairs: Iterable[Iterable[str]] = (("mnistm", "svhn"),), compare_gray: bool = True,
-             device: Any = "auto") -> tuple[dict[Key, Any], dict[tuple[str, str, bool, int], Any]]:
-    """Train or load GTA on every pair and seed.
-
-    Returns ``(main, variants)``: ``main[("gta", src, tgt, seed)]`` uses luminance images on ``gray_pairs``
-    (the seed report's choice for mnistm → svhn) and colour elsewhere; ``variants[(src, tgt, gray, seed)]``
-    holds both settings for each gray pair (when ``compare_gray``), for the gray-vs-colour table.
-    """
-    gray_pairs = [tuple(p) for p in gray_pairs]
-    main: dict[Key, Any] = {}
-    variants: dict[tuple[str, str, bool, int], Any] = {}
-    for src, tgt in pairs:
-        gray_main = is_gray_pair(src, tgt, gray_pairs)
-        settings = [gray_main] + ([not gray_main] if gray_main and compare_gray else [])
-        for seed in seeds:
-            for gray in settings:
-                cfg = dataclasses.replace(base, method="gta", source=src, target=tgt, seed=int(seed), gray=gray)
-                r = train_or_load(cfg, data_root, device=device, run_dir=Path(run_root) / gta_run_name(cfg))
-                if gray == gray_main:
-                    main[("gta", src, tgt, int(seed))] = r
-                if gray_main and compare_gray:
-                    variants[(src, tgt, gray, int(seed))] = r
-    return main, variants
-
-
-def baseline_runs(base: UDAConfig, data_root: str | Path, p3_run_root: str | Path, *,
-                  methods: Iterable[str] = ("source-only", "dann", "target-only"),
-                  pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
-                  device: Any = "auto") -> dict[Key, Any]:
-    """Problem 3's runs (``p3_run_root/{method}_{src}_{tgt}_s{seed}``), reused as they are when finished —
-    whatever config Problem 3's notebook used, so both reports show the same DANN numbers — else trained here
-    with ``base`` (same folder naming, so Problem 3 then reuses them when its config is the same)."""
-    from hw3lib import checkpoint
-    from hw3lib.train.uda import KIND, config_from
-
-    results: dict[Key, Any] = {}
-    for src, tgt in pairs:
-        for method in methods:
-            for seed in seeds:
-                cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
-                run_dir = Path(p3_run_root) / cfg.name
-                file = checkpoint.resolve(run_dir)
-                if file.is_file():
-                    try:
-                        payload = checkpoint.load(file)
-                    except ValueError:
-                        payload = {}
-                    if payload.get("kind") == KIND and payload.get("finished"):
-                        found = config_from(payload["config"])
-                        if (found.method, found.source, found.target, found.seed) == (method, src, tgt, int(seed)):
-                            cfg = found
-                results[(method, src, tgt, int(seed))] = train_or_load(cfg, data_root, device=device, run_dir=run_dir)
-    return results
 
 
 def warm_start_summary(gta: Mapping[Key, Any]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -169,9 +97,9 @@ def mean_over_pairs(summary: Mapping[str, Mapping[str, Any]], method: str) -> fl
     return round(float(np.mean([c["mean"] for c in cells.values()])), 2)
 
 
-def details_table(config: UDAConfig, n_seeds: int, gray_pairs: Iterable[Iterable[str]] = ()) -> pd.DataFrame:
+def details_table(config, n_seeds: int, gray_pairs: Iterable[Iterable[str]] = ()) -> pd.DataFrame:
     """Problem 4.3 implementation details of this run."""
-    k = GTAConfig.from_config(config)
+    k = config.gta
     grays = ", ".join(pair_label(*p) for p in gray_pairs) or "none"
     rows = {
         "Networks": f"F (3 conv → {2 * k.ndf}-d), C (2 FC), G (5 transposed convs, 1×1 → 32×32), "
@@ -212,7 +140,7 @@ def game_balance(gta: Mapping[Key, Any], tail: int = 5) -> dict[str, float]:
         return {}
     out = {k: float(np.mean([np.mean(r.history[k][-tail:]) for r in runs]))
            for k in ("d_real", "d_fake_src", "d_fake_tgt")}
-    k = GTAConfig.from_config(runs[0].config)
+    k = runs[0].config.gta
     return {**out, "steps": int(runs[0].config.steps), "warmup_steps": int(k.warmup_steps),
             "batch_size": int(k.batch_size), "runs": len(runs)}
 
@@ -284,8 +212,8 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], gray_summary: Mapping[s
     return "\n".join(lines)
 
 
-def metrics_dict(summary: Mapping[str, Any], gray_summary: Mapping[str, Any], config: UDAConfig,
-                 dann_config: UDAConfig, seeds: list[int], gray_pairs: Iterable[Iterable[str]],
+def metrics_dict(summary: Mapping[str, Any], gray_summary: Mapping[str, Any], config,
+                 dann_config, seeds: list[int], gray_pairs: Iterable[Iterable[str]],
                  data: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every number the Problem 4 tables show, under readable keys (``run_dir/metrics.json``)."""
     cell = lambda c: {kk: c[kk] for kk in ("mean", "std", "n", "values", "seeds")}  # noqa: E731
@@ -296,8 +224,8 @@ def metrics_dict(summary: Mapping[str, Any], gray_summary: Mapping[str, Any], co
         "problem": 4,
         "seeds": [int(s) for s in seeds],
         "gray_pairs": [pair_key(*p) for p in gray_pairs],
-        "config": {"gta": dataclasses.asdict(dataclasses.replace(config).validate()),
-                   "gta_knobs": dataclasses.asdict(GTAConfig.from_config(config)),
+        "config": {"gta": dataclasses.asdict(config),
+                   "gta_knobs": dataclasses.asdict(config.gta),
                    "dann": dataclasses.asdict(dann_config)},
         "data": dict(data or {}),
         "target_accuracy": {m: {k: cell(c) for k, c in cells.items()} for m, cells in summary.items()},

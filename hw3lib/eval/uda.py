@@ -14,12 +14,13 @@ import torch
 from torch import nn
 
 from hw3lib.checkpoint import capture_rng, restore_rng
+from hw3lib.data import digits
 from hw3lib.data.batches import in_order
 from hw3lib.data.layout import UDA_PAIRS
 from hw3lib.data.sets import DigitSet
-from hw3lib.data.transforms import resize, to_gray3, to_signed
 from hw3lib.device import seed_everything
 from hw3lib.distributed import unwrap
+from hw3lib.runtime import eval_mode
 
 ADABN = "source-only+bn"  # diagnostic: the source-only model with target BatchNorm statistics
 ROW_LABELS = {"source-only": "Source only (lower bound)", "dann": "DANN", "target-only": "Target only (upper bound)",
@@ -45,81 +46,53 @@ def pair_label(src: str, tgt: str) -> str:
 
 
 # -- predictions -------------------------------------------------------------------------------------------
-def _get(config: Any, key: str, default=None):
-    if config is None:
-        return default
-    return config.get(key, default) if isinstance(config, Mapping) else getattr(config, key, default)
-
-
-def gta_inputs(images: torch.Tensor, config: Any = None) -> torch.Tensor:
-    """uint8 [N,3,28,28] → GTA netF input (luminance if ``config.gray``, 32x32): ``hw3lib.train.gta.prepare``,
-    with a [-1,1] fallback when Problem 4's module is absent.
-    """
-    try:
-        from hw3lib.train import gta as gta_train
-    except ModuleNotFoundError:
-        gta_train = None
-    if gta_train is not None and hasattr(gta_train, "prepare"):
-        return gta_train.prepare(images, config)
-    x = to_gray3(images) if _get(config, "gray", False) else images
-    return resize(to_signed(x), 32)
+# A "classifier" here is any module mapping uint8 digits [N,3,28,28] to class scores [N,10], with a
+# ``features(images)`` method: :class:`hw3lib.models.dann.DANNClassifier` or :class:`hw3lib.models.gta.GTAClassifier`.
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 @torch.no_grad()
-def predict_logits(models: Mapping[str, nn.Module], method: str, images: torch.Tensor, config: Any = None, *,
-                   batch_size: int = 1000) -> torch.Tensor:
-    """Class scores [N,10] for uint8 images [N,3,28,28] on the models' device (models put in eval mode).
-
-    DANN-network methods: the label classifier's log-probabilities; GTA: ``netC(netF(x))``.
-    """
-    for m in models.values():
-        m.eval()
-    out = []
-    for (x,) in in_order(images, batch_size=batch_size):
-        if method == "gta":
-            out.append(unwrap(models["netC"])(unwrap(models["netF"])(gta_inputs(x, config))))
-        else:
-            out.append(unwrap(models["dann"])(to_signed(x)).class_logp)
+def predict_logits(classifier: nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
+    """Class scores [N,10] for uint8 images [N,3,28,28] (any device), in eval mode, on the classifier's device."""
+    device = _device(classifier)
+    with eval_mode(classifier):
+        out = [classifier(x.to(device)) for (x,) in in_order(images, batch_size=batch_size)]
     return torch.cat(out) if out else torch.empty(0, 10)
 
 
-def _device(models: Mapping[str, nn.Module]) -> torch.device:
-    return next(next(iter(models.values())).parameters()).device
-
-
-def predict_labels(models: Mapping[str, nn.Module], method: str, images: torch.Tensor, config: Any = None
-                   ) -> torch.Tensor:
+def predict_labels(classifier: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Predicted digits int64 [N] (CPU) for uint8 images [N,3,28,28] (any device)."""
-    return predict_logits(models, method, images.to(_device(models)), config).argmax(1).cpu()
+    return predict_logits(classifier, images).argmax(1).cpu()
 
 
-def accuracy(models: Mapping[str, nn.Module], method: str, ds: DigitSet, config: Any = None) -> float:
-    """Top-1 accuracy (%) of the models on a digit set."""
+def accuracy(classifier: nn.Module, ds: DigitSet) -> float:
+    """Top-1 accuracy (%) of the classifier on a digit set."""
     if not len(ds):
         return float("nan")
-    pred = predict_labels(models, method, ds.images, config)
+    pred = predict_labels(classifier, ds.images)
     return float((pred == ds.labels.cpu()).double().mean().item() * 100.0)
 
 
 @torch.no_grad()
-def target_bn_statistics(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500) -> None:
-    """Re-estimate the BatchNorm running statistics of a DANN-network ``model`` on unlabelled uint8 ``images``
+def target_bn_statistics(classifier: nn.Module, images: torch.Tensor, *, batch_size: int = 500) -> None:
+    """Re-estimate the BatchNorm running statistics of ``classifier`` on unlabelled uint8 ``images``
     [N,3,28,28] (AdaBN: Li et al., "Revisiting Batch Normalization For Practical Domain Adaptation", 2016).
 
     Exact averages over ``images`` (cumulative moving average), gathered in training mode as during training;
-    weights are untouched and the model is left in eval mode.
+    weights are untouched and the classifier is left in eval mode.
     """
-    net = unwrap(model)
+    net = unwrap(classifier)
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None
     net.train()
-    device = _device({"m": net})
+    device = _device(net)
     try:
-        for (x,) in in_order(images.to(device), batch_size=batch_size):
-            net(to_signed(x), 0.0)
+        for (x,) in in_order(images, batch_size=batch_size):
+            net(x.to(device))
     finally:
         for m, mom in zip(bns, momenta):
             m.momentum = mom
@@ -133,41 +106,31 @@ def adabn_summary(results: Mapping[tuple[str, str, str, int], Any], data_root: A
     DANN's target statistics give from what its adversarial alignment gives. Models are copied, not changed."""
     import copy
 
-    from hw3lib.train.uda import digits
     out = {}
     for (method, src, tgt, seed), r in results.items():
         if method != "source-only":
             continue
-        model = copy.deepcopy(unwrap(r.models["dann"]))
-        device = _device({"m": model})
+        classifier = copy.deepcopy(r.classifier)
         # The statistics are gathered in training mode (dropout on, as in DANN's own re-estimation); seeding
         # from the run makes the diagnostic independent of how many runs were evaluated before it.
         state = capture_rng()
         try:
             seed_everything(seed)
-            target_bn_statistics(model, digits(data_root, tgt, "train").images.to(device))
+            target_bn_statistics(classifier, digits(data_root, tgt, "train").images)
         finally:
             restore_rng(state)
-        test = digits(data_root, tgt, "test")
-        acc = accuracy({"dann": model}, "source-only", dataclasses.replace(test, images=test.images.to(device)))
+        acc = accuracy(classifier, digits(data_root, tgt, "test"))
         out[(ADABN, src, tgt, seed)] = dataclasses.replace(r, metrics={"target_acc": acc})
     return summarize(out) if out else {}
 
 
 # -- t-SNE -------------------------------------------------------------------------------------------------
 @torch.no_grad()
-def extract_features(models: Mapping[str, nn.Module], method: str, images: torch.Tensor, config: Any = None, *,
-                     batch_size: int = 1000) -> np.ndarray:
+def extract_features(classifier: nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> np.ndarray:
     """Feature-extractor outputs [N,D] (DANN: 800-d; GTA: netF's 128-d) as float32 numpy."""
-    for m in models.values():
-        m.eval()
-    device = _device(models)
-    out = []
-    for (x,) in in_order(images.to(device), batch_size=batch_size):
-        if method == "gta":
-            out.append(unwrap(models["netF"])(gta_inputs(x, config)))
-        else:
-            out.append(unwrap(models["dann"]).extract(to_signed(x)))
+    device = _device(classifier)
+    with eval_mode(classifier):
+        out = [classifier.features(x.to(device)) for (x,) in in_order(images, batch_size=batch_size)]
     return torch.cat(out).float().cpu().numpy()
 
 
@@ -178,8 +141,8 @@ def balanced_indices(n_source: int, n_target: int, per_domain: int, seed: int = 
     return np.sort(rng.choice(n_source, n, replace=False)), np.sort(rng.choice(n_target, n, replace=False))
 
 
-def tsne_points(models: Mapping[str, nn.Module], method: str, source: DigitSet, target: DigitSet,
-                config: Any = None, *, per_domain: int = 500, seed: int = 0) -> dict[str, np.ndarray]:
+def tsne_points(classifier: nn.Module, source: DigitSet, target: DigitSet, *, per_domain: int = 500,
+                seed: int = 0) -> dict[str, np.ndarray]:
     """2-D t-SNE of feature-extractor outputs of source and target TEST images, domains balanced by subsampling.
 
     Returns ``{"xy": [2n,2], "label": [2n], "domain": [2n] (0 source, 1 target)}``.
@@ -190,8 +153,8 @@ def tsne_points(models: Mapping[str, nn.Module], method: str, source: DigitSet, 
     from sklearn.manifold import TSNE
 
     si, ti = balanced_indices(len(source), len(target), per_domain, seed)
-    feats = np.concatenate([extract_features(models, method, source.images[si], config),
-                            extract_features(models, method, target.images[ti], config)])
+    feats = np.concatenate([extract_features(classifier, source.images[si]),
+                            extract_features(classifier, target.images[ti])])
     n = len(si)
     if len(feats) > 50 and feats.shape[1] > 50:  # standard t-SNE practice: PCA to 50-d first (faster, denoised)
         feats = PCA(50, random_state=seed).fit_transform(feats)
@@ -285,23 +248,23 @@ def domain_acc_summary(results: Mapping[tuple[str, str, str, int], Any], method:
 
 def details_table(config: Any, n_seeds: int) -> pd.DataFrame:
     """Implementation details of this run (Problem 3.5)."""
-    opt = _get(config, "optimizer", "adam")
-    lr = _get(config, "lr")
+    opt = config.optimizer
+    lr = config.lr
     rows = {
         "Network": "CNNModel (fungtion/DANN): 2 conv blocks → 800-d features; label and domain classifiers",
         "Input": "28×28 RGB scaled to [-1, 1]; grayscale (usps) repeated to 3 channels",
         "Loss": "NLL(source labels) + NLL(source domain = 0) + NLL(target domain = 1), one update per step",
         "Optimizer": (f"Adam, lr {lr:g} (constant)" if opt == "adam"
                       else f"SGD momentum 0.9, lr {lr:g}/(1+10p)^0.75"),
-        "GRL coefficient λ": f"2/(1+exp(−{_get(config, 'gamma', 10.0):g}·p)) − 1, p = step/steps (0 → 1)",
-        "Batch": f"{_get(config, 'batch_size')} source + {_get(config, 'batch_size')} target images per step",
-        "BatchNorm across domains": ("one concatenated source+target batch per step" if _get(config, "bn") == "joint"
+        "GRL coefficient λ": f"2/(1+exp(−{config.gamma:g}·p)) − 1, p = step/steps (0 → 1)",
+        "Batch": f"{config.batch_size} source + {config.batch_size} target images per step",
+        "BatchNorm across domains": ("one concatenated source+target batch per step" if config.bn == "joint"
                                      else "separate forward passes for source and target"),
         "BatchNorm statistics at test (DANN)": (
             "re-estimated on the unlabelled target train images after the last step (the normalisation the "
-            "target pass had in training)" if _get(config, "bn_eval", "target") == "target"
+            "target pass had in training)" if config.bn_eval == "target"
             else "running averages over the source and target passes"),
-        "Steps": str(_get(config, "steps")),
+        "Steps": str(config.steps),
         "Seeds": str(n_seeds),
         "Model selection": "last step's model; target labels never used for selection",
         "Bounds": "source-only: label loss on source only; target-only: label loss on target train",

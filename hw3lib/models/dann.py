@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from hw3lib.data.transforms import to_signed
 from hw3lib.models.grl import GradientReverseFunction
 
 FEATURE_DIM = 50 * 4 * 4
@@ -71,3 +72,19 @@ class CNNModel(nn.Module):
         class_logp = self.class_classifier(features)
         domain_logp = self.domain_classifier(GradientReverseFunction.apply(features, alpha))
         return DANNOutput(class_logp, domain_logp, features)
+
+
+class DANNClassifier(nn.Module):
+    """The label path of a :class:`CNNModel` as one classifier of uint8 digits (what evaluation sees).
+
+    ``forward``: uint8 [N,3,28,28] → class log-probabilities [N,10]; ``features``: → [N,800]."""
+
+    def __init__(self, net: CNNModel):
+        super().__init__()
+        self.net = net
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net.extract(to_signed(images))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net.class_classifier(self.features(images))

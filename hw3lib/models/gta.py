@@ -15,12 +15,62 @@ The class names keep the public code's leading underscore so ``print(model)`` ma
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from hw3lib.data.transforms import resize, to_gray3
+
 NCLASSES = 10
+
+
+@dataclass(frozen=True)
+class GTAConfig:
+    """GTA's knobs, the public code's defaults: the nets' sizes, their inputs, and the optimisation."""
+    lr: float = 5e-4            # Adam learning rate of all four nets
+    beta1: float = 0.8          # Adam β1
+    adv_weight: float = 0.1     # weight of D's losses in F's update
+    alpha: float = 0.3          # extra factor on the target adversarial term in F's update
+    lr_decay: float = 1e-4      # lr / (1 + lr_decay·step) for D, F, C; 0 = constant
+    batch_size: int = 100       # per domain (the public code's batchSize)
+    nz: int = 512               # noise dimension of G's input
+    ndf: int = 64               # F/D width (embedding = 2·ndf = 128)
+    ngf: int = 64               # G width
+    image_size: int = 32        # the networks' input size (28 → 32 bilinear)
+    warmup_steps: int = 0       # source-only F+C steps before the GTA steps (0 = the public code)
+    in_mean: float = 0.44       # F's input normalisation (x/255 - in_mean) / in_std: the public main.py's
+    in_std: float = 0.19        # Normalize(0.44, 0.19); D and G work in [-1,1] regardless
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "GTAConfig":
+        """Knobs from a dict (a checkpoint's or a notebook's); unknown names are a ``ValueError``."""
+        values = dict(values or {})
+        names = set(cls.__dataclass_fields__)
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"unknown GTA option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
+        return cls(**values)
+
+
+def prepare(images: torch.Tensor, k: GTAConfig, *, gray: bool = False, for_d: bool = False) -> torch.Tensor:
+    """uint8 [N,3,28,28] → network input float [N,3,S,S]: luminance (repeated to 3 channels) when ``gray``,
+    bilinear-resized to ``k.image_size`` (32), then normalised as the public code does it: netF's input
+    ``(x/255 - in_mean) / in_std`` (``Normalize(0.44, 0.19)``), or with ``for_d`` D's real-image input (and G's
+    output range) ``x/127.5 - 1`` in [-1,1]."""
+    x = images.float()
+    if gray:
+        x = to_gray3(x)
+    x = resize(x, k.image_size).clamp_(0.0, 255.0)
+    if for_d:
+        return x.div_(127.5).sub_(1.0)
+    return x.div_(255.0).sub_(k.in_mean).div_(k.in_std)
+
+
+def d_range(x: torch.Tensor, k: GTAConfig) -> torch.Tensor:
+    """netF input (:func:`prepare`) → the same images in D's [-1,1] (the public code's ``src_inputs_unnorm``)."""
+    return (x * k.in_std + k.in_mean - 0.5) * 2.0
 
 
 def weights_init(m: nn.Module) -> None:
@@ -170,6 +220,22 @@ def onehot(labels: torch.Tensor | None, batch: int, nclasses: int = NCLASSES, *,
     return nn.functional.one_hot(labels, nclasses + 1).float()
 
 
+class GTAClassifier(nn.Module):
+    """GTA's label path as one classifier of uint8 digits: ``netC(netF(prepare(x)))``.
+
+    ``forward``: uint8 [N,3,28,28] → logits [N,10]; ``features``: → netF's embedding [N,128]."""
+
+    def __init__(self, net_f: nn.Module, net_c: nn.Module, k: GTAConfig, gray: bool = False):
+        super().__init__()
+        self.net_f, self.net_c, self.k, self.gray = net_f, net_c, k, gray
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net_f(prepare(images, self.k, gray=self.gray))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net_c(self.features(images))
+
+
 def build_gta(*, in_channels: int = 3, ndf: int = 64, ngf: int = 64, nz: int = 512,
               nclasses: int = NCLASSES, init: bool = True) -> dict[str, nn.Module]:
     """The four GTA networks ``{"netF", "netC", "netG", "netD"}``, initialised as the public code."""
@@ -183,3 +249,23 @@ def build_gta(*, in_channels: int = 3, ndf: int = 64, ngf: int = 64, nz: int = 5
         for net in nets.values():
             net.apply(weights_init)
     return nets
+
+
+@torch.no_grad()
+def generate(nets: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor | None, k: GTAConfig, *,
+             gray: bool = False, seed: int = 0) -> torch.Tensor:
+    """G's reconstructions [N,3,32,32] in [-1,1] of uint8 ``images``: G(one-hot(label) ‖ F(x) ‖ noise) for
+    source images (``labels`` given) or G(target slot ‖ F(x) ‖ noise) (``labels=None``).
+
+    G runs with batch statistics (train-mode BatchNorm, as during training and in the public code's
+    visualisations) on a copy, so the nets' running statistics are left untouched. Noise is fixed by ``seed``.
+    """
+    import copy
+
+    net_f = nets["netF"].eval()
+    net_g = copy.deepcopy(nets["netG"]).train()
+    x = prepare(images, k, gray=gray)
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(len(x), net_g.nz, generator=g).to(x.device)
+    code = onehot(labels.to(x.device) if labels is not None else None, len(x), NCLASSES, device=x.device)
+    return net_g(code, net_f(x), noise)

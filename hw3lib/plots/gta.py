@@ -4,7 +4,7 @@ t-SNE figures reuse :func:`hw3lib.plots.uda.tsne_figure`. Every function returns
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from hw3lib.data.sets import DigitSet
 from hw3lib.data.transforms import to_unit
-from hw3lib.train.gta import generate, prepare
+from hw3lib.models.gta import GTAConfig, generate, prepare
 
 
 def class_ordered(ds: DigitSet, per_class: int = 1) -> torch.Tensor:
@@ -25,8 +25,8 @@ def class_ordered(ds: DigitSet, per_class: int = 1) -> torch.Tensor:
     return torch.cat(idx) if idx else torch.empty(0, dtype=torch.long)
 
 
-def generated_panels(nets: Mapping[str, torch.nn.Module], source: DigitSet, target: DigitSet, config: Any = None,
-                     *, per_class: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+def generated_panels(nets: Mapping[str, torch.nn.Module], source: DigitSet, target: DigitSet, k: GTAConfig, *,
+                     gray: bool = False, per_class: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
     """Four image batches in [0,1] (what the networks see, 32x32): real source, G(source emb, class one-hot),
     real target, G(target emb, "target" code). Source images are ordered by class; target images are the
     same digits' positions in the target set (its labels only order the grid, they are never trained on)."""
@@ -34,10 +34,10 @@ def generated_panels(nets: Mapping[str, torch.nn.Module], source: DigitSet, targ
     si, ti = class_ordered(source, per_class), class_ordered(target, per_class)
     xs, ys, xt = source.images[si].to(device), source.labels[si].to(device), target.images[ti].to(device)
     return {
-        "real source": to_unit(prepare(xs, config, for_d=True)).cpu(),
-        "G(source embedding, class)": to_unit(generate(nets, xs, ys, config, seed=seed)).cpu(),
-        "real target": to_unit(prepare(xt, config, for_d=True)).cpu(),
-        "G(target embedding, 'target')": to_unit(generate(nets, xt, None, config, seed=seed + 1)).cpu(),
+        "real source": to_unit(prepare(xs, k, gray=gray, for_d=True)).cpu(),
+        "G(source embedding, class)": to_unit(generate(nets, xs, ys, k, gray=gray, seed=seed)).cpu(),
+        "real target": to_unit(prepare(xt, k, gray=gray, for_d=True)).cpu(),
+        "G(target embedding, 'target')": to_unit(generate(nets, xt, None, k, gray=gray, seed=seed + 1)).cpu(),
     }
 
 

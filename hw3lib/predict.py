@@ -67,16 +67,14 @@ def predict_folder(ckpt: str | Path, images: str | Path, *, target: str | None =
     """Names and predicted digits for every PNG in ``images``."""
     from hw3lib.device import get_device
     from hw3lib.eval.uda import predict_labels
-    from hw3lib.train.uda import config_from, load_models
+    from hw3lib.train.uda import load_models
 
     file = find_run(ckpt, target, method)
-    payload = checkpoint.load(file)
-    config = config_from(payload.get("config", {}))
+    models, config = load_models(checkpoint.load(file), get_device(device))
     if target is not None and config.target != target:
         raise ValueError(f"{file} was trained for target {config.target!r}, not {target!r}")
-    models = load_models(payload, get_device(device))
     names, x = read_folder(images)
-    return names, predict_labels(models, config.method, x, config).tolist()
+    return names, predict_labels(config.spec.classifier(models, config), x).tolist()
 
 
 def read_labels(path: str | Path) -> dict[str, int]:

@@ -1,0 +1,209 @@
+"""Runs of the digit-adaptation methods: train, or load a finished run, and the sets of runs a notebook makes.
+
+Every method is evaluated on the *target test* split; target labels never choose anything. The history's
+target-test accuracy points are for the learning-curve plots only.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+
+from hw3lib import checkpoint
+from hw3lib.data import digits
+from hw3lib.data.layout import UDA_PAIRS
+from hw3lib.data.sets import DigitSet
+from hw3lib.device import seed_everything
+from hw3lib.eval.uda import accuracy
+from hw3lib.runtime import Runtime
+from hw3lib.train import common
+from hw3lib.train.uda import loop, methods
+from hw3lib.train.uda.config import UDAConfig
+
+Key = tuple[str, str, str, int]  # (method, source, target, seed)
+KINDS = tuple(sorted({m.kind for m in methods.REGISTRY.values()}))
+
+
+@dataclasses.dataclass
+class UDAResult:
+    config: UDAConfig
+    models: dict[str, nn.Module]            # the method's nets (``{"dann": CNNModel}`` or GTA's four), eval mode
+    history: dict[str, list]
+    metrics: dict[str, float]               # target_acc (%, reported model), final_domain_acc (%, DANN), ...
+    run_dir: Path | None = None
+    trained: bool = True                    # False when loaded from a finished checkpoint
+
+    @property
+    def classifier(self) -> nn.Module:
+        """uint8 digits [N,3,28,28] → class scores [N,10] (see :mod:`hw3lib.eval.uda`)."""
+        return self.config.spec.classifier(self.models, self.config)
+
+
+def _on(ds: DigitSet, device: torch.device) -> DigitSet:
+    return dataclasses.replace(ds, images=ds.images.to(device), labels=ds.labels.to(device))
+
+
+def _final_metrics(result_models, config: UDAConfig, history: dict, target_test: DigitSet) -> dict[str, float]:
+    """Target-test accuracy of the reported model (reusing the history's last-step evaluation when there is one)."""
+    if history.get("eval_step") and history["eval_step"][-1] == config.total_steps and history.get("target_acc"):
+        metrics = {"target_acc": float(history["target_acc"][-1])}
+    else:
+        metrics = {"target_acc": accuracy(config.spec.classifier(result_models, config), target_test)}
+    if history.get("warm_target_acc"):
+        metrics["warm_target_acc"] = float(history["warm_target_acc"][-1])
+    if history.get("domain_acc"):
+        tail = history["domain_acc"][-max(1, len(history["domain_acc"]) // 10):]
+        metrics["final_domain_acc"] = float(sum(tail) / len(tail)) * 100.0
+    return metrics
+
+
+def _store_metrics(run_dir: Path | None, metrics: dict[str, float], runtime: Runtime) -> None:
+    """Add the final metrics to the finished checkpoint's ``extra`` (so a reload needs no evaluation)."""
+    if run_dir is None or not runtime.is_main:
+        return
+    file = checkpoint.resolve(run_dir)
+    if file.is_file():
+        payload = checkpoint.load(file)
+        payload.setdefault("extra", {})["metrics"] = metrics
+        payload.pop("format", None), payload.pop("version", None)
+        checkpoint.save(payload, file)
+
+
+def train_on(config: UDAConfig, data: loop.Domains, run_dir: str | Path | None = None, *,
+             runtime: Runtime | None = None) -> UDAResult:
+    """Train ``config.method`` on in-memory digit sets (already on the runtime's device), resuming an unfinished
+    checkpoint of the same config in ``run_dir``."""
+    config.validate()
+    runtime = runtime or Runtime.for_config(config)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    spec = config.spec
+    seed_everything(config.seed)
+    nets = spec.nets(config)
+    history = (spec.fit or loop.fit)(spec, nets, data, config, runtime, run_dir)
+    runtime.finish(*nets.values())
+    metrics = _final_metrics(nets, config, history, data.target_test)
+    _store_metrics(run_dir, metrics, runtime)
+    return UDAResult(config, nets, history, metrics, run_dir, trained=True)
+
+
+def train_uda(config: UDAConfig, data_root: str | Path, run_dir: str | Path | None = None, *,
+              runtime: Runtime | None = None) -> UDAResult:
+    """:func:`train_on` the source/target train and target test splits of ``data_root`` (course layout)."""
+    config.validate()
+    runtime = runtime or Runtime.for_config(config)
+    data = loop.Domains(*(_on(digits(data_root, d, s), runtime.device)
+                          for d, s in ((config.source, "train"), (config.target, "train"), (config.target, "test"))))
+    return train_on(config, data, run_dir, runtime=runtime)
+
+
+def load_models(payload_or_run_dir: dict | str | Path, device: str | torch.device = "cpu"
+                ) -> tuple[dict[str, nn.Module], UDAConfig]:
+    """The nets of a UDA checkpoint (payload or run folder), on ``device``, in eval mode, and its config."""
+    payload = payload_or_run_dir if isinstance(payload_or_run_dir, dict) else checkpoint.load(payload_or_run_dir)
+    if payload.get("kind") not in KINDS:
+        raise ValueError(f"checkpoint kind {payload.get('kind')!r} is not a digit-adaptation run "
+                         f"({' or '.join(KINDS)})")
+    config = UDAConfig.from_dict(payload["config"])
+    models = config.spec.nets(config)
+    for k, m in models.items():
+        if k not in payload["models"]:
+            raise ValueError(f"checkpoint has no weights for {k!r} (has {', '.join(payload['models'])})")
+        m.load_state_dict(payload["models"][k])
+        m.to(device).eval()
+    return models, config
+
+
+def train_or_load(config: UDAConfig, data_root: str | Path, run_dir: str | Path | None = None, *,
+                  runtime: Runtime | None = None) -> UDAResult:
+    """The finished run in ``run_dir`` when its config matches, else train (or resume) it there."""
+    config.validate()
+
+    def load(payload: dict) -> UDAResult:
+        device = (runtime or Runtime.for_config(config)).device
+        models, _ = load_models(payload, device)
+        metrics = (payload.get("extra") or {}).get("metrics") or _final_metrics(
+            models, config, payload["history"], _on(digits(data_root, config.target, "test"), device))
+        return UDAResult(config, models, payload["history"], dict(metrics), Path(run_dir), trained=False)
+
+    return common.train_or_load(config.kind, config, run_dir, load=load,
+                                train=lambda: train_uda(config, data_root, run_dir, runtime=runtime))
+
+
+def train_or_load_all(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
+                      methods: Iterable[str] = ("source-only", "dann", "target-only"),
+                      pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
+                      ) -> dict[Key, UDAResult]:
+    """Every (method, source, target, seed) run under ``run_root/{method}_{src}_{tgt}_s{seed}``, in that order."""
+    results = {}
+    for src, tgt in pairs:
+        for method in methods:
+            for seed in seeds:
+                cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
+                results[(method, src, tgt, int(seed))] = train_or_load(cfg, data_root, Path(run_root) / cfg.name)
+    return results
+
+
+def is_gray_pair(src: str, tgt: str, gray_pairs: Iterable[Iterable[str]]) -> bool:
+    return (src, tgt) in {tuple(p) for p in gray_pairs}
+
+
+def gta_runs(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
+             pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
+             gray_pairs: Iterable[Iterable[str]] = (("mnistm", "svhn"),), compare_gray: bool = True,
+             ) -> tuple[dict[Key, UDAResult], dict[tuple[str, str, bool, int], UDAResult]]:
+    """Train or load GTA on every pair and seed.
+
+    Returns ``(main, variants)``: ``main[("gta", src, tgt, seed)]`` uses luminance images on ``gray_pairs``
+    (the seed report's choice for mnistm → svhn) and colour elsewhere; ``variants[(src, tgt, gray, seed)]``
+    holds both settings for each gray pair (when ``compare_gray``), for the gray-vs-colour table.
+    """
+    main: dict[Key, UDAResult] = {}
+    variants: dict[tuple[str, str, bool, int], UDAResult] = {}
+    for src, tgt in pairs:
+        gray_main = is_gray_pair(src, tgt, gray_pairs)
+        settings = [gray_main] + ([not gray_main] if gray_main and compare_gray else [])
+        for seed in seeds:
+            for gray in settings:
+                cfg = dataclasses.replace(base, method="gta", source=src, target=tgt, seed=int(seed), gray=gray)
+                r = train_or_load(cfg, data_root, Path(run_root) / cfg.name)
+                if gray == gray_main:
+                    main[("gta", src, tgt, int(seed))] = r
+                if gray_main and compare_gray:
+                    variants[(src, tgt, gray, int(seed))] = r
+    return main, variants
+
+
+def finished_config(run_dir: Path, kind: str) -> UDAConfig | None:
+    """The config of the finished ``kind`` run in ``run_dir``, or None."""
+    file = checkpoint.resolve(run_dir)
+    if not file.is_file():
+        return None
+    try:
+        payload = checkpoint.load(file)
+    except ValueError:
+        return None
+    return UDAConfig.from_dict(payload["config"]) if payload.get("kind") == kind and payload.get("finished") else None
+
+
+def baseline_runs(base: UDAConfig, data_root: str | Path, p3_run_root: str | Path, *,
+                  methods: Iterable[str] = ("source-only", "dann", "target-only"),
+                  pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,)) -> dict[Key, UDAResult]:
+    """Problem 3's runs (``p3_run_root/{method}_{src}_{tgt}_s{seed}``), reused as they are when finished —
+    whatever config Problem 3's notebook used, so both reports show the same numbers — else trained here with
+    ``base`` (same folder naming, so Problem 3 then reuses them when its config is the same)."""
+    results: dict[Key, UDAResult] = {}
+    for src, tgt in pairs:
+        for method in methods:
+            for seed in seeds:
+                cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
+                run_dir = Path(p3_run_root) / cfg.name
+                found = finished_config(run_dir, cfg.kind)
+                if found is not None and (found.method, found.source, found.target, found.seed) == \
+                        (method, src, tgt, int(seed)):
+                    cfg = found
+                results[(method, src, tgt, int(seed))] = train_or_load(cfg, data_root, run_dir)
+    return results
+
