@@ -33,3 +33,46 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def random_affine(x: torch.Tensor, *, degrees: float = 15.0, translate: float = 0.1,
+                  scale: tuple[float, float] = (0.9, 1.1), shear: float = 10.0) -> torch.Tensor:
+    """A random affine warp per image of a float batch [N,C,H,W] (border pixels repeat, so coloured backgrounds
+    stay coloured); angles in degrees, ``translate`` as a fraction of the image size. Draws from torch's RNG."""
+    n, dev = len(x), x.device
+    u = lambda lo, hi: torch.empty(n, device=dev).uniform_(lo, hi)  # noqa: E731
+    rot, sh = torch.deg2rad(u(-degrees, degrees)), torch.deg2rad(u(-shear, shear))
+    s = u(*scale)
+    cos, sin = torch.cos(rot), torch.sin(rot)
+    theta = torch.stack([torch.stack([cos / s, (-sin + torch.tan(sh) * cos) / s, u(-translate, translate) * 2], 1),
+                         torch.stack([sin / s, (cos + torch.tan(sh) * sin) / s, u(-translate, translate) * 2], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def weak_view(x: torch.Tensor) -> torch.Tensor:
+    """FixMatch's weak augmentation for digits: a small random shift (±2 px of 28), [-1,1] floats in, out."""
+    return random_affine(x, degrees=0.0, translate=2 / 28, scale=(1.0, 1.0), shear=0.0)
+
+
+def strong_view(x: torch.Tensor, *, invert: float = 0.5, cutout: int = 8) -> torch.Tensor:
+    """A strong augmentation for digits (RandAugment-like, applied on the device): random affine warp, per-image
+    contrast and brightness, colour inversion with probability ``invert`` and one ``cutout``×``cutout`` hole.
+    [-1,1] floats [N,C,H,W] in, out."""
+    n, dev = len(x), x.device
+    y = random_affine(x)
+    contrast = torch.empty(n, 1, 1, 1, device=dev).uniform_(0.5, 1.5)
+    bright = torch.empty(n, 1, 1, 1, device=dev).uniform_(-0.3, 0.3)
+    mean = y.mean((1, 2, 3), keepdim=True)
+    y = ((y - mean) * contrast + mean + bright).clamp(-1.0, 1.0)
+    flip = (torch.rand(n, 1, 1, 1, device=dev) < invert).to(y.dtype)
+    y = y * (1 - 2 * flip)
+    if cutout:
+        h, w = y.shape[-2:]
+        cy = torch.randint(0, h, (n, 1, 1), device=dev)
+        cx = torch.randint(0, w, (n, 1, 1), device=dev)
+        rows = torch.arange(h, device=dev).view(1, h, 1)
+        cols = torch.arange(w, device=dev).view(1, 1, w)
+        hole = ((rows - cy).abs() <= cutout // 2) & ((cols - cx).abs() <= cutout // 2)
+        y = y.masked_fill(hole[:, None], 0.0)
+    return y

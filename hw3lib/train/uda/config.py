@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -18,7 +19,8 @@ class UDAConfig:
     method: str = "dann"
     source: str = "usps"
     target: str = "mnistm"
-    steps: int = 300               # optimisation steps (each: one source batch + one target batch)
+    steps: int = 300               # optimisation steps (each: one source batch + one target batch), when epochs = 0
+    epochs: float = 0.0            # > 0: the budget in epochs over the larger training domain (overrides steps)
     batch_size: int = 64           # per domain
     lr: float = 1e-3
     optimizer: str = "adam"        # "adam" (constant lr, fungtion/DANN) or "sgd" (momentum .9 + dann_lr annealing)
@@ -56,6 +58,8 @@ class UDAConfig:
             raise ValueError(f"source and target are both {self.source!r}; adaptation needs two domains")
         if self.steps < 0:
             raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
         if self.batch_size <= 0:
             raise ValueError(f"batch size must be positive, got {self.batch_size}")
         if not self.lr > 0:
@@ -78,9 +82,14 @@ class UDAConfig:
         return methods.get(self.method)
 
     @property
-    def total_steps(self) -> int:
-        """Steps the run takes (GTA: its warm start included), capped by ``max_steps``."""
-        steps = self.steps + (self.gta.warmup_steps if self.gta is not None and self.method == "gta" else 0)
+    def per_domain_batch(self) -> int:
+        return self.gta.batch_size if self.method == "gta" and self.gta is not None else self.batch_size
+
+    def total_steps(self, n_source: int, n_target: int) -> int:
+        """Steps the run takes on training sets of these sizes: ``steps``, or ``epochs`` over the larger domain
+        (``ceil(epochs · max(n) / batch)``), plus GTA's warm start, capped by ``max_steps``."""
+        steps = math.ceil(self.epochs * max(n_source, n_target) / self.per_domain_batch) if self.epochs else self.steps
+        steps += self.gta.warmup_steps if self.gta is not None and self.method == "gta" else 0
         return steps if self.max_steps is None else min(steps, self.max_steps)
 
     @property

@@ -22,6 +22,7 @@ from hw3lib.runtime import Runtime
 from hw3lib.train import common
 from hw3lib.train.uda import loop, methods
 from hw3lib.train.uda.config import UDAConfig
+from hw3lib.train.uda.select import selection_metrics
 
 Key = tuple[str, str, str, int]  # (method, source, target, seed)
 KINDS = tuple(sorted({m.kind for m in methods.REGISTRY.values()}))
@@ -47,11 +48,17 @@ def _on(ds: DigitSet, device: torch.device) -> DigitSet:
 
 
 def _final_metrics(result_models, config: UDAConfig, history: dict, target_test: DigitSet) -> dict[str, float]:
-    """Target-test accuracy of the reported model (reusing the history's last-step evaluation when there is one)."""
-    if history.get("eval_step") and history["eval_step"][-1] == config.total_steps and history.get("target_acc"):
-        metrics = {"target_acc": float(history["target_acc"][-1])}
-    else:
-        metrics = {"target_acc": accuracy(config.spec.classifier(result_models, config), target_test)}
+    """Target-test accuracy of the reported model — the validator's pick, or the last step's for the bounds and
+    GTA's warm start — reusing the scores in the history where they exist, with each validator's and the oracle's
+    pick beside it (:func:`hw3lib.train.uda.select.selection_metrics`)."""
+    chosen = history.get("selected_step")
+    metrics = selection_metrics(history, chosen[-1] if chosen else None)
+    if "target_acc" not in metrics:
+        last = history["step"][-1] if history.get("step") else None
+        if history.get("eval_step") and history["eval_step"][-1] == last and history.get("target_acc"):
+            metrics["target_acc"] = float(history["target_acc"][-1])
+        else:
+            metrics["target_acc"] = accuracy(config.spec.classifier(result_models, config), target_test)
     if history.get("warm_target_acc"):
         metrics["warm_target_acc"] = float(history["warm_target_acc"][-1])
     if history.get("domain_acc"):
@@ -95,7 +102,8 @@ def train_uda(config: UDAConfig, data_root: str | Path, run_dir: str | Path | No
     config.validate()
     runtime = runtime or Runtime.for_config(config)
     data = loop.Domains(*(_on(digits(data_root, d, s), runtime.device)
-                          for d, s in ((config.source, "train"), (config.target, "train"), (config.target, "test"))))
+                          for d, s in ((config.source, "train"), (config.target, "train"), (config.target, "test"),
+                                       (config.source, "test"))))
     return train_on(config, data, run_dir, runtime=runtime)
 
 

@@ -49,6 +49,7 @@ from hw3lib.models.gta import NCLASSES, GTAClassifier, GTAConfig, build_gta, d_r
 from hw3lib.runtime import Runtime
 from hw3lib.train.common import TrainLoop
 from hw3lib.train.uda.methods.base import Method, register
+from hw3lib.train.uda.select import Selector, eval_points
 
 KIND = "gta"
 
@@ -202,6 +203,8 @@ def fit_gta(method: Method, nets: dict[str, nn.Module], data, config, runtime: R
     # Target labels are never read; target batches are drawn from the first GTA step on.
     tgt_iter = Batches(data.target.images, seed=seed + 7919, **kw).forever(max(0, loop.step - warm))
     n = _Nets(nets)
+    # F and C are GTA's classifier; F has no BatchNorm, so there are no target statistics to re-estimate.
+    selector = Selector(loop, lambda m: classifier(m, config), ("netF", "netC"), data, target_bn=False, seed=seed)
     for step in loop:
         xs_u8, ys = next(src_iter)
         if step < warm:
@@ -214,6 +217,11 @@ def fit_gta(method: Method, nets: dict[str, nn.Module], data, config, runtime: R
         xs = runtime.layout(prepare(xs_u8, k, gray=config.gray))
         xt = runtime.layout(prepare(xt_u8, k, gray=config.gray))
         loop.log(**gta_step(n, opts, scheds, xs, ys, xt, k, runtime))
+        if eval_points(step, total, config.eval_every):
+            selector.score(nets, step + 1, step + 1)
+    if (chosen := selector.apply(nets)) is not None:
+        loop.history["selected_step"] = [chosen]
+        loop.save(finished=True)  # the checkpoint holds the reported model
     return loop.history
 
 

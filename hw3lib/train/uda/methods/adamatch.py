@@ -1,0 +1,58 @@
+"""Self-training with augmentation consistency: AdaMatch (Berthelot, Roelofs, Sohn, Carlini & Kurakin, "AdaMatch:
+A Unified Approach to Semi-Supervised Learning and Domain Adaptation", ICLR 2022), FixMatch's recipe for UDA.
+
+Per step: the labelled source images in a weak and a strong view (NLL on both); the unlabelled target images in a
+weak view (pseudo-labels, no gradient) and a strong view (trained on them). AdaMatch's two additions to FixMatch:
+*distribution alignment* — the target predictions are rescaled by (source mean prediction / target mean
+prediction) and renormalised, so the pseudo-labels follow the source class balance — and a *relative confidence
+threshold* — τ times the mean confidence on the weak source batch, τ = 0.9. The target term's weight ramps from 0
+to 1 over the first half of the run (μ(t) = ½ − cos(min(π, 2πt)) / 2).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from hw3lib.train.uda.methods.base import Batch, Losses, Method, Step, accuracy_of, nll, register
+
+TAU = 0.9
+
+
+def pseudo_labels(p_source: torch.Tensor, p_target: torch.Tensor, tau: float = TAU
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """AdaMatch's pseudo-labels: distribution-aligned target probabilities [N,K] → (labels [N], mask [N] as
+    float: 1 where the aligned confidence reaches ``tau`` × the mean source confidence)."""
+    aligned = p_target * (p_source.mean(0) / p_target.mean(0).clamp_min(1e-6))
+    aligned = aligned / aligned.sum(1, keepdim=True)
+    conf, labels = aligned.max(1)
+    threshold = tau * p_source.max(1).values.mean()
+    return labels, (conf >= threshold).float()
+
+
+def ramp(progress: float) -> float:
+    """μ(p) = ½ − cos(min(π, 2πp)) / 2: 0 at the start, 1 from half the run on."""
+    return 0.5 - math.cos(min(math.pi, 2 * math.pi * progress)) / 2
+
+
+def adamatch_losses(nets, batch: Batch, step: Step) -> Losses:
+    net = nets["dann"]
+    ns = len(batch.x)
+    out_s = net(torch.cat([batch.x, batch.x_strong]), 0.0)  # one domain: one BatchNorm pass
+    logp_weak, logp_strong = out_s.class_logp[:ns], out_s.class_logp[ns:]
+    with torch.no_grad():
+        p_target = net(batch.xt, 0.0).class_logp.float().exp()
+    labels, mask = pseudo_labels(logp_weak.detach().float().exp(), p_target)
+    out_t = net(batch.xt_strong, 0.0)
+    target_loss = (F.nll_loss(out_t.class_logp.float(), labels, reduction="none") * mask).mean()
+    source_loss = nll(logp_weak, batch.y) + nll(logp_strong, batch.y)
+    mu = ramp(step.progress)
+    unused = 0.0 * (out_s.domain_logp.sum() + out_t.domain_logp.sum())  # the domain head: a zero gradient for DDP
+    return Losses(source_loss + mu * target_loss + unused,
+                  {"label_loss": source_loss / 2, "target_loss": target_loss, "mask_rate": mask.mean(), "mu": mu,
+                   "train_acc": accuracy_of(logp_weak, batch.y)})
+
+
+register(Method("adamatch", "AdaMatch (self-training)", "Berthelot et al., AdaMatch, ICLR 2022",
+                losses=adamatch_losses, strong_views=True))
