@@ -25,7 +25,7 @@ from torch import nn
 
 from hw3lib.device import autocast as _autocast
 from hw3lib.device import get_device, set_deterministic, tune_allocator
-from hw3lib.distributed import SINGLE, DistInfo, unwrap, wrap
+from hw3lib.distributed import SINGLE, DistInfo, setup, teardown, unwrap, wrap
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,33 @@ def cpu() -> Runtime:
 
 
 @contextlib.contextmanager
-def eval_mode(*models: nn.Module) -> Iterator[None]:
-    """Put ``models`` in eval mode for the block, then restore each one's previous mode."""
+def _mode(training: bool, models: tuple[nn.Module, ...]) -> Iterator[None]:
     was = [m.training for m in models]
     try:
         for m in models:
-            m.eval()
+            m.train(training)
         yield
     finally:
         for m, t in zip(models, was):
             m.train(t)
+
+
+def eval_mode(*models: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """Put ``models`` in eval mode for the block, then restore each one's previous mode (also on an exception)."""
+    return _mode(False, models)
+
+
+def train_mode(*models: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """Put ``models`` in train mode for the block (BatchNorm on batch statistics), then restore each one's mode."""
+    return _mode(True, models)
+
+
+@contextlib.contextmanager
+def launch(config) -> Iterator[Runtime]:
+    """The runtime of a command-line run of ``config``: under torchrun, this rank's process group and device
+    (:func:`hw3lib.distributed.setup`), torn down when the block ends; a single process otherwise."""
+    dist, device = setup(get_device(getattr(config, "device", "auto")))
+    try:
+        yield Runtime.for_config(config, device=device, dist=dist)
+    finally:
+        teardown()
