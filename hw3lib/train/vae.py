@@ -42,8 +42,7 @@ class VAEConfig:
     ckpt_every: int = 500
     log_every: int = 10
     eval_every_epoch: bool = True
-    channels_last: bool = True     # NHWC: same numbers up to float rounding; tensor-core GPUs prefer it, and the
-                                   # CPU loses nothing once the allocator is tuned
+    channels_last: bool = True     # NHWC: same numbers up to float rounding; tensor-core GPUs prefer it
     compile: bool = False
     amp: str = "auto"              # autocast of the forward pass: "auto" = bf16 on CUDA, float32 on CPU; "bf16"; "off"
     device: str = "auto"           # used when no runtime is given
