@@ -154,6 +154,17 @@ def _embedded_data(root: Path) -> Path:
     return root
 
 
+def _dummy_project(tmp: Path) -> tuple[Path, Path]:
+    """``tmp/notebooks`` with the dummy p1 and p2, and a profile that sets p1's epochs (no data size)."""
+    nbs = tmp / "notebooks"
+    nbs.mkdir()
+    for stem in TITLES:
+        _dummy_notebook(nbs / f"{stem}.ipynb", stem)
+    profile = tmp / "dummy.yaml"
+    profile.write_text("description: dummy\ndata_size: null\ncommon: {seed: 0}\nnotebooks:\n  p1: {epochs: 3}\n")
+    return nbs, profile
+
+
 def test_select_notebooks_keeps_the_report_order():
     assert report_build.select_notebooks(None) == list(NOTEBOOKS)
     assert report_build.select_notebooks("p3, p1_vae,") == ["p1_vae", "p3_dann"]
@@ -180,12 +191,7 @@ def test_stages_plan_parameters_header_and_run_json(tmp_path):
     parameters follow the plan's folders, and the header and run.json report each notebook's fate."""
     from hw3lib.report.html import ProblemError
 
-    nbs = tmp_path / "notebooks"
-    nbs.mkdir()
-    for stem in TITLES:
-        _dummy_notebook(nbs / f"{stem}.ipynb", stem)
-    profile = tmp_path / "dummy.yaml"
-    profile.write_text("data_size: null\ncommon: {seed: 0}\nnotebooks:\n  p1: {epochs: 3}\n")
+    nbs, profile = _dummy_project(tmp_path)
     folders = dict(notebooks=nbs, runs_root=tmp_path / "runs", figures_dir=tmp_path / "figures")
     with pytest.raises(ValueError, match="epochz"):
         report_build.plan_report(profile, tmp_path / "out", "cpu", [("p1.epochz", "1")], "p1", **folders)
@@ -221,12 +227,7 @@ def test_stages_plan_parameters_header_and_run_json(tmp_path):
 def dummy_report(tmp_path_factory):
     """Two dummy notebooks executed by ``build_report``; p2 fails (``-p p2.fail true``)."""
     tmp = tmp_path_factory.mktemp("report")
-    nbs = tmp / "notebooks"
-    nbs.mkdir()
-    for stem in TITLES:
-        _dummy_notebook(nbs / f"{stem}.ipynb", stem)
-    profile = tmp / "dummy.yaml"
-    profile.write_text("description: dummy\ndata_size: null\ncommon: {seed: 0}\nnotebooks:\n  p1: {epochs: 3}\n")
+    nbs, profile = _dummy_project(tmp)
     result = build_report(profile, data=_embedded_data(tmp / "data"), out=tmp / "out", device="cpu",
                           overrides=[("p2.fail", "true")], only="p1,p2,p3", notebooks=nbs,
                           runs_root=tmp / "runs", figures_dir=tmp / "figures", progress=False)

@@ -27,6 +27,7 @@ KIND = "face-attr"
 
 @dataclass
 class AttrConfig:
+    """Knobs of the classifier's run; ``epochs`` over the training faces, capped by ``max_steps``."""
     epochs: float = 3
     batch_size: int = 64
     lr: float = 2e-3
