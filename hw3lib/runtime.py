@@ -11,7 +11,9 @@ Training loops hold a :class:`Runtime` (through :class:`hw3lib.train.common.Trai
     rt.finish(model)                        # back to the default layout, eval mode (what a reload gives)
 
 Process-wide set-up (allocator tuning, deterministic kernels from ``HW3_DETERMINISTIC``) happens once, in
-:meth:`Runtime.create`, never in a loop's constructor.
+:meth:`Runtime.create`, never in a loop's constructor. A command line gets its runtime from :func:`launch`
+(torchrun's process group, torn down at the end); :func:`eval_mode` / :func:`train_mode` switch modules for a
+block and restore their modes.
 """
 from __future__ import annotations
 
