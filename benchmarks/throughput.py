@@ -43,6 +43,7 @@ from hw3lib.data.batches import Batches
 from hw3lib.data.transforms import to_signed
 from hw3lib.device import amp_dtype, describe, get_device, seed_everything, tune_allocator
 from hw3lib.models import build
+from hw3lib.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -318,7 +319,7 @@ def _hw3_runner(family, data, device, batch, compile_):
 
         def run(n):
             cfg = VAEConfig(batch_size=batch, max_steps=n, eval_every_epoch=False, compile=compile_, epochs=10**6)
-            train_vae(build("vae"), faces, None, cfg, device=device)
+            train_vae(build("vae"), faces, None, cfg, runtime=Runtime.for_config(cfg, device=device))
         return run, (faces.images,)
     if family == "gan":
         from hw3lib.train.gan import GANConfig, build_models, train_gan
@@ -326,7 +327,7 @@ def _hw3_runner(family, data, device, batch, compile_):
         def run(n):
             cfg = GANConfig(batch_size=batch, max_steps=n, snapshot_every=10**9, epochs=10**6)
             netG, netD = build_models(cfg, device)
-            train_gan(netG, netD, faces, cfg, device=device)
+            train_gan(netG, netD, faces, cfg, runtime=Runtime.for_config(cfg, device=device))
         return run, (faces.images,)
     from hw3lib.train.uda import UDAConfig, train_uda
 

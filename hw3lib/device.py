@@ -45,11 +45,10 @@ def tune_allocator() -> bool:
 
     By default glibc hands every large block (≥ 128 KiB, adaptively up to 32 MiB) to ``mmap`` and gives freed
     heap tops back to the kernel; a training step then re-faults each activation tensor page by page, and each
-    fault is expensive under a hypervisor. Measured on the 2-core VM this project runs on: three element-wise
-    ops on a 4 MiB tensor 7.3 ms → 0.5–1.1 ms (3040 → 0 page faults per call); a GTA step −13 %; the
-    reference VAE step 84 → 121 img/s. This is what the jemalloc / tcmalloc advice in PyTorch's CPU tuning
-    guide buys, without a preload: ``mallopt(M_MMAP_MAX, 0)`` (heap only) and ``M_TRIM_THRESHOLD`` at its
-    maximum. The cost: memory freed by the process is reused by it rather than returned to the system.
+    fault is expensive under a hypervisor (measurements: ``docs/NOTES.md``). This is what the jemalloc /
+    tcmalloc advice in PyTorch's CPU tuning guide buys, without a preload: ``mallopt(M_MMAP_MAX, 0)`` (heap
+    only) and ``M_TRIM_THRESHOLD`` at its maximum. The cost: memory freed by the process is reused by it rather
+    than returned to the system.
 
     Idempotent; a no-op off glibc or when ``HW3_MALLOC=system``. Returns whether the tuning is in effect.
     Numerics are unaffected (only where memory comes from changes).

@@ -11,7 +11,9 @@ Training loops hold a :class:`Runtime` (through :class:`hw3lib.train.common.Trai
     rt.finish(model)                        # back to the default layout, eval mode (what a reload gives)
 
 Process-wide set-up (allocator tuning, deterministic kernels from ``HW3_DETERMINISTIC``) happens once, in
-:meth:`Runtime.create`, never in a loop's constructor.
+:meth:`Runtime.create`, never in a loop's constructor. A command line gets its runtime from :func:`launch`
+(torchrun's process group, torn down at the end); :func:`eval_mode` / :func:`train_mode` switch modules for a
+block and restore their modes.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from torch import nn
 
 from hw3lib.device import autocast as _autocast
 from hw3lib.device import get_device, set_deterministic, tune_allocator
-from hw3lib.distributed import SINGLE, DistInfo, unwrap, wrap
+from hw3lib.distributed import SINGLE, DistInfo, setup, teardown, unwrap, wrap
 
 
 @dataclass(frozen=True)
@@ -96,13 +98,33 @@ def cpu() -> Runtime:
 
 
 @contextlib.contextmanager
-def eval_mode(*models: nn.Module) -> Iterator[None]:
-    """Put ``models`` in eval mode for the block, then restore each one's previous mode."""
+def _mode(training: bool, models: tuple[nn.Module, ...]) -> Iterator[None]:
     was = [m.training for m in models]
     try:
         for m in models:
-            m.eval()
+            m.train(training)
         yield
     finally:
         for m, t in zip(models, was):
             m.train(t)
+
+
+def eval_mode(*models: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """Put ``models`` in eval mode for the block, then restore each one's previous mode (also on an exception)."""
+    return _mode(False, models)
+
+
+def train_mode(*models: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """Put ``models`` in train mode for the block (BatchNorm on batch statistics), then restore each one's mode."""
+    return _mode(True, models)
+
+
+@contextlib.contextmanager
+def launch(config) -> Iterator[Runtime]:
+    """The runtime of a command-line run of ``config``: under torchrun, this rank's process group and device
+    (:func:`hw3lib.distributed.setup`), torn down when the block ends; a single process otherwise."""
+    dist, device = setup(get_device(getattr(config, "device", "auto")))
+    try:
+        yield Runtime.for_config(config, device=device, dist=dist)
+    finally:
+        teardown()

@@ -15,6 +15,7 @@ import torch
 import synthetic
 from hw3lib.device import amp_dtype, autocast
 from hw3lib.models import build
+from hw3lib.runtime import Runtime
 
 CPU = torch.device("cpu")
 BF16 = torch.bfloat16
@@ -121,7 +122,7 @@ def test_vae_step_in_bf16_matches_float32():
         model = VAE(latent_dim=32)
         cfg = VAEConfig(batch_size=8, max_steps=2, log_every=1, eval_every_epoch=False, amp=amp)
         torch.manual_seed(1)  # reparameterisation noise
-        h = train_vae(model, synthetic.faces(), None, cfg, device=CPU)
+        h = train_vae(model, synthetic.faces(), None, cfg, runtime=Runtime.for_config(cfg, device=CPU))
         assert _params_float32(model) and all(torch.isfinite(torch.tensor(h["loss"])))
         got[amp] = _first_logged(h, ("mse", "kld"))
     _assert_close(got["off"], got["bf16"])
@@ -134,7 +135,7 @@ def test_gan_step_in_bf16_matches_float32():
     for amp in ("off", "bf16"):
         cfg = GANConfig(epochs=1, batch_size=8, ngf=8, ndf=8, max_steps=2, log_every=1, amp=amp)
         g, d = build_models(cfg)
-        h = train_gan(g, d, synthetic.faces(), cfg, device=CPU)
+        h = train_gan(g, d, synthetic.faces(), cfg, runtime=Runtime.for_config(cfg, device=CPU))
         assert _params_float32(g, d)
         got[amp] = _first_logged(h, ("loss_D", "loss_G", "D_x", "D_G_z1"))
     _assert_close(got["off"], got["bf16"])

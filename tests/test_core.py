@@ -13,6 +13,7 @@ from torch import nn
 from hw3lib import checkpoint
 from hw3lib.data.batches import Batches, in_order
 from hw3lib.device import get_device, seed_everything
+from hw3lib.runtime import cpu
 from hw3lib.train.common import DivergenceError, Interrupted, TrainLoop, finished_checkpoint
 
 
@@ -104,7 +105,8 @@ def _toy_run(run_dir, config, stop_after=None, poison_at=None):
     opt = torch.optim.SGD(model.parameters(), lr=config.lr)
     x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
     y = x.sum(1, keepdim=True)
-    loop = TrainLoop("toy", config, models={"m": model}, optimizers={"o": opt}, total_steps=config.steps, run_dir=run_dir)
+    loop = TrainLoop("toy", config, cpu(), models={"m": model}, optimizers={"o": opt}, total_steps=config.steps,
+                     run_dir=run_dir)
     loop.resume()
     batches = Batches(x, y, batch_size=16, seed=config.seed).forever(loop.step)
     for step in loop:
@@ -142,3 +144,31 @@ def test_trainloop_divergence_keeps_last_good_checkpoint(tmp_path):
     payload = checkpoint.load(tmp_path)
     assert payload["step"] == 14 and not payload["finished"]
     assert all(v == v for v in payload["history"]["loss"])  # no NaN was saved
+
+
+def test_eval_mode_restores_each_mode_even_on_error():
+    from hw3lib.runtime import eval_mode, train_mode
+
+    a, b = nn.BatchNorm1d(2).train(), nn.BatchNorm1d(2).eval()
+    with eval_mode(a, b):
+        assert not a.training and not b.training
+    assert a.training and not b.training
+    with pytest.raises(RuntimeError, match="boom"):
+        with eval_mode(a), train_mode(b):
+            assert not a.training and b.training
+            raise RuntimeError("boom")
+    assert a.training and not b.training
+
+
+def test_save_grid_uint8_and_float_write_the_same_png(tmp_path):
+    from PIL import Image
+
+    from hw3lib.data.images import save_grid
+
+    x = torch.randint(0, 256, (10, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    a = save_grid(x, tmp_path / "a.png", nrow=4)
+    b = save_grid(x.float() / 255, tmp_path / "sub" / "b.png", nrow=4)
+    assert a.read_bytes() == b.read_bytes()
+    with Image.open(a) as im:
+        assert im.size == (4 * 10 + 2, 3 * 10 + 2)  # 3 rows of 4 tiles, torchvision's 2-px padding
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.png", "b.png"]  # no temp files

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import synthetic
+from hw3lib.runtime import Runtime
 
 # HW3_TEST_CUDA_DEVICE=cpu runs these on the CPU (sync checks off) to check the tests themselves without a GPU.
 CUDA = torch.device(os.environ.get("HW3_TEST_CUDA_DEVICE", "cuda"))
@@ -62,7 +63,8 @@ def test_vae_steps_make_no_host_sync():
 
     cfg = VAEConfig(batch_size=8, max_steps=6, log_every=QUIET, ckpt_every=QUIET, eval_every_epoch=False)
     with no_host_sync() as checked:
-        h = train_vae(VAE().to(CUDA), synthetic.faces(32, CUDA), None, cfg, device=CUDA)
+        h = train_vae(VAE().to(CUDA), synthetic.faces(32, CUDA), None, cfg,
+                      runtime=Runtime.for_config(cfg, device=CUDA))
     assert sum(checked) == 4 and _finite(h) and h["loss"]
 
 
@@ -72,7 +74,7 @@ def test_gan_steps_make_no_host_sync():
     cfg = GANConfig(epochs=100, batch_size=8, max_steps=6, log_every=QUIET, ckpt_every=QUIET, snapshot_every=QUIET)
     g, d = build_models(cfg, CUDA)
     with no_host_sync() as checked:
-        h = train_gan(g, d, synthetic.faces(32, CUDA), cfg, device=CUDA)
+        h = train_gan(g, d, synthetic.faces(32, CUDA), cfg, runtime=Runtime.for_config(cfg, device=CUDA))
     assert sum(checked) == 4 and _finite(h) and h["loss_D"]
 
 
@@ -112,9 +114,9 @@ def test_vae_and_gan_train_on_cuda_end_to_end(tiny_embedded_data, tmp_path):
     from hw3lib.train import gan as gan_train
     from hw3lib.train import vae as vae_train
 
-    _, h = vae_train.train_or_load(tiny_embedded_data, tmp_path / "vae",
-                                   vae_train.VAEConfig(epochs=2, batch_size=8, log_every=2), device=CUDA)
-    assert _finite(h) and h["test_mse"]
-    r = gan_train.train_or_load(tiny_embedded_data, tmp_path / "gan",
-                                gan_train.GANConfig(epochs=2, batch_size=8, log_every=2), device=CUDA)
+    v = vae_train.train_or_load(vae_train.VAEConfig(epochs=2, batch_size=8, log_every=2, device=str(CUDA)),
+                                tiny_embedded_data, tmp_path / "vae")
+    assert _finite(v.history) and v.history["test_mse"] and next(v.model.parameters()).device.type == CUDA.type
+    r = gan_train.train_or_load(gan_train.GANConfig(epochs=2, batch_size=8, log_every=2, device=str(CUDA)),
+                                tiny_embedded_data, tmp_path / "gan")
     assert _finite(r.history) and r.snapshots["images"].dtype == torch.uint8

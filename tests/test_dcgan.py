@@ -94,9 +94,9 @@ def _faces(n=16, seed=0) -> FaceSet:
 def _tiny_run(run_dir):
     from hw3lib.train.gan import GANConfig, build_models, train_gan
 
-    cfg = GANConfig(batch_size=8, ngf=8, ndf=8, max_steps=3, log_every=1, snapshot_every=2)
+    cfg = GANConfig(batch_size=8, ngf=8, ndf=8, max_steps=3, log_every=1, snapshot_every=2, device="cpu")
     G, D = build_models(cfg)
-    history = train_gan(G, D, _faces(), cfg, device="cpu", run_dir=run_dir)
+    history = train_gan(G, D, _faces(), cfg, run_dir=run_dir)  # the runtime from cfg.device
     return cfg, history
 
 
@@ -119,8 +119,9 @@ def test_train_gan_tiny_writes_checkpoint_and_snapshots(tiny_run):
     assert snaps["step"] == [0, 2, 3]
     assert snaps["images"].dtype == torch.uint8 and snaps["images"].shape == (3, 16, 3, 64, 64)
     # train_or_load with the same config loads instead of training
-    res = train_or_load(tmp_path, tmp_path, cfg, device="cpu")
+    res = train_or_load(cfg, tmp_path, tmp_path)
     assert res.history == payload["history"] and res.config.ngf == 8
+    assert not res.netG.training and torch.equal(res.snapshots["images"], snaps["images"])
 
 
 def test_generate_cli_deterministic(tiny_run, tmp_path):
@@ -155,6 +156,22 @@ def test_untrained_generator_batch_stats_sampling_leaves_state():
     assert eval_mode.float().std() < batch.float().std()  # eval mode of a fresh G is (nearly) flat gray
     assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())
     assert torch.equal(generate(G, 4, seed=1, batch_stats=True), batch)
+
+
+def test_sample_sets_for_the_comparison():
+    from hw3lib.models.vae import VAE
+    from hw3lib.train.gan import GANConfig, build_models, sample_sets
+
+    cfg = GANConfig(ngf=8, ndf=8)
+    G, _ = build_models(cfg)
+    train = _faces(12)
+    sets = sample_sets(G, VAE(latent_dim=16, hidden_dims=(8, 8, 8, 8, 8)), cfg, train, 6, seed=2)
+    assert list(sets) == ["dcgan", "vae", "untrained", "real_train"]
+    assert all(v.dtype == torch.uint8 and v.shape == (6, 3, 64, 64) for v in sets.values())
+    assert torch.equal(sets["real_train"], train.images[:6])
+    # the untrained generator is G's initialisation (same seed), sampled with batch statistics
+    assert torch.equal(sets["untrained"], sample_sets(G, None, cfg, train, 6, seed=2)["untrained"])
+    assert "vae" not in sample_sets(G, None, cfg, train, 6, seed=2)
 
 
 @pytest.mark.slow

@@ -77,7 +77,7 @@ def test_gan_resumes_single_process_checkpoint_under_torchrun(tmp_path, tiny_cou
     monkeypatch.setattr(gan, "TrainLoop", StopAt)
     netG, netD = gan.build_models(config)
     with pytest.raises(Interrupted):
-        gan.train_gan(netG, netD, load_faces(tiny_course_data, "train"), config, device="cpu", run_dir=out)
+        gan.train_gan(netG, netD, load_faces(tiny_course_data, "train"), config, run_dir=out)
     first = checkpoint.load(out)
     assert not first["finished"] and first["step"] == 2 and first["world_size"] == 1
 

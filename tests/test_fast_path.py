@@ -20,6 +20,7 @@ import torch
 
 import synthetic
 from hw3lib.models import build
+from hw3lib.runtime import Runtime
 
 CPU = torch.device("cpu")
 
@@ -74,7 +75,7 @@ def test_gan_training_step_agrees_in_both_layouts():
     for cl in (False, True):
         cfg = GANConfig(epochs=1, batch_size=8, ngf=8, ndf=8, max_steps=2, channels_last=cl)
         g, d = build_models(cfg)
-        h = train_gan(g, d, synthetic.faces(), cfg, device=CPU)
+        h = train_gan(g, d, synthetic.faces(), cfg, runtime=Runtime.for_config(cfg, device=CPU))
         nets[cl] = {"G": g, "D": d}
         hist[cl] = h
     _assert_same_history(hist[False], hist[True])

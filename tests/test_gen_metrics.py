@@ -86,14 +86,16 @@ def _faces(n, seed=0) -> FaceSet:
 
 def test_attribute_classifier_and_comparison(tmp_path):
     from hw3lib.eval import gan as gan_eval
-    from hw3lib.eval.attr_classifier import AttrConfig, AttributeClassifier, predict, train_attr_classifier
+    from hw3lib.eval.attr_classifier import predict
     from hw3lib.models import build
+    from hw3lib.models.attr import AttributeClassifier
+    from hw3lib.train.attr import AttrConfig, train_attr_classifier
 
     model = build("face-attr", width=8)
     assert isinstance(model, AttributeClassifier)
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, len(FACE_ATTRIBUTES))
-    cfg = AttrConfig(batch_size=8, width=8, max_steps=2, log_every=1)
-    history = train_attr_classifier(model, _faces(16), cfg, device="cpu", run_dir=tmp_path)
+    cfg = AttrConfig(batch_size=8, width=8, max_steps=2, log_every=1, device="cpu")
+    history = train_attr_classifier(model, _faces(16), cfg, run_dir=tmp_path)
     assert len(history["loss"]) == 2 and (tmp_path / "checkpoint.pt").is_file()
     f, p = predict(model, _faces(5).images)
     assert f.shape == (5, 64) and p.shape == (5, len(FACE_ATTRIBUTES))

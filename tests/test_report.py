@@ -16,6 +16,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from hw3lib.report import html as report_html
+from hw3lib.report import build as report_build
 from hw3lib.report.build import build_report, notebooks_dir
 from hw3lib.report.pdf import find_chromium
 from hw3lib.report.profile import (NOTEBOOKS, PROFILES_DIR, load_profile, parse_overrides,
@@ -153,16 +154,80 @@ def _embedded_data(root: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def dummy_report(tmp_path_factory):
-    """Two dummy notebooks executed by ``build_report``; p2 fails (``-p p2.fail true``)."""
-    tmp = tmp_path_factory.mktemp("report")
+def _dummy_project(tmp: Path) -> tuple[Path, Path]:
+    """``tmp/notebooks`` with the dummy p1 and p2, and a profile that sets p1's epochs (no data size)."""
     nbs = tmp / "notebooks"
     nbs.mkdir()
     for stem in TITLES:
         _dummy_notebook(nbs / f"{stem}.ipynb", stem)
     profile = tmp / "dummy.yaml"
     profile.write_text("description: dummy\ndata_size: null\ncommon: {seed: 0}\nnotebooks:\n  p1: {epochs: 3}\n")
+    return nbs, profile
+
+
+def test_select_notebooks_keeps_the_report_order():
+    assert report_build.select_notebooks(None) == list(NOTEBOOKS)
+    assert report_build.select_notebooks("p3, p1_vae,") == ["p1_vae", "p3_dann"]
+    assert report_build.select_notebooks(["p4", "p2"]) == ["p2_gan", "p4_uda"]
+    with pytest.raises(ValueError, match="p9"):
+        report_build.select_notebooks("p9")
+
+
+def test_resolve_data_needs_an_existing_folder_or_a_data_size(tmp_path):
+    prof = load_profile(PROFILES_DIR / "full.yaml")  # data_size null: real data only
+    with pytest.raises(FileNotFoundError, match="not found"):
+        report_build.resolve_data(prof, tmp_path / "nope", tmp_path / "figs")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(f"data_size: null\ndata_dir: {tmp_path / 'none'}\n")
+    with pytest.raises(ValueError, match="needs the course data"):
+        report_build.resolve_data(load_profile(empty), None, tmp_path / "figs")
+    found = report_build.resolve_data(prof, _embedded_data(tmp_path / "data"), tmp_path / "figs")
+    assert found.dir == (tmp_path / "data").resolve() and found.info["kind"] == "embedded"
+    assert found.sizes == {"face": {"train": 2}}
+
+
+def test_stages_plan_parameters_header_and_run_json(tmp_path):
+    """The stages between papermill runs, without a kernel: the plan checks parameters before any data exists,
+    parameters follow the plan's folders, and the header and run.json report each notebook's fate."""
+    from hw3lib.report.html import ProblemError
+
+    nbs, profile = _dummy_project(tmp_path)
+    folders = dict(notebooks=nbs, runs_root=tmp_path / "runs", figures_dir=tmp_path / "figures")
+    with pytest.raises(ValueError, match="epochz"):
+        report_build.plan_report(profile, tmp_path / "out", "cpu", [("p1.epochz", "1")], "p1", **folders)
+    plan = report_build.plan_report(profile, tmp_path / "out", "cpu", [("p2.fail", "true")], "p1,p2,p3", **folders)
+    assert plan.notebooks == ["p1_vae", "p2_gan", "p3_dann"] and plan.declared["p3_dann"] is None
+    assert not (tmp_path / "out").exists()  # planning writes nothing
+
+    found = report_build.resolve_data(plan.profile, _embedded_data(tmp_path / "data"), plan.figures)
+    params = report_build.notebook_parameters(plan, found.dir)
+    assert params["p1_vae"]["epochs"] == 3 and params["p1_vae"]["data_dir"] == str(found.dir)
+    assert params["p2_gan"]["fail"] is True and params["p2_gan"]["run_dir"] == str(tmp_path / "runs" / "p2_gan")
+    assert params["p2_gan"]["vae_run_dir"] == str(tmp_path / "runs" / "p1_vae")
+
+    err = ProblemError("RuntimeError", "boom", "raise RuntimeError('boom')")
+    runs = {"p1_vae": report_build.Execution("ok", 1.5), "p2_gan": report_build.Execution("failed", 2.0, err),
+            "p3_dann": report_build.Execution("missing", None, err)}
+    header = report_build.report_header(plan, found, params, runs)
+    assert header["failed"] == ["Problem 2", "Problem 3"] and header["data_kind"] == "embedded"
+    assert header["problems"][0]["params"] == "seed=0, epochs=3"  # builder paths and other runs' folders hidden
+    assert report_build.exit_code(runs) == 1 and report_build.exit_code({"p1_vae": runs["p1_vae"]}) == 0
+
+    path = report_build.write_run_json(plan, found, params, runs, commit="abc", html=tmp_path / "out" / "r.html",
+                                       pdf=None, pdf_note="no pdf", wall_s=3.0)
+    run = json.loads(path.read_text())
+    assert run["exit_code"] == 1 and run["commit"] == "abc" and run["profile"]["overrides"] == [["p2.fail", "true"]]
+    assert {n: v["status"] for n, v in run["notebooks"].items()} == {"p1_vae": "ok", "p2_gan": "failed",
+                                                                    "p3_dann": "missing"}
+    assert run["notebooks"]["p2_gan"]["error"] == {"ename": "RuntimeError", "evalue": "boom"}
+    assert run["notebooks"]["p1_vae"]["error"] is None and run["notebooks"]["p3_dann"]["executed"] is None
+
+
+@pytest.fixture(scope="module")
+def dummy_report(tmp_path_factory):
+    """Two dummy notebooks executed by ``build_report``; p2 fails (``-p p2.fail true``)."""
+    tmp = tmp_path_factory.mktemp("report")
+    nbs, profile = _dummy_project(tmp)
     result = build_report(profile, data=_embedded_data(tmp / "data"), out=tmp / "out", device="cpu",
                           overrides=[("p2.fail", "true")], only="p1,p2,p3", notebooks=nbs,
                           runs_root=tmp / "runs", figures_dir=tmp / "figures", progress=False)

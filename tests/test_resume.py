@@ -121,7 +121,7 @@ def test_gan_interrupt_and_resume_is_exact(tmp_path, monkeypatch):
     def run(out):
         seed_everything(config.seed)
         G, D = gan.build_models(config)
-        gan.train_gan(G, D, faces, config, device="cpu", run_dir=out)
+        gan.train_gan(G, D, faces, config, run_dir=out)
         return checkpoint.load(out)
 
     class StopAt(TrainLoop):  # Ctrl-C during step 3

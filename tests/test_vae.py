@@ -13,6 +13,7 @@ from hw3lib.cli import main
 from hw3lib.data import FACE_ATTRIBUTES, FaceSet
 from hw3lib.models import build
 from hw3lib.models.vae import VAE, VAEOutput, vae_loss
+from hw3lib.runtime import cpu
 from hw3lib.train import vae as tv
 
 # Problem 1.1 of the seed report (/work/shared/seed/000_f766124b53cd29ca.txt), verbatim.
@@ -143,33 +144,38 @@ def test_channels_last_matches_eager():
 
 
 def test_tiny_train_writes_checkpoint_and_history(tmp_path):
-    cfg = tv.VAEConfig(epochs=2, batch_size=8, max_steps=5, log_every=2, latent_dim=16)
+    cfg = tv.VAEConfig(epochs=2, batch_size=8, max_steps=5, log_every=2, latent_dim=16, device="cpu")
     model = VAE(latent_dim=16, hidden_dims=(8, 8, 8, 8, 8))  # small: the loop, not the model, is under test
-    h = tv.train_vae(model, _faces(24), _faces(8, 1), cfg, device=torch.device("cpu"), run_dir=tmp_path)
+    h = tv.train_vae(model, _faces(24), _faces(8, 1), cfg, run_dir=tmp_path)  # the runtime from cfg.device
     for key in ("step", "mse", "kld", "loss", "epoch", "train_mse", "train_kld", "test_mse", "test_kld"):
         assert h.get(key), key
     assert h["epoch"] == [1.0, 5 / 3]  # 3 steps per epoch: one full epoch, then the max_steps cap
     payload = checkpoint.load(tmp_path)
     assert payload["kind"] == "vae" and payload["finished"] and payload["step"] == 5
     assert payload["extra"]["wall_s"] > 0
+    # what a reload of the checkpoint gives: eval mode, default memory layout
+    assert not model.training and model.encoder[0][0].weight.is_contiguous()
 
 
 def test_train_or_load_skips_finished(tmp_path, tiny_course_data, monkeypatch):
     cfg = tv.VAEConfig(epochs=1, batch_size=8, max_steps=2, latent_dim=16)
-    model, h = tv.train_or_load(tiny_course_data, tmp_path / "run", cfg, device="cpu")
+    model, h, _ = tv.train_or_load(cfg, tiny_course_data, tmp_path / "run", runtime=cpu())
     assert not model.training and h["test_mse"]
 
     def boom(*a, **k):
         raise AssertionError("trained again")
 
     monkeypatch.setattr(tv, "train_vae", boom)
-    model2, h2 = tv.train_or_load(tiny_course_data, tmp_path / "run", cfg, device="cpu")
-    assert h2 == h
-    for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
+    again = tv.train_or_load(cfg, tiny_course_data, tmp_path / "run", runtime=cpu())
+    assert isinstance(again, tv.VAEResult) and again.history == h and again.config.latent_dim == 16
+    for a, b in zip(model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(a, b)
+    # Problem 2 reuses the finished run whatever config it asks for (and keeps its own device)
+    reused = tv.finished_or_train(tv.VAEConfig(device="cpu"), tiny_course_data, tmp_path / "run")
+    assert reused.config.max_steps == 2 and reused.history == h
     with pytest.raises(AssertionError, match="trained again"):  # a different config trains
-        tv.train_or_load(tiny_course_data, tmp_path / "run", tv.VAEConfig(epochs=1, batch_size=8, max_steps=3,
-                                                                          latent_dim=16), device="cpu")
+        tv.train_or_load(tv.VAEConfig(epochs=1, batch_size=8, max_steps=3, latent_dim=16), tiny_course_data,
+                         tmp_path / "run", runtime=cpu())
 
 
 def test_cli_train_and_generate_deterministic(tmp_path, tiny_course_data, capsys):

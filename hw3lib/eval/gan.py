@@ -4,24 +4,25 @@
 test faces: Fréchet distance (FD), KID, precision/density (fidelity: do samples land where real faces are?),
 recall/coverage (diversity: are all real faces' regions reached?), and the predicted-attribute rates.
 Rows: the trained DCGAN, the VAE of Problem 1, an untrained DCGAN generator (the ceiling a trained model must
-beat) and real training faces (the floor: what a perfect generator would score with the same sample size).
+beat) and real training faces (the floor: what a perfect generator would score with the same sample size); the
+sets come from :func:`hw3lib.train.gan.sample_sets`.
 
 :func:`discussion` writes the 2.4 discussion from these numbers; nothing in it is hard-coded.
 """
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
 import torch
 
-from hw3lib import checkpoint
 from hw3lib.data import FaceSet
 from hw3lib.data.transforms import to_signed
-from hw3lib.eval.attr_classifier import AttributeClassifier, predict
+from hw3lib.eval.attr_classifier import predict
 from hw3lib.eval.gen_metrics import attribute_rates, manifold_distance, sample_metrics
+from hw3lib.models.attr import AttributeClassifier
+from hw3lib.runtime import eval_mode
 
 # Row keys of the comparison (metrics.json) → labels shown in tables and plots.
 LABELS = {"dcgan": "DCGAN", "vae": "VAE (Problem 1)", "untrained": "untrained DCGAN generator",
@@ -69,13 +70,9 @@ def _rates(probs: torch.Tensor, names) -> dict[str, float]:
 def discriminator_scores(netD: torch.nn.Module, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """D's probability "real" for uint8 images → float [N] on the CPU (eval mode)."""
     device = next(netD.parameters()).device
-    was = netD.training
-    netD.eval()
-    try:
+    with eval_mode(netD):
         return torch.cat([netD(to_signed(images[i:i + batch_size].to(device))).float().cpu()
                           for i in range(0, len(images), batch_size)])
-    finally:
-        netD.train(was)
 
 
 class Worst(NamedTuple):
@@ -178,23 +175,6 @@ def discussion(metrics: dict, attributes: dict) -> str:
     return "\n".join(lines)
 
 
-def vae_model(data_dir: str | Path, vae_run_dir: str | Path, *, device="auto", seed: int = 0,
-              max_steps: int | None = None):
-    """Problem 1's VAE: the finished run in ``vae_run_dir`` (whatever its config), else train it there with
-    ``VAEConfig(seed=seed, max_steps=max_steps)`` (Problem 1's defaults otherwise) via its ``train_or_load``."""
-    from hw3lib.train import vae as vae_train
-
-    names = {f.name for f in dataclasses.fields(vae_train.VAEConfig)}
-    config = vae_train.VAEConfig(seed=seed, max_steps=max_steps)
-    file = checkpoint.resolve(vae_run_dir)
-    if file.is_file():
-        payload = checkpoint.load(file)
-        if payload.get("kind") == "vae" and payload.get("finished"):
-            config = vae_train.VAEConfig(**{k: v for k, v in payload["config"].items() if k in names})
-    model, _history = vae_train.train_or_load(data_dir, vae_run_dir, config, device=device)[:2]
-    return model
-
-
 def training_summary(history: dict, snapshots: dict) -> str:
     """Markdown for 2.3: what the curves show, read from the run's history."""
     n = len(history["step"])
@@ -237,20 +217,4 @@ def metrics_record(gan_history: dict, gan_config, attr_accuracy: dict, compariso
     if worst is not None:
         out["worst_dcgan"] = {"index": worst.index.tolist(), "manifold_distance": worst.distance.tolist(),
                               "d_score": worst.d_score.tolist()}
-    return out
-
-
-def sample_sets(netG: torch.nn.Module, vae: torch.nn.Module | None, gan_config, train: FaceSet, n: int,
-                seed: int = 0, device="cpu") -> dict[str, torch.Tensor]:
-    """The compared sets as uint8 [n,3,64,64]: DCGAN, VAE (if given), an untrained DCGAN generator (same
-    initialisation as the trained one's start, sampled with batch statistics) and the first ``n`` real training
-    faces. Noise from ``seed``."""
-    from hw3lib.train.gan import build_models, generate, to_uint8
-
-    out = {"dcgan": generate(netG, n, seed)}
-    if vae is not None:
-        out["vae"] = to_uint8(vae.sample(n, generator=torch.Generator().manual_seed(seed))).cpu()
-    # Batch statistics: in eval mode a freshly initialised generator outputs a flat gray (see ``generate``).
-    out["untrained"] = generate(build_models(gan_config, device)[0], n, seed, batch_stats=True)
-    out["real_train"] = train.images[:n]
     return out

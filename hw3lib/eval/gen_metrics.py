@@ -1,6 +1,6 @@
 """Sample-quality metrics for generated faces in a learned feature space (no downloadable weights needed).
 
-Features come from :class:`hw3lib.eval.attr_classifier.AttributeClassifier` (its pooled penultimate layer). The
+Features come from :class:`hw3lib.models.attr.AttributeClassifier` (its pooled penultimate layer). The
 statistics are the standard ones, computed by maintained implementations that accept custom features:
 
 * Fréchet distance (Heusel et al., 2017) — ``torchmetrics`` ``FrechetInceptionDistance`` with a custom feature

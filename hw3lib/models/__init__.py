@@ -17,7 +17,7 @@ _BUILDERS: dict[str, str] = {
     "gta-netC": "hw3lib.models.gta:_netC",
     "gta-netG": "hw3lib.models.gta:_netG",
     "gta-netD": "hw3lib.models.gta:_netD",
-    "face-attr": "hw3lib.eval.attr_classifier:AttributeClassifier",
+    "face-attr": "hw3lib.models.attr:AttributeClassifier",
 }
 
 

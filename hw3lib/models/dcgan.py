@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hw3lib.runtime import eval_mode
+
 
 class Generator(nn.Module):
     """z [N, nz, 1, 1] (or [N, nz]) → [N, 3, 64, 64] in [-1, 1]. Spatial size 1→4→8→16→32→64."""
@@ -51,12 +53,8 @@ class Generator(nn.Module):
         """
         device = torch.device(device) if device is not None else next(self.parameters()).device
         z = torch.randn(n, self.nz, 1, 1, generator=generator).to(device)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self(z)
-        finally:
-            self.train(was_training)
 
 
 class Discriminator(nn.Module):

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hw3lib.runtime import eval_mode
+
 
 class VAEOutput(NamedTuple):
     recon: torch.Tensor     # [N,3,64,64] in [-1, 1]
@@ -87,12 +89,8 @@ class VAE(nn.Module):
         """
         device = torch.device(device) if device is not None else next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator).to(device)
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self.decode(z)
-        finally:
-            self.train(was_training)
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
         mu, log_var = self.encode(x)

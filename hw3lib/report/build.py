@@ -2,13 +2,20 @@
 
 >>> result = build_report("smoke", out="/tmp/report")      # ReportResult(html=..., pdf=..., exit_code=0, ...)
 
-1. the data: ``--data DIR``, else the profile's ``data_dir`` — made with ``hw3lib.data.make.make_data`` at the
-   profile's ``data_size`` when absent (profiles without one, ``full``, need ``--data``);
-2. ``notebooks/pN_xxx.ipynb`` run with papermill (cwd ``notebooks/``, kernel ``python3`` of this interpreter) into
-   ``OUT/executed/``, parameters = profile + ``-p`` overrides + absolute data/run/figures paths and the device;
-   a failing notebook is recorded and the others still run;
-3. one self-contained HTML (``hw3lib.report.html``), 4. a PDF printed by headless Chromium (``hw3lib.report.pdf``),
-5. ``OUT/run.json``: profile, parameters, status and wall time per notebook, data, device, commit.
+:func:`build_report` runs these stages in order, each a function of its own:
+
+1. :func:`plan_report` — the profile, the selected notebooks (:func:`select_notebooks`), the folders, the device;
+   every parameter is checked here, before minutes go into the data;
+2. :func:`resolve_data` — ``--data DIR``, else the profile's ``data_dir``, made with
+   ``hw3lib.data.make.make_data`` at the profile's ``data_size`` when absent (profiles without one, ``full``, need
+   ``--data``);
+3. :func:`notebook_parameters` — profile + ``-p`` overrides + absolute data/run/figures paths and the device;
+4. :func:`run_notebooks` — ``notebooks/pN_xxx.ipynb`` run with papermill (cwd ``notebooks/``, kernel ``python3`` of
+   this interpreter) into ``OUT/executed/``; a failing notebook is recorded and the others still run;
+5. :func:`report_header` and :func:`write_html` — one self-contained HTML (``hw3lib.report.html``);
+6. :func:`print_report_pdf` — a PDF printed by headless Chromium (``hw3lib.report.pdf``);
+7. :func:`write_run_json` — ``OUT/run.json``: profile, parameters, status and wall time per notebook, data,
+   device, commit.
 
 Exit status 1 when a notebook failed or is missing (after writing the report), 0 otherwise.
 """
@@ -23,8 +30,10 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
-from hw3lib.report.profile import NOTEBOOKS, REPO_ROOT, Profile, load_profile, notebook_name, resolve_parameters
+from hw3lib.report.profile import (MANAGED, NOTEBOOKS, REPO_ROOT, Profile, load_profile, notebook_name,
+                                   resolve_parameters)
 
 TITLES = {"p1_vae": "Problem 1: VAE", "p2_gan": "Problem 2: GAN", "p3_dann": "Problem 3: DANN",
           "p4_uda": "Problem 4: Improved UDA"}
@@ -204,6 +213,221 @@ def _make_data(root: Path, size: str, figures_dir: Path) -> None:
     make_data(root, size, seed=0, figures_dir=figures_dir, progress=True)
 
 
+# ---------------------------------------------------------------- stages
+
+@dataclass
+class Plan:
+    """One report run, resolved before anything runs."""
+    profile: Profile
+    notebooks: list[str]                       # selected stems, in the report's order
+    source_dir: Path                           # where the .ipynb files are
+    out: Path
+    runs: Path                                 # run folders: runs/NAME
+    figures: Path
+    device: Any                                # torch.device
+    declared: dict[str, set[str] | None]       # notebook → its parameter names (None: the file is missing)
+    overrides: list = field(default_factory=list)
+
+    def source(self, name: str) -> Path:
+        return self.source_dir / f"{name}.ipynb"
+
+    def managed(self, data_dir: Path | None = None) -> dict[str, dict]:
+        """The parameters the builder sets for each notebook (absolute paths, the device)."""
+        return {n: {"data_dir": None if data_dir is None else str(data_dir), "figures_dir": str(self.figures),
+                    "run_dir": str(self.runs / n), "runs_root": str(self.runs), "device": str(self.device)}
+                for n in self.notebooks}
+
+
+class Data(NamedTuple):
+    dir: Path
+    info: dict        # hw3lib.data.data_info: kind (embedded | real), size, seed, ...
+    sizes: dict       # data_sizes: image counts per split
+
+
+@dataclass
+class Execution:
+    """How one notebook's run went."""
+    status: str                                # ok | failed | missing
+    wall_s: float | None
+    error: Any = None                          # hw3lib.report.html.ProblemError
+    executed: Path | None = None               # the executed notebook (None: it never ran)
+
+
+def select_notebooks(only=None) -> list[str]:
+    """``only`` (``"p1,p3"`` or a list of short or full names) → notebook stems in the report's order; all
+    when empty."""
+    if not only:
+        return list(NOTEBOOKS)
+    keys = only.split(",") if isinstance(only, str) else list(only)
+    selected = {notebook_name(k.strip()) for k in keys if k.strip()}
+    return [n for n in NOTEBOOKS if n in selected]
+
+
+def plan_report(profile: str | Path | Profile, out: str | Path = "report", device: str = "auto", overrides=(),
+                only=None, *, notebooks: str | Path | None = None, runs_root: str | Path | None = None,
+                figures_dir: str | Path | None = None) -> Plan:
+    """Resolve the profile, notebooks, folders and device, and check every parameter (a typo fails here, before
+    any data is made)."""
+    from papermill import inspect_notebook
+
+    from hw3lib.device import get_device
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    names = select_notebooks(only)
+    nb_dir = Path(notebooks) if notebooks else notebooks_dir()
+    declared = {n: set(inspect_notebook(str(p))) if (p := nb_dir / f"{n}.ipynb").is_file() else None for n in names}
+    plan = Plan(prof, names, nb_dir, Path(out).resolve(), Path(runs_root or prof.runs_root).resolve(),
+                Path(figures_dir or prof.figures_dir).resolve(), get_device(device), declared, list(overrides or ()))
+    resolve_parameters(prof, declared, plan.overrides, plan.managed())
+    return plan
+
+
+def resolve_data(profile: Profile, data: str | Path | None, figures: Path) -> Data:
+    """``data`` (which must exist), else the profile's ``data_dir`` — made with the embedded generator at the
+    profile's ``data_size`` when it holds no data — and what the folder holds."""
+    from hw3lib.data import data_info
+
+    if data is not None:
+        root = Path(data).resolve()
+        if not root.is_dir():
+            raise FileNotFoundError(f"data folder {root} not found")
+    else:
+        root = Path(profile.data_dir).resolve()
+        if not _has_data(root):
+            if profile.data_size is None:
+                raise ValueError(f"profile {profile.name} needs the course data: pass --data DIR "
+                                 f"({root} holds none)")
+            _make_data(root, profile.data_size, figures)
+    return Data(root, data_info(root), data_sizes(root))
+
+
+def notebook_parameters(plan: Plan, data_dir: Path) -> dict[str, dict]:
+    """Each notebook's parameters: profile → overrides → the builder's paths; the run folders of other problems
+    a notebook reads (p2's ``vae_run_dir``...) follow ``runs_root`` too."""
+    params = resolve_parameters(plan.profile, plan.declared, plan.overrides, plan.managed(data_dir))
+    for n in plan.notebooks:
+        for key, folder in _sibling_run_dirs(plan.source(n)).items():
+            params[n].setdefault(key, str(plan.runs / folder))
+    return params
+
+
+def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True) -> dict[str, Execution]:
+    """Execute the selected notebooks into ``OUT/executed/`` (a missing or failing one is recorded, the others
+    still run)."""
+    from hw3lib.report.html import ProblemError
+
+    executed_dir = plan.out / "executed"
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    plan.figures.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, Execution] = {}
+    with python_kernel(plan.out / ".jupyter"):
+        for n in plan.notebooks:
+            src, dst = plan.source(n), executed_dir / f"{n}.ipynb"
+            if plan.declared[n] is None:
+                dst.unlink(missing_ok=True)
+                runs[n] = Execution("missing", None, ProblemError("FileNotFoundError", f"notebook {src} not found", ""))
+                continue
+            (plan.runs / n).mkdir(parents=True, exist_ok=True)
+            status, wall, error = _execute(n, src, dst, params[n], progress)
+            runs[n] = Execution(status, wall, error, dst)
+            if status != "ok":
+                print(f"hw3 report: {n} failed: {error.ename}: {error.evalue} (see {dst})", file=sys.stderr, flush=True)
+    return runs
+
+
+def exit_code(runs: dict[str, Execution]) -> int:
+    """1 when a notebook failed or is missing, else 0."""
+    return int(any(r.status != "ok" for r in runs.values()))
+
+
+def report_header(plan: Plan, data: Data, params: dict[str, dict], runs: dict[str, Execution]) -> dict:
+    """The facts above the report (see ``template.html``): data, profile, device, commit, status per problem."""
+    from hw3lib.device import describe
+
+    summary = ", ".join(f"{k} {v}" for k, v in data.info.items() if k in ("size", "seed") and v is not None)
+    root = data.dir
+    return {
+        "data_kind": data.info.get("kind", "real"),
+        "data_dir": str(root),
+        "data_summary": f"{summary}, folder {root}" if summary else f"folder {root}",
+        "data_line": (f"embedded synthetic data ({summary or 'hw3lib generator'}) at {root}"
+                      if data.info.get("kind") == "embedded" else f"real data at {root}"),
+        "sizes_line": _sizes_line(data.sizes),
+        "profile_line": f"{plan.profile.name} ({plan.profile.path})"
+                        + (f" — {plan.profile.description}" if plan.profile.description else ""),
+        "device": describe(plan.device),
+        "commit": git_commit(),
+        "built": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "failed": [TITLES[n].split(":")[0] for n in plan.notebooks if runs[n].status != "ok"],
+        "problems": [{"name": TITLES[n], "status": runs[n].status, "wall": _fmt_time(runs[n].wall_s),
+                      "params": ", ".join(f"{k}={v}" for k, v in params[n].items()
+                                          if k not in MANAGED and not k.endswith("_run_dir"))
+                      or "notebook defaults"} for n in plan.notebooks],
+    }
+
+
+def write_html(plan: Plan, header: dict, runs: dict[str, Execution]) -> Path:
+    """``OUT/hw3_report.html``: one section per selected notebook (its error box when it failed), readable by all."""
+    from hw3lib.checkpoint import atomic_write_text
+    from hw3lib.report import html as report_html
+
+    used: set[str] = set()
+    problems = [report_html.render_problem(n, runs[n].executed, TITLES[n], runs[n].error, used)
+                for n in plan.notebooks]
+    path = plan.out / HTML_NAME
+    atomic_write_text(path, report_html.assemble(problems, header))
+    os.chmod(path, 0o644)  # a document to share, unlike the private temp file it came from
+    return path
+
+
+def print_report_pdf(html_path: Path) -> tuple[Path | None, str | None]:
+    """``hw3_report.pdf`` beside the HTML, or ``(None, why)`` when no Chromium is found or printing fails."""
+    from hw3lib.report.pdf import find_chromium, print_pdf
+
+    if find_chromium() is None:
+        note = "no Chromium found (set HW3_CHROMIUM or install chromium): the report is HTML only"
+    else:
+        try:
+            return print_pdf(html_path, html_path.parent / PDF_NAME), None
+        except (RuntimeError, OSError) as exc:
+            note = f"PDF not printed: {exc}"
+    print(f"hw3 report: {note}", file=sys.stderr, flush=True)
+    return None, note
+
+
+def write_run_json(plan: Plan, data: Data, params: dict[str, dict], runs: dict[str, Execution], *, commit: str,
+                   html: Path, pdf: Path | None, pdf_note: str | None, wall_s: float) -> Path:
+    """``OUT/run.json``: what ran, with which parameters and data, how each notebook went, and where it all is."""
+    from hw3lib.checkpoint import atomic_write_text
+    from hw3lib.device import describe
+
+    def notebook(n: str) -> dict:
+        r = runs[n]
+        return {"status": r.status, "wall_s": r.wall_s, "parameters": params[n], "source": str(plan.source(n)),
+                "executed": str(r.executed) if r.executed else None, "run_dir": str(plan.runs / n),
+                "metrics": str(plan.runs / n / "metrics.json"),
+                "error": None if r.error is None else {"ename": r.error.ename, "evalue": r.error.evalue}}
+
+    run = {
+        "profile": {"name": plan.profile.name, "path": str(plan.profile.path),
+                    "overrides": [list(p) for p in plan.overrides]},
+        "data": {"dir": str(data.dir), "info": data.info, "sizes": data.sizes},
+        "device": describe(plan.device),
+        "commit": commit,
+        "notebooks": {n: notebook(n) for n in plan.notebooks},
+        "figures_dir": str(plan.figures),
+        "html": str(html),
+        "pdf": str(pdf) if pdf else None,
+        "pdf_note": pdf_note,
+        "wall_s": wall_s,
+        "exit_code": exit_code(runs),
+    }
+    path = plan.out / RUN_JSON
+    atomic_write_text(path, json.dumps(run, indent=2, default=str))
+    os.chmod(path, 0o644)
+    return path
+
+
 def build_report(profile: str | Path | Profile, data: str | Path | None = None, out: str | Path = "report",
                  device: str = "auto", overrides=(), only=None, *, notebooks: str | Path | None = None,
                  runs_root: str | Path | None = None, figures_dir: str | Path | None = None, pdf: bool = True,
@@ -211,135 +435,20 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
     """Run the pipeline (see the module docstring). ``overrides``: ``[(KEY, VALUE), ...]`` as ``-p``;
     ``only``: ``"p1,p3"`` or a list. ``notebooks``/``runs_root``/``figures_dir`` override the repository's
     notebooks folder and the profile's folders (tests)."""
-    from hw3lib.checkpoint import atomic_write_text
-    from hw3lib.data import data_info
-    from hw3lib.device import describe, get_device
-    from hw3lib.report import html as report_html
-
     started = time.perf_counter()
-    prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    if only:
-        keys = only.split(",") if isinstance(only, str) else list(only)
-        selected = [notebook_name(k.strip()) for k in keys if k.strip()]
-        selected = [n for n in NOTEBOOKS if n in selected]
-    else:
-        selected = list(NOTEBOOKS)
-    nb_dir = Path(notebooks) if notebooks else notebooks_dir()
-    out = Path(out).resolve()
-    runs = Path(runs_root or prof.runs_root).resolve()
-    figs = Path(figures_dir or prof.figures_dir).resolve()
-    dev = get_device(device)
-
-    from papermill import inspect_notebook
-    declared = {n: (set(inspect_notebook(str(nb_dir / f"{n}.ipynb"))) if (nb_dir / f"{n}.ipynb").is_file()
-                    else None) for n in selected}
-    managed = {n: {"data_dir": None, "figures_dir": str(figs), "run_dir": str(runs / n), "runs_root": str(runs),
-                   "device": str(dev)} for n in selected}
-    # validate before spending minutes on the data
-    resolve_parameters(prof, declared, overrides, managed)
-
-    if data is not None:
-        root = Path(data).resolve()
-        if not root.is_dir():
-            raise FileNotFoundError(f"data folder {root} not found")
-    else:
-        root = Path(prof.data_dir).resolve()
-        if not _has_data(root):
-            if prof.data_size is None:
-                raise ValueError(f"profile {prof.name} needs the course data: pass --data DIR "
-                                 f"({root} holds none)")
-            _make_data(root, prof.data_size, figs)
-    for m in managed.values():
-        m["data_dir"] = str(root)
-    params = resolve_parameters(prof, declared, overrides, managed)
-    for n in selected:  # other run folders a notebook reads (p2's vae_run_dir...) follow runs_root too
-        for key, folder in _sibling_run_dirs(nb_dir / f"{n}.ipynb").items():
-            params[n].setdefault(key, str(runs / folder))
-    info = data_info(root)
-    sizes = data_sizes(root)
-
-    show_progress = progress and os.environ.get("HW3_PROGRESS", "1") != "0"
-    executed_dir = out / "executed"
-    executed_dir.mkdir(parents=True, exist_ok=True)
-    figs.mkdir(parents=True, exist_ok=True)
-    status, wall, errors, executed = {}, {}, {}, {}
-    with python_kernel(out / ".jupyter"):
-        for n in selected:
-            src = nb_dir / f"{n}.ipynb"
-            dst = executed_dir / f"{n}.ipynb"
-            if declared[n] is None:
-                status[n], wall[n] = "missing", None
-                errors[n] = report_html.ProblemError("FileNotFoundError", f"notebook {src} not found", "")
-                dst.unlink(missing_ok=True)
-                continue
-            (runs / n).mkdir(parents=True, exist_ok=True)
-            status[n], wall[n], errors[n] = _execute(n, src, dst, params[n], show_progress)
-            executed[n] = dst
-            if status[n] != "ok":
-                e = errors[n]
-                print(f"hw3 report: {n} failed: {e.ename}: {e.evalue} (see {dst})", file=sys.stderr, flush=True)
-
-    used: set[str] = set()
-    problems = [report_html.render_problem(n, executed.get(n), TITLES[n], errors.get(n), used) for n in selected]
-    failed = [TITLES[n].split(":")[0] for n in selected if status[n] != "ok"]
-    summary = ", ".join(f"{k} {v}" for k, v in info.items() if k in ("size", "seed") and v is not None)
-    header = {
-        "data_kind": info.get("kind", "real"),
-        "data_dir": str(root),
-        "data_summary": f"{summary}, folder {root}" if summary else f"folder {root}",
-        "data_line": (f"embedded synthetic data ({summary or 'hw3lib generator'}) at {root}"
-                      if info.get("kind") == "embedded" else f"real data at {root}"),
-        "sizes_line": _sizes_line(sizes),
-        "profile_line": f"{prof.name} ({prof.path})" + (f" — {prof.description}" if prof.description else ""),
-        "device": describe(dev),
-        "commit": git_commit(),
-        "built": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "failed": failed,
-        "problems": [{"name": TITLES[n], "status": status[n], "wall": _fmt_time(wall[n]),
-                      "params": ", ".join(f"{k}={v}" for k, v in params[n].items()
-                                    if k not in managed[n] and not k.endswith("_run_dir"))
-                      or "notebook defaults"} for n in selected],
-    }
-    html_path = out / HTML_NAME
-    atomic_write_text(html_path, report_html.assemble(problems, header))
-    os.chmod(html_path, 0o644)  # a document to share, unlike the private temp file it came from
-
-    pdf_path, pdf_note = None, None
-    if pdf:
-        from hw3lib.report.pdf import find_chromium, print_pdf
-        if find_chromium() is None:
-            pdf_note = "no Chromium found (set HW3_CHROMIUM or install chromium): the report is HTML only"
-        else:
-            try:
-                pdf_path = print_pdf(html_path, out / PDF_NAME)
-            except (RuntimeError, OSError) as exc:
-                pdf_note = f"PDF not printed: {exc}"
-        if pdf_note:
-            print(f"hw3 report: {pdf_note}", file=sys.stderr, flush=True)
-
-    exit_code = 1 if failed else 0
-    run = {
-        "profile": {"name": prof.name, "path": str(prof.path), "overrides": [list(p) for p in overrides or ()]},
-        "data": {"dir": str(root), "info": info, "sizes": sizes},
-        "device": describe(dev),
-        "commit": header["commit"],
-        "notebooks": {n: {"status": status[n], "wall_s": wall[n], "parameters": params[n],
-                          "source": str(nb_dir / f"{n}.ipynb"), "executed": str(executed[n]) if n in executed else None,
-                          "run_dir": str(runs / n), "metrics": str(runs / n / "metrics.json"),
-                          "error": (None if errors.get(n) is None else
-                                    {"ename": errors[n].ename, "evalue": errors[n].evalue})}
-                      for n in selected},
-        "figures_dir": str(figs),
-        "html": str(html_path),
-        "pdf": str(pdf_path) if pdf_path else None,
-        "pdf_note": pdf_note,
-        "wall_s": time.perf_counter() - started,
-        "exit_code": exit_code,
-    }
-    run_json = out / RUN_JSON
-    atomic_write_text(run_json, json.dumps(run, indent=2, default=str))
-    os.chmod(run_json, 0o644)
-    return ReportResult(html_path, pdf_path, run_json, status, wall, exit_code, pdf_note, executed)
+    plan = plan_report(profile, out, device, overrides, only, notebooks=notebooks, runs_root=runs_root,
+                       figures_dir=figures_dir)
+    found = resolve_data(plan.profile, data, plan.figures)
+    params = notebook_parameters(plan, found.dir)
+    runs = run_notebooks(plan, params, progress=progress and os.environ.get("HW3_PROGRESS", "1") != "0")
+    header = report_header(plan, found, params, runs)
+    html = write_html(plan, header, runs)
+    pdf_path, pdf_note = print_report_pdf(html) if pdf else (None, None)
+    run_json = write_run_json(plan, found, params, runs, commit=header["commit"], html=html, pdf=pdf_path,
+                              pdf_note=pdf_note, wall_s=time.perf_counter() - started)
+    return ReportResult(html, pdf_path, run_json, {n: r.status for n, r in runs.items()},
+                        {n: r.wall_s for n, r in runs.items()}, exit_code(runs), pdf_note,
+                        {n: r.executed for n, r in runs.items() if r.executed is not None})
 
 
 # ---------------------------------------------------------------- CLI

@@ -15,7 +15,6 @@ writes the course's 32-face grid (hw3_p2.sh), deterministic per seed.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -26,11 +25,15 @@ from torch import nn
 from hw3lib import checkpoint
 from hw3lib.data import FaceSet, load_faces
 from hw3lib.data.batches import Batches
-from hw3lib.data.transforms import to_signed, to_unit
-from hw3lib.device import AMP_HELP, AMP_MODES, autocast, get_device, seed_everything
-from hw3lib.distributed import SINGLE, DistInfo, unwrap, wrap
+from hw3lib.data.images import save_grid
+from hw3lib.data.transforms import to_unit
+from hw3lib.device import AMP_HELP, AMP_MODES, get_device, seed_everything
+from hw3lib.distributed import unwrap
 from hw3lib.models.dcgan import Discriminator, Generator, weights_init
-from hw3lib.train.common import TrainLoop, finished_checkpoint
+from hw3lib.models.vae import VAE
+from hw3lib.runtime import Runtime, eval_mode, launch, train_mode
+from hw3lib.train import common
+from hw3lib.train.common import TrainLoop, config_from, config_from_args
 
 KIND = "gan"
 REAL_LABEL, FAKE_LABEL = 1.0, 0.0
@@ -55,7 +58,7 @@ class GANConfig:
     n_fixed: int = 64                # size of fixed_noise (as in pytorch/examples)
     channels_last: bool = True       # NHWC convolutions (oneDNN/cuDNN); same numbers up to float rounding
     amp: str = "auto"                # autocast of G's and D's forward passes: "auto" = bf16 on CUDA, float32 on CPU
-    device: str = "auto"
+    device: str = "auto"             # used when no runtime is given
 
     def total_steps(self, n_train: int, world_size: int = 1) -> int:
         per_epoch = len(Batches(torch.zeros(n_train), batch_size=self.batch_size, world_size=world_size))
@@ -103,12 +106,8 @@ def make_fixed_noise(config: GANConfig, device: torch.device | str = "cpu") -> t
 @torch.no_grad()
 def _snapshot(netG: nn.Module, fixed_noise: torch.Tensor) -> torch.Tensor:
     g = unwrap(netG)
-    was = g.training
-    g.eval()
-    try:
+    with eval_mode(g):
         x = g(fixed_noise[:SNAPSHOT_KEEP])
-    finally:
-        g.train(was)
     return to_uint8(x).cpu()
 
 
@@ -123,40 +122,37 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANConfig, *,
-              device: torch.device | str = "cpu", run_dir: str | Path | None = None,
-              dist: DistInfo = SINGLE) -> dict:
-    """Train ``netG``/``netD`` in place on ``train`` faces; return the history.
+              runtime: Runtime | None = None, run_dir: str | Path | None = None) -> dict:
+    """Train ``netG``/``netD`` in place on ``train`` faces; return the history. ``runtime`` defaults to the
+    config's; both nets end in eval mode in the default memory layout (what a reload of the checkpoint gives).
 
     History keys (step level): ``loss_D``, ``loss_G``, ``D_x`` (mean D on real), ``D_G_z1`` (mean D on fakes before
     the G update), ``D_G_z2`` (after D's update, during G's). Snapshots go to the checkpoint's ``extra``.
     """
-    device = get_device(device)
-    images = train.images.to(device)  # uint8 on the device once; float conversion happens per batch
-    total = config.total_steps(len(images), dist.world_size)
-    if config.channels_last:
-        netG.to(memory_format=torch.channels_last)
-        netD.to(memory_format=torch.channels_last)
-    G, D = wrap(netG, dist, device), wrap(netD, dist, device)
+    rt = runtime or Runtime.for_config(config)
+    images = train.images.to(rt.device)  # uint8 on the device once; float conversion happens per batch
+    total = config.total_steps(len(images), rt.dist.world_size)
+    G, D = rt.prepare(netG), rt.prepare(netD)
     optimizerD = torch.optim.Adam(D.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     optimizerG = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-    fixed_noise = make_fixed_noise(config, device)
-    loop = TrainLoop(KIND, config, models={"netG": G, "netD": D},
+    fixed_noise = make_fixed_noise(config, rt.device)
+    loop = TrainLoop(KIND, config, rt, models={"netG": G, "netD": D},
                      optimizers={"netG": optimizerG, "netD": optimizerD}, total_steps=total, run_dir=run_dir,
-                     dist=dist, desc="dcgan")
+                     desc="dcgan")
     if not loop.resume():
         loop.extra["snapshots"] = {"step": [0], "images": _snapshot(G, fixed_noise)[None]}
     every = config.snapshot_interval(total)
-    batches = Batches(images, batch_size=config.batch_size, seed=config.seed, rank=dist.rank,
-                      world_size=dist.world_size).forever(loop.step)
+    batches = Batches(images, batch_size=config.batch_size, seed=config.seed, rank=rt.dist.rank,
+                      world_size=rt.dist.world_size).forever(loop.step)
     # Noise: a function of (seed, rank, step) only, so a resumed run draws exactly what an uninterrupted one
     # would, and DDP ranks draw different noise.
-    g_noise = torch.Generator(device=device)
-    amp = autocast(device, config.amp)
+    g_noise = torch.Generator(device=rt.device)
+    amp = rt.autocast()
     for step in loop:
         (x,) = next(batches)
-        real = to_signed(x, config.channels_last)
+        real = rt.images(x)
         b = real.shape[0]
-        g_noise.manual_seed(noise_seed(config.seed, dist.rank, step))
+        g_noise.manual_seed(noise_seed(config.seed, rt.dist.rank, step))
 
         # (1) Update D network: maximize log(D(x)) + log(1 - D(G(z)))
         D.zero_grad(set_to_none=True)
@@ -165,7 +161,7 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
         errD_real = gan_loss(output, REAL_LABEL)
         errD_real.backward()
         D_x = output.mean()
-        noise = torch.randn(b, config.nz, 1, 1, device=device, generator=g_noise)
+        noise = torch.randn(b, config.nz, 1, 1, device=rt.device, generator=g_noise)
         with amp:
             fake = G(noise)
             output = D(fake.detach())
@@ -190,12 +186,8 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
             if snaps["step"][-1] != step + 1:
                 snaps["step"].append(step + 1)
                 snaps["images"] = torch.cat([snaps["images"], _snapshot(G, fixed_noise)[None]])
+    rt.finish(netG, netD)
     return loop.history
-
-
-def config_from(payload_config: dict) -> GANConfig:
-    names = {f.name for f in dataclasses.fields(GANConfig)}
-    return GANConfig(**{k: v for k, v in payload_config.items() if k in names})
 
 
 def load_models(payload_or_run_dir: dict | str | Path, device: torch.device | str = "cpu"
@@ -204,7 +196,7 @@ def load_models(payload_or_run_dir: dict | str | Path, device: torch.device | st
     payload = payload_or_run_dir if isinstance(payload_or_run_dir, dict) else checkpoint.load(payload_or_run_dir)
     if payload.get("kind") != KIND:
         raise ValueError(f"checkpoint kind {payload.get('kind')!r} is not a DCGAN run ({KIND})")
-    config = config_from(payload["config"])
+    config = config_from(GANConfig, payload["config"])
     netG = Generator(nz=config.nz, ngf=config.ngf)
     netD = Discriminator(ndf=config.ndf)
     netG.load_state_dict(payload["models"]["netG"])
@@ -212,18 +204,22 @@ def load_models(payload_or_run_dir: dict | str | Path, device: torch.device | st
     return netG.to(device).eval(), netD.to(device).eval(), config
 
 
-def train_or_load(data_dir: str | Path, run_dir: str | Path, config: GANConfig, *,
-                  device: torch.device | str = "auto", dist: DistInfo = SINGLE) -> GANResult:
+def train_or_load(config: GANConfig, data_dir: str | Path, run_dir: str | Path, *,
+                  runtime: Runtime | None = None) -> GANResult:
     """The finished run in ``run_dir`` when its config matches; otherwise train (or resume) it there."""
-    device = get_device(device)
-    payload = finished_checkpoint(run_dir, KIND, config)
-    if payload is None:
+    rt = runtime or Runtime.for_config(config)
+
+    def train() -> GANResult:
         seed_everything(config.seed)
-        netG, netD = build_models(config, device)
-        train_gan(netG, netD, load_faces(data_dir, "train"), config, device=device, run_dir=run_dir, dist=dist)
-        payload = checkpoint.load(run_dir)
-    netG, netD, config = load_models(payload, device)
-    return GANResult(netG, netD, payload["history"], payload["extra"]["snapshots"], config)
+        netG, netD = build_models(config, rt.device)
+        train_gan(netG, netD, load_faces(data_dir, "train"), config, runtime=rt, run_dir=run_dir)
+        return load(checkpoint.load(run_dir))
+
+    def load(payload: dict) -> GANResult:
+        netG, netD, cfg = load_models(payload, rt.device)
+        return GANResult(netG, netD, payload["history"], payload["extra"]["snapshots"], cfg)
+
+    return common.train_or_load(KIND, config, run_dir, train=train, load=load)
 
 
 def generate(netG: Generator, n: int = 32, seed: int = 0, *, batch_stats: bool = False) -> torch.Tensor:
@@ -240,40 +236,34 @@ def generate(netG: Generator, n: int = 32, seed: int = 0, *, batch_stats: bool =
     device = next(netG.parameters()).device
     z = torch.randn(n, netG.nz, 1, 1, generator=g).to(device)
     saved = {k: v.clone() for k, v in netG.state_dict().items()}
-    was = netG.training
-    netG.train()
     try:
-        with torch.no_grad():
+        with train_mode(netG), torch.no_grad():
             return to_uint8(netG(z)).cpu()
     finally:
         netG.load_state_dict(saved)
-        netG.train(was)
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
-    """Write a uint8 (or [0,1] float) image batch as one PNG grid (torchvision ``save_image``), atomically."""
-    from torchvision.utils import save_image
-
-    x = images.float().div(255) if images.dtype == torch.uint8 else images
-    path = Path(path)
-    with checkpoint.atomic_path(path) as tmp:
-        save_image(x, tmp, nrow=nrow, padding=2, format="png")
-    return path
+def sample_sets(netG: Generator, vae: VAE | None, gan_config: GANConfig, train: FaceSet, n: int,
+                seed: int = 0) -> dict[str, torch.Tensor]:
+    """The sets Problem 2.4 compares, as uint8 [n,3,64,64]: DCGAN, VAE (if given), an untrained DCGAN generator
+    (the trained one's initialisation, built on ``netG``'s device and sampled with batch statistics) and the first
+    ``n`` real training faces. Noise from ``seed``."""
+    out = {"dcgan": generate(netG, n, seed)}
+    if vae is not None:
+        out["vae"] = to_uint8(vae.sample(n, generator=torch.Generator().manual_seed(seed))).cpu()
+    # Batch statistics: in eval mode a freshly initialised generator outputs a flat gray (see ``generate``).
+    untrained = build_models(gan_config, next(netG.parameters()).device)[0]
+    out["untrained"] = generate(untrained, n, seed, batch_stats=True)
+    out["real_train"] = train.images[:n]
+    return out
 
 
 # -- CLI ---------------------------------------------------------------------------------------------------
 def _cli_train(args) -> int:
-    config = GANConfig(seed=args.seed, device=args.device, max_steps=args.max_steps)
-    for field in ("epochs", "batch_size", "lr", "amp"):
-        if getattr(args, field) is not None:
-            setattr(config, field, getattr(args, field))
-    from hw3lib.distributed import setup, teardown
-    dist, device = setup(get_device(args.device))
-    try:
-        res = train_or_load(args.data, args.out, config, device=device, dist=dist)
-    finally:
-        teardown()
-    if dist.is_main:
+    config = config_from_args(GANConfig, args)
+    with launch(config) as rt:
+        res = train_or_load(config, args.data, args.out, runtime=rt)
+    if rt.is_main:
         h = res.history
         last = {k: h[k][-1] for k in ("loss_D", "loss_G", "D_x", "D_G_z1") if h.get(k)}
         print(f"dcgan: {h['step'][-1] if h['step'] else 0} steps in {args.out}; last "
