@@ -99,14 +99,16 @@ def cpu() -> Runtime:
 
 @contextlib.contextmanager
 def _mode(training: bool, models: tuple[nn.Module, ...]) -> Iterator[None]:
-    was = [m.training for m in models]
+    # Every submodule's own flag is restored: a wrapper (a classifier around a trained net) may disagree with
+    # the modules inside it, and ``train(flag)`` on the wrapper would overwrite theirs.
+    was = [(m, m.training) for root in models for m in root.modules()]
     try:
         for m in models:
             m.train(training)
         yield
     finally:
-        for m, t in zip(models, was):
-            m.train(t)
+        for m, t in was:
+            m.training = t
 
 
 def eval_mode(*models: nn.Module) -> contextlib.AbstractContextManager[None]:

@@ -30,4 +30,5 @@ def fit(config, source: DigitSet, target: DigitSet, target_test: DigitSet | None
 
     runtime = runtime or Runtime.for_config(config)
     test = target_test if target_test is not None else digits(target.domain, 8, seed=99, device=runtime.device)
-    return train_on(config, Domains(source, target, test), run_dir, runtime=runtime)
+    source_val = digits(source.domain, 8, seed=98, device=runtime.device)
+    return train_on(config, Domains(source, target, test, source_val), run_dir, runtime=runtime)

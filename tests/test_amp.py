@@ -148,7 +148,7 @@ def test_dann_step_in_bf16_matches_float32():
     tgt_test = synthetic.digits("mnistm", 8, seed=2)
     got = {}
     for amp in ("off", "bf16"):  # the same seed: the same initial weights and dropout masks
-        cfg = UDAConfig(method="dann", steps=2, batch_size=8, eval_every=0, log_every=1, amp=amp, device="cpu")
+        cfg = UDAConfig(method="dann", steps=2, batch_size=8, evals=0, log_every=1, amp=amp, device="cpu")
         r = synthetic.fit(cfg, src, tgt, tgt_test)
         h = r.history
         assert _params_float32(*r.models.values())

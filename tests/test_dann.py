@@ -2,7 +2,7 @@
 train-or-load, the GTA dispatch contract, and a papermill smoke run of notebooks/p3_dann.ipynb.
 
 Smoke parameters of the notebook (report/profiles/smoke.yaml, with the smoke data profile):
-    seeds: [0], steps: 10, batch_size: 32, eval_every: 5, tsne_per_domain: 50
+    seeds: [0], steps: 10, batch_size: 32, evals: 2, tsne_per_domain: 50
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from hw3lib.models.grl import GradientReverseFunction, GradientReverseLayer, dan
 from hw3lib.train.uda import UDAConfig, train_or_load, train_uda
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE_NB = {"seeds": [0], "steps": 10, "batch_size": 32, "eval_every": 5, "tsne_per_domain": 50}
+SMOKE_NB = {"seeds": [0], "steps": 10, "batch_size": 32, "evals": 2, "tsne_per_domain": 50}
 
 # The seed report's Problem 3.5 printout, verbatim.
 SEED_PRINTOUT = """
@@ -106,7 +106,7 @@ def toy(tmp_path_factory) -> Path:
 
 
 def _cfg(**kw) -> UDAConfig:
-    base = dict(source="usps", target="mnistm", steps=6, batch_size=16, eval_every=3, log_every=2, ckpt_every=4)
+    base = dict(source="usps", target="mnistm", steps=6, batch_size=16, evals=2, log_every=2, ckpt_every=4)
     return UDAConfig(**{**base, **kw})
 
 
@@ -171,7 +171,7 @@ def test_train_uda_each_method(toy, tmp_path, method):
     if method == "dann":
         assert {"domain_loss", "domain_acc", "lam"} <= set(h)
         assert h["lam"][0] < h["lam"][-1] <= 1
-    assert h["eval_step"] == [3, 4]  # eval_every and the last step
+    assert h["eval_step"] == [2, 4]  # evals=2 over the 4 (capped) steps, the last included
     assert (tmp_path / cfg.name / "checkpoint.pt").is_file()
     assert 0 <= result.metrics["target_acc"] <= 100
     assert ("final_domain_acc" in result.metrics) == (method == "dann")
@@ -179,7 +179,7 @@ def test_train_uda_each_method(toy, tmp_path, method):
 
 
 def test_dann_loss_decreases_on_separable_toy(toy):
-    cfg = _cfg(method="dann", steps=30, batch_size=16, lr=3e-3, eval_every=0, log_every=5)
+    cfg = _cfg(method="dann", steps=30, batch_size=16, lr=3e-3, evals=0, log_every=5)
     h = train_uda(cfg, toy).history
     assert h["label_loss"][-1] < 0.7 * h["label_loss"][0]
 
@@ -224,7 +224,7 @@ def test_notebook_smoke(tmp_path):
     pm.execute_notebook(str(ROOT / "notebooks" / "p3_dann.ipynb"), str(tmp_path / "out.ipynb"),
                         cwd=str(ROOT / "notebooks"), progress_bar=False, kernel_name="python3",
                         parameters={"data_dir": str(data), "run_dir": str(run_dir), "figures_dir": str(figs),
-                                    "device": "cpu", "seeds": [0], "steps": 4, "batch_size": 16, "eval_every": 2,
+                                    "device": "cpu", "seeds": [0], "steps": 4, "batch_size": 16, "evals": 2,
                                     "tsne_per_domain": 15})
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["target_accuracy"]) == {"source-only", "dann", "target-only", "source-only+bn"}
@@ -279,7 +279,7 @@ def test_dann_final_model_carries_target_bn_statistics(toy, tmp_path):
     from hw3lib.eval.uda import target_bn_statistics
     from hw3lib.train.uda import UDAConfig, train_uda
     data = toy
-    cfg = UDAConfig(source="usps", target="mnistm", steps=3, batch_size=8, eval_every=0)
+    cfg = UDAConfig(source="usps", target="mnistm", steps=3, batch_size=8, evals=0)
     r = train_uda(cfg, data, tmp_path / "run")
     saved = checkpoint.load(tmp_path / "run")["models"]["dann"]
     ref = copy.deepcopy(r.classifier)

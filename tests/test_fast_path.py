@@ -89,7 +89,7 @@ def test_dann_training_step_agrees_in_both_layouts():
     tgt_test = synthetic.digits("mnistm", 8, seed=2)
     nets, hist = {}, {}
     for cl in (False, True):  # the same seed: the same initial weights and dropout masks
-        cfg = UDAConfig(method="dann", steps=3, batch_size=8, eval_every=0, channels_last=cl, device="cpu")
+        cfg = UDAConfig(method="dann", steps=3, batch_size=8, evals=0, channels_last=cl, device="cpu")
         r = synthetic.fit(cfg, src, tgt, tgt_test)
         hist[cl], nets[cl] = r.history, r.models
     _assert_same_history(hist[False], hist[True])

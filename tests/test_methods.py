@@ -163,7 +163,7 @@ def test_the_method_beats_source_only_on_a_shifted_toy(method):
 @pytest.mark.parametrize("method", NEW)
 def test_method_runs_on_the_loop_and_reports_its_validator_pick(method, tmp_path):
     src, tgt = synthetic.digits("usps", 48), synthetic.digits("mnistm", 48, seed=1)
-    cfg = UDAConfig(method=method, steps=6, batch_size=8, eval_every=2, log_every=2, device="cpu")
+    cfg = UDAConfig(method=method, steps=6, batch_size=8, evals=3, log_every=2, device="cpu")
     r = synthetic.fit(cfg, src, tgt, run_dir=tmp_path / "run")
     h = r.history
     assert h["eval_step"] == [2, 4, 6] and len(h["im"]) == len(h["snd"]) == len(h["src_acc"]) == 3
@@ -180,7 +180,7 @@ def test_interrupted_run_resumes_exactly(method, tmp_path, monkeypatch):
     from hw3lib.train.common import Interrupted, TrainLoop
 
     src, tgt = synthetic.digits("usps", 48), synthetic.digits("mnistm", 48, seed=1)
-    cfg = UDAConfig(method=method, steps=8, batch_size=8, eval_every=3, log_every=2, ckpt_every=2, device="cpu")
+    cfg = UDAConfig(method=method, steps=8, batch_size=8, evals=3, log_every=2, ckpt_every=2, device="cpu")
     full = synthetic.fit(cfg, src, tgt, run_dir=tmp_path / "full")
 
     original = TrainLoop.log

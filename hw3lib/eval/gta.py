@@ -125,7 +125,9 @@ def details_table(config, n_seeds: int, gray_pairs: Iterable[Iterable[str]] = ()
                        if k.warmup_steps else "none (as the public code)"),
         "Steps": f"{config.steps} GTA steps" + (f" after the {k.warmup_steps} warm-start steps" if k.warmup_steps else ""),
         "Seeds": str(n_seeds),
-        "Model selection": "last step's model; target labels never used",
+        "Model selection": (f"the checkpoint ({config.evals} evenly spaced over the GTA steps, the last included) with "
+                            "the best information-maximisation score on unlabelled target images; target labels "
+                            "never used"),
     }
     return pd.DataFrame({"value": rows}).rename_axis("setting")
 
@@ -148,7 +150,8 @@ def game_balance(gta: Mapping[Key, Any], tail: int = 5) -> dict[str, float]:
 def discussion(summary: Mapping[str, Mapping[str, Any]], gray_summary: Mapping[str, Mapping[str, Any]],
                n_seeds: int, balance: Mapping[str, float] | None = None) -> str:
     """Problem 4.5 text (markdown) built from this run's numbers (``balance``: :func:`game_balance` of the runs)."""
-    lines = [f"Target-test accuracy of the last model, {n_seeds} seed{'s' if n_seeds != 1 else ''} per cell:", ""]
+    lines = [f"Target-test accuracy of the reported model (the validator's pick), {n_seeds} "
+             f"seed{'s' if n_seeds != 1 else ''} per cell:", ""]
     gains, wins, pairs = [], 0, 0
     for p in _pairs_in(summary):
         k = pair_key(*p)

@@ -82,3 +82,33 @@ def target_acc_figure(curves: Mapping[str, Mapping[str, list]]) -> Figure:
     return fig
 
 
+
+
+def selection_figure(curves: Mapping[str, Mapping[str, list]], ncols: int = 3) -> Figure:
+    """One panel per pair: target-test accuracy (plot only) at every scored checkpoint of each method, a ring on
+    the checkpoint its validator picked. ``curves``: ``"{method} {src} → {tgt}"`` → history."""
+    by_pair: dict[str, dict[str, Mapping[str, list]]] = {}
+    for name, h in curves.items():
+        method, pair = name.rsplit(" ", 3)[0], " ".join(name.rsplit(" ", 3)[1:])
+        if h.get("target_acc") and h.get("eval_step"):
+            by_pair.setdefault(pair, {})[method] = h
+    n = max(1, len(by_pair))
+    cols = min(ncols, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    for ax, (pair, hs) in zip(axes.flat, by_pair.items()):
+        for i, (method, h) in enumerate(hs.items()):
+            k = len(h["target_acc"])
+            steps, acc = h["eval_step"][-k:], h["target_acc"]
+            line, = ax.plot(steps, acc, marker="o", ms=3, lw=1.2, label=method, color=plt.get_cmap("tab10")(i))
+            if h.get("selected_step") and h["selected_step"][-1] in steps:
+                j = steps.index(h["selected_step"][-1])
+                ax.plot(steps[j], acc[j], "o", ms=10, mfc="none", mec=line.get_color(), mew=1.6)
+        ax.set_title(pair, fontsize=10)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("target-test accuracy (%)")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(by_pair):]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -30,6 +30,7 @@ import dataclasses
 import math
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
@@ -93,7 +94,7 @@ def train_or_load(kind: str, config: Any, run_dir: str | Path | None, *,
     if payload is None:
         return train()
     if progress_enabled():
-        tqdm.write(f"using the finished {kind} run in {run_dir}")
+        tqdm.write(f"using the finished {kind} run in {run_dir}", file=sys.stderr)
     return load(payload)
 
 
@@ -203,7 +204,7 @@ class TrainLoop:
         checkpoint.restore_rng(payload["rng"])
         self.resumed = True
         if progress_enabled(self.dist):
-            tqdm.write(f"resuming {self.desc} from step {self.step} of {self.total_steps} ({path})")
+            tqdm.write(f"resuming {self.desc} from step {self.step} of {self.total_steps} ({path})", file=sys.stderr)
         self.extra["resumed_at"] = [*self.extra.get("resumed_at", []), self.step]
         return True
 
@@ -241,7 +242,8 @@ class TrainLoop:
             means.update(zip(tensor_keys, all_mean(stacked).cpu().tolist()))
         values = [means[k] for k in keys]
         self._pending, self._pending_n = {}, 0
-        self.history["step"].append(self.step)
+        # Inside a step's body the current step's logs are pending already: it counts as done.
+        self.history["step"].append(self.step + (1 if self._in_body else 0))
         for k, v in zip(keys, values):
             self.history.setdefault(k, []).append(v)
         bad = [k for k, v in zip(keys, values) if not math.isfinite(v)]
@@ -266,6 +268,7 @@ class TrainLoop:
 
     # -- iteration ---------------------------------------------------------------------------------
     _bar = None
+    _in_body = False
 
     def _on_signal(self, signum, frame):  # noqa: ARG002
         self._stop_signal = signum
@@ -293,7 +296,9 @@ class TrainLoop:
             for m in self.models.values():
                 m.train()
             while self.step < self.total_steps:
+                self._in_body = True
                 yield self.step
+                self._in_body = False
                 self.step += 1
                 self._bar.update(1)
                 if self.step % self.log_every == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from hw3lib import checkpoint
 from hw3lib.data.layout import DIGIT_DOMAINS
 from hw3lib.device import AMP_HELP, AMP_MODES
+from hw3lib.runtime import launch
 from hw3lib.train.common import config_from
 from hw3lib.train.uda import methods
 from hw3lib.train.uda.config import UDAConfig
@@ -20,17 +21,10 @@ def config_from_cli(args) -> UDAConfig:
 
 
 def _cli_train(args) -> int:
-    from hw3lib.device import get_device
-    from hw3lib.distributed import setup, teardown
-    from hw3lib.runtime import Runtime
-
     config = config_from_cli(args).validate()
-    info, device = setup(get_device(config.device))
-    try:
-        result = train_or_load(config, args.data, args.out, runtime=Runtime.for_config(config, device=device, dist=info))
-    finally:
-        teardown()
-    if info.is_main:
+    with launch(config) as rt:
+        result = train_or_load(config, args.data, args.out, runtime=rt)
+    if rt.is_main:
         print(f"{config.name}: target ({config.target}) test accuracy {result.metrics['target_acc']:.2f}% "
               f"(reported model); checkpoint {checkpoint.resolve(args.out)}")
     return 0

@@ -31,7 +31,8 @@ class UDAConfig:
     seed: int = 0
     ckpt_every: int = 500
     log_every: int = 10
-    eval_every: int = 100          # steps between target-test accuracy points (plots only; 0 = never)
+    evals: int = 10                # checkpoints scored by the validators, evenly spaced, the last included (0 = none:
+                                   # the last model is reported)
     max_steps: int | None = None   # cap for smoke runs; the λ schedule then spans the capped run
     gray: bool = False             # luminance images (GTA option; the DANN-network methods ignore it)
     channels_last: bool = True     # NHWC convolutions; same numbers up to rounding
@@ -70,6 +71,8 @@ class UDAConfig:
             raise ValueError(f"unknown bn mode {self.bn!r}; known: joint, separate")
         if self.bn_eval not in ("target", "running"):
             raise ValueError(f"unknown bn_eval {self.bn_eval!r}; known: target, running")
+        if self.evals < 0:
+            raise ValueError(f"evals must be >= 0, got {self.evals}")
         if self.max_steps is not None and self.max_steps < 0:
             raise ValueError(f"max_steps must be >= 0, got {self.max_steps}")
         if self.gta is not None and self.gta.warmup_steps < 0:

@@ -88,7 +88,7 @@ def fit(method: Method, nets: dict[str, nn.Module], data: Domains, config: UDACo
         for s in schedulers.values():
             s.step()
         loop.log(**losses.logs)
-        if eval_points(step, total, config.eval_every):
+        if eval_points(step, total, config.evals):
             selector.score(nets, step + 1, (step + 1) / len(lab_batches))
         elif target_bn and step + 1 == total:  # no scoring: the last model, with target statistics
             target_bn_statistics(classifier, data.target.images)

@@ -9,6 +9,7 @@ run's reported model.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Callable, Mapping
 
 import torch
@@ -24,9 +25,13 @@ from hw3lib.train.common import TrainLoop
 SUBSET = 2000  # unlabelled target train images for the BatchNorm statistics, IM and SND of each checkpoint
 
 
-def eval_points(step: int, total: int, every: int) -> bool:
-    """Score after steps ``every``, ``2·every``, ... and always after the last one (``every`` > 0)."""
-    return every > 0 and (TrainLoop.every(step, every) or step + 1 == total)
+def eval_points(step: int, total: int, evals: int, start: int = 0) -> bool:
+    """Whether to score after (0-based) ``step``: ``evals`` points evenly spaced over steps ``start..total``, the
+    last step always among them (none when ``evals`` is 0)."""
+    if evals <= 0 or step < start:
+        return False
+    every = max(1, math.ceil((total - start) / evals))
+    return step + 1 == total or TrainLoop.every(step - start, every)
 
 
 class Selector:

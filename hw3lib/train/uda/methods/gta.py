@@ -188,7 +188,8 @@ def fit_gta(method: Method, nets: dict[str, nn.Module], data, config, runtime: R
     ``warm_target_acc`` (epoch-level) is the target-test accuracy of F, C at its end — for the report only;
     nothing is selected with it.
     """
-    k, seed, warm, total = config.gta, config.seed, config.gta.warmup_steps, config.total_steps
+    k, seed, warm = config.gta, config.seed, config.gta.warmup_steps
+    total = config.total_steps(len(data.source), len(data.target))
     for name, net in nets.items():  # no DDP wrapper: several backward passes per forward, gradients averaged by hand
         net.to(runtime.device)
         if runtime.channels_last and name != "netC":  # netC is a linear head
@@ -217,7 +218,7 @@ def fit_gta(method: Method, nets: dict[str, nn.Module], data, config, runtime: R
         xs = runtime.layout(prepare(xs_u8, k, gray=config.gray))
         xt = runtime.layout(prepare(xt_u8, k, gray=config.gray))
         loop.log(**gta_step(n, opts, scheds, xs, ys, xt, k, runtime))
-        if eval_points(step, total, config.eval_every):
+        if eval_points(step, total, config.evals, start=warm):
             selector.score(nets, step + 1, step + 1)
     if (chosen := selector.apply(nets)) is not None:
         loop.history["selected_step"] = [chosen]

@@ -1,0 +1,230 @@
+"""Problem 4, "Improved UDA": GTA (the seed's choice, kept faithful) and the modern methods against DANN and the
+bounds — the comparison table, what each method closes of the lower→upper gap, what choosing checkpoints without
+target labels costs, and the discussion, all from this run's numbers.
+
+``summary`` is :func:`hw3lib.eval.uda.summarize` of every run; ``results`` maps (method, src, tgt, seed) to runs
+whose ``metrics`` hold the reported accuracy (``target_acc``: the primary validator's pick) and each validator's,
+the oracle's and the last checkpoint's (``acc@im``, ``acc@snd``, ``acc@src_acc``, ``acc@oracle``, ``acc@last``).
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from hw3lib.eval import validators
+from hw3lib.eval.uda import ROW_LABELS, SEED_REPORT, _pairs_in, gap_closed, pair_key, pair_label
+
+MODERN: tuple[str, ...] = ("cdan", "mcc", "adamatch")
+ORDER: tuple[str, ...] = ("source-only", "dann", "gta-warm", "gta", *MODERN, "target-only")
+PICKS = {f"acc@{v}": f"{v} pick" for v in validators.VALIDATORS} | {"acc@last": "last step", "acc@oracle":
+                                                                     "oracle (target labels: not available)"}
+
+
+def mean_over_pairs(summary: Mapping[str, Mapping[str, Any]], method: str) -> float | None:
+    cells = summary.get(method) or {}
+    return round(float(np.mean([c["mean"] for c in cells.values()])), 2) if cells else None
+
+
+def comparison_table(summary: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str] | None = None,
+                     order: Iterable[str] = ORDER) -> pd.DataFrame:
+    """Rows: the methods in ``order`` present in ``summary``; columns: pairs (``mean ± std`` %, this run), the mean
+    over pairs, and the seed report's figures on the real data (its own column, ``—`` where it has none)."""
+    labels = {**ROW_LABELS, **(labels or {})}
+    pairs = _pairs_in(summary)
+    rows = {}
+    for m in order:
+        if m not in summary:
+            continue
+        row = {pair_label(*p): (f"{c['mean']:.2f} ± {c['std']:.2f}" if (c := summary[m].get(pair_key(*p))) else "—")
+               for p in pairs}
+        mean = mean_over_pairs(summary, m)
+        row["mean over pairs"] = f"{mean:.2f}" if mean is not None else "—"
+        ref = SEED_REPORT.get(m)
+        row["seed report (real data)"] = " / ".join(f"{ref[pair_key(*p)]:.2f}" for p in pairs) if ref else "—"
+        rows[labels.get(m, m)] = row
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "target-test accuracy (%)"
+    return df
+
+
+def gap_table(summary: Mapping[str, Mapping[str, Any]], methods: Iterable[str]) -> pd.DataFrame:
+    """Per method: the share (%) of the lower→upper gap closed on each pair and on the mean over pairs, and the
+    difference to DANN in points."""
+    rows = {}
+    pairs = _pairs_in(summary)
+    lo, up = mean_over_pairs(summary, "source-only"), mean_over_pairs(summary, "target-only")
+    for m in methods:
+        if m not in summary:
+            continue
+        closed = gap_closed(summary, m)
+        row = {f"gap closed, {pair_label(*p)}": (f"{closed[pair_key(*p)]:.1f} %" if closed.get(pair_key(*p)) is not None
+                                                 else "—") for p in pairs}
+        mm = mean_over_pairs(summary, m)
+        row["gap closed, mean over pairs"] = (f"{(mm - lo) / (up - lo) * 100:.1f} %"
+                                              if None not in (mm, lo, up) and up - lo > 1e-9 else "—")
+        if m != "dann" and "dann" in summary:
+            row["vs DANN (points, mean over pairs)"] = f"{mm - mean_over_pairs(summary, 'dann'):+.2f}"
+        rows[ROW_LABELS.get(m, m)] = row
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "method"
+    return df
+
+
+def selection_summary(results: Mapping[tuple[str, str, str, int], Any], methods: Iterable[str]
+                      ) -> dict[str, dict[str, dict[str, float]]]:
+    """``{method: {pair_key: {acc@im, acc@snd, acc@src_acc, acc@last, acc@oracle}}}`` means over seeds (%)."""
+    acc: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for (m, src, tgt, _), r in results.items():
+        if m not in methods or "acc@oracle" not in (r.metrics or {}):
+            continue
+        cell = acc.setdefault(m, {}).setdefault(pair_key(src, tgt), {})
+        for k in PICKS:
+            cell.setdefault(k, []).append(float(r.metrics[k]))
+    return {m: {p: {k: round(float(np.mean(v)), 2) for k, v in c.items()} for p, c in cells.items()}
+            for m, cells in acc.items()}
+
+
+def selection_table(selection: Mapping[str, Mapping[str, Mapping[str, float]]]) -> pd.DataFrame:
+    """One row per (method, pair): target-test accuracy of the checkpoint each validator picks, of the last one and
+    of the best one (the oracle, which needs target labels), and what the primary validator's pick costs."""
+    rows = []
+    for m, cells in selection.items():
+        for p in _pairs_in({m: cells}):
+            c = cells[pair_key(*p)]
+            row = {"method": ROW_LABELS.get(m, m), "pair": pair_label(*p)}
+            row.update({PICKS[k]: round(c[k], 2) for k in PICKS if k in c})
+            row[f"cost of the {validators.PRIMARY} pick"] = round(c["acc@oracle"] - c[f"acc@{validators.PRIMARY}"], 2)
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["method", "pair"]) if rows else pd.DataFrame()
+
+
+def best_method(summary: Mapping[str, Mapping[str, Any]], candidates: Iterable[str]) -> str | None:
+    """The candidate with the highest mean over pairs in this run's table (reporting only: which to show)."""
+    scored = [(mean_over_pairs(summary, m), m) for m in candidates if m in summary]
+    return max(scored)[1] if scored else None
+
+
+def label_free_choice(results: Mapping[tuple[str, str, str, int], Any], candidates: Iterable[str], seed: int
+                      ) -> dict[str, str]:
+    """Per pair, the run a user would deploy without target labels: among ``candidates`` (seed ``seed``), the one
+    whose selected checkpoint has the highest primary-validator score. ``{pair_key: run folder (absolute)}``."""
+    best: dict[str, tuple[float, str]] = {}
+    for (m, src, tgt, sd), r in results.items():
+        h = r.history
+        if m not in candidates or sd != seed or not h.get(validators.PRIMARY) or not h.get("selected_step"):
+            continue
+        n = len(h[validators.PRIMARY])
+        steps = h["eval_step"][-n:]
+        score = h[validators.PRIMARY][steps.index(h["selected_step"][-1])]
+        k = pair_key(src, tgt)
+        if k not in best or score > best[k][0]:
+            best[k] = (score, str(r.run_dir.resolve()) if r.run_dir else r.config.name)
+    return {k: v[1] for k, v in best.items()}
+
+
+def discussion(summary: Mapping[str, Mapping[str, Any]], selection: Mapping[str, Any], n_seeds: int,
+               modern: Iterable[str] = MODERN) -> str:
+    """Problem 4's verdict in markdown: per pair the winner and its margin over DANN and GTA, the gap closed,
+    and what choosing checkpoints without target labels cost."""
+    modern = [m for m in modern if m in summary]
+    lines = [f"Target-test accuracy of each method's reported model (its checkpoint picked by the "
+             f"**{validators.PRIMARY}** validator; {n_seeds} seed{'s' if n_seeds != 1 else ''} per cell):", ""]
+    contenders = ["dann", "gta", *modern]
+    for p in _pairs_in(summary):
+        k = pair_key(*p)
+        scores = {m: summary[m][k]["mean"] for m in contenders if k in summary.get(m, {})}
+        if not scores:
+            continue
+        winner = max(scores, key=scores.get)
+        others = sorted((v, m) for m, v in scores.items() if m != winner)
+        runner = others[-1] if others else None
+        lo, up = summary.get("source-only", {}).get(k, {}).get("mean"), summary.get("target-only", {}).get(k, {}).get("mean")
+        share = f", {(scores[winner] - lo) / (up - lo) * 100:.0f} % of the lower→upper gap" \
+            if lo is not None and up is not None and up - lo > 1e-9 else ""
+        vs = [f"{scores[winner] - scores[m]:+.2f} over {ROW_LABELS.get(m, m)}" for m in ("dann", "gta")
+              if m in scores and m != winner]
+        lines.append(f"- **{pair_label(*p)}**: {ROW_LABELS.get(winner, winner)} wins with {scores[winner]:.2f} %"
+                     + (f" ({', '.join(vs)}; runner-up {ROW_LABELS.get(runner[1], runner[1])} {runner[0]:.2f} %)"
+                        if runner else "") + share + ".")
+    best = best_method(summary, modern)
+    if best and "dann" in summary:
+        b, d = mean_over_pairs(summary, best), mean_over_pairs(summary, "dann")
+        lo, up = mean_over_pairs(summary, "source-only"), mean_over_pairs(summary, "target-only")
+        ahead = [pair_label(*p) for p in _pairs_in(summary) if pair_key(*p) in summary[best]
+                 and summary[best][pair_key(*p)]["mean"] > summary["dann"].get(pair_key(*p), {}).get("mean", 1e9)]
+        lines += ["", f"Best modern method over the pairs: **{ROW_LABELS.get(best, best)}**, {b:.2f} % against DANN's "
+                  f"{d:.2f} % ({b - d:+.2f} points), ahead of DANN on {len(ahead)} of {len(_pairs_in(summary))} pairs"
+                  + (f"; it closes {(b - lo) / (up - lo) * 100:.1f} % of the lower→upper gap on the mean over pairs "
+                     f"(DANN {(d - lo) / (up - lo) * 100:.1f} %)." if None not in (lo, up) and up - lo > 1e-9 else ".")]
+        if "gta" in summary:
+            g = mean_over_pairs(summary, "gta")
+            lines += ["", f"GTA, the seed's improved method kept faithful to its public code, averages {g:.2f} % "
+                      f"({g - d:+.2f} points against DANN). The seed report measured GTA ahead of DANN on the real "
+                      "data; at this budget and on this data the modern methods, which run on DANN's own network, "
+                      "are the stronger improvement."]
+    costs = [(c["acc@oracle"] - c[f"acc@{validators.PRIMARY}"], m, k) for m, cells in selection.items()
+             for k, c in cells.items()]
+    if costs:
+        worst = max(costs)
+        per = {m: float(np.mean([c["acc@oracle"] - c[f"acc@{validators.PRIMARY}"] for c in cells.values()]))
+               for m, cells in selection.items()}
+        others = {v: float(np.mean([c["acc@oracle"] - c[f"acc@{v}"] for cells in selection.values()
+                                    for c in cells.values()])) for v in validators.VALIDATORS}
+        lines += ["", "What choosing without target labels costs (oracle − validator's pick, mean over pairs): "
+                  + ", ".join(f"{ROW_LABELS.get(m, m)} {v:.2f}" for m, v in per.items())
+                  + f" points for the {validators.PRIMARY} validator; the largest single cost is {worst[0]:.2f} "
+                  f"points ({ROW_LABELS.get(worst[1], worst[1])}, {pair_label(*worst[2].split('_', 1))}). "
+                  "Averaged over every method and pair, the validators would have cost "
+                  + ", ".join(f"{v} {c:.2f}" for v, c in others.items())
+                  + " points. The oracle column needs the target labels a user does not have; it is shown only to "
+                  "measure the price of honest selection."]
+    return "\n".join(lines)
+
+
+def details_table(config, n_seeds: int) -> pd.DataFrame:
+    """How the DANN-network methods were trained in this run (one shared recipe, so the comparison is fair)."""
+    budget = (f"{config.epochs:g} epochs over the larger training domain" if config.epochs
+              else f"{config.steps} steps")
+    rows = {
+        "Network": "DANN's CNNModel for every method (2 conv blocks → 800-d features → 3-layer classifier)",
+        "Recipe (all methods)": f"{budget}, {config.batch_size} source + {config.batch_size} target images per step, "
+                                f"Adam lr {config.lr:g}, separate source/target BatchNorm passes",
+        "DANN": "NLL(source) + domain NLL through a gradient reversal layer, λ = 2/(1+e^(−10p)) − 1",
+        "CDAN+E": "NLL(source) + entropy-weighted BCE of a discriminator on the randomised multilinear map "
+                  "(800-d features ⊗ 10 class probabilities → 1024-d), same GRL schedule",
+        "MCC": "NLL(source) + 1.0 × minimum class confusion of the target predictions (T = 2.5)",
+        "AdaMatch": "NLL(source, weak + strong view) + μ(p) × NLL(strong target view, pseudo-label) where the weak "
+                    "target view's prediction, distribution-aligned, passes 0.9 × the mean source confidence; "
+                    "μ ramps 0 → 1 over the first half; strong view: random affine, contrast/brightness, "
+                    "inversion (p = .5), 8×8 cutout",
+        "Model selection": f"{config.evals} checkpoints evenly spaced over the run (the last included) are scored, with their "
+                           "BatchNorm statistics re-estimated on 2000 unlabelled target train images; the reported "
+                           f"model is the best by the {validators.PRIMARY} validator (SND and source-validation "
+                           "accuracy shown beside it); target labels never choose",
+        "Seeds": str(n_seeds),
+    }
+    return pd.DataFrame({"value": rows}).rename_axis("setting")
+
+
+def metrics_dict(summary: Mapping[str, Any], selection: Mapping[str, Any], config, gta_config, seeds: list[int],
+                 selected_runs: Mapping[str, str], data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every number Problem 4's tables show, under readable keys (``run_dir/metrics.json``); ``selected_runs``
+    names, per pair, the run a user would hand in (chosen without target labels) for ``hw3_p4.sh``."""
+    import dataclasses
+
+    cell = lambda c: {kk: c[kk] for kk in ("mean", "std", "n", "values", "seeds")}  # noqa: E731
+    return {
+        "problem": 4,
+        "seeds": [int(s) for s in seeds],
+        "config": {"methods": dataclasses.asdict(config), "gta": dataclasses.asdict(gta_config)},
+        "data": dict(data or {}),
+        "primary_validator": validators.PRIMARY,
+        "target_accuracy": {m: {k: cell(c) for k, c in cells.items()} for m, cells in summary.items()},
+        "mean_over_pairs": {m: mean_over_pairs(summary, m) for m in summary},
+        "gap_closed_percent": {m: gap_closed(summary, m) for m in summary if m not in ("source-only", "target-only")},
+        "selection": {m: dict(cells) for m, cells in selection.items()},
+        "selected_runs": dict(selected_runs),
+        "reference_seed_report": {m: SEED_REPORT[m] for m in SEED_REPORT},
+    }
