@@ -4,9 +4,11 @@
 
 1. the data: ``--data DIR``, else the profile's ``data_dir`` — made with ``hw3lib.data.make.make_data`` at the
    profile's ``data_size`` when absent (profiles without one, ``full``, need ``--data``);
-2. ``notebooks/pN_xxx.ipynb`` run with papermill (cwd ``notebooks/``, kernel ``python3`` of this interpreter) into
-   ``OUT/executed/``, parameters = profile + ``-p`` overrides + absolute data/run/figures paths and the device;
-   a failing notebook is recorded and the others still run;
+2. ``notebooks/pN_xxx.ipynb`` (the project's, the checkout's or the installed copies: ``hw3lib.project``) run with
+   papermill (cwd: their folder, kernel ``python3`` of this interpreter) into ``OUT/executed/``, parameters =
+   profile + ``-p`` overrides + absolute data/run/figures paths and the device, ``$HW3_TABLES_DIR`` = ``OUT/tables``;
+   one live progress line per notebook (``hw3lib.report.progress``); a failing notebook is recorded and the others
+   still run;
 3. one self-contained HTML (``hw3lib.report.html``), 4. a PDF printed by headless Chromium (``hw3lib.report.pdf``),
 5. ``OUT/run.json``: profile, parameters, status and wall time per notebook, data, device, commit.
 
@@ -24,7 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hw3lib.project import notebooks_dir  # noqa: F401 (the notebooks hw3 report runs; tests import it from here)
 from hw3lib.report.profile import NOTEBOOKS, REPO_ROOT, Profile, load_profile, notebook_name, resolve_parameters
+from hw3lib.results import fmt_seconds as _fmt_time
 
 TITLES = {"p1_vae": "Problem 1: VAE", "p2_gan": "Problem 2: GAN", "p3_dann": "Problem 3: DANN",
           "p4_uda": "Problem 4: Improved UDA"}
@@ -43,15 +47,14 @@ class ReportResult:
     executed: dict[str, Path] = field(default_factory=dict)
 
 
-def notebooks_dir() -> Path:
-    """``$HW3_NOTEBOOKS`` or the repository's ``notebooks/``."""
-    return Path(os.environ.get("HW3_NOTEBOOKS") or REPO_ROOT / "notebooks")
-
-
 # ---------------------------------------------------------------- facts for the header
 
-def git_commit(root: Path = REPO_ROOT) -> str:
-    """``abc1234`` (+ ``, with uncommitted changes``), or ``uncommitted`` outside a git checkout."""
+def git_commit(root: Path | None = REPO_ROOT) -> str:
+    """``abc1234`` (+ ``, with uncommitted changes``), ``uncommitted`` outside a git checkout, or the version of an
+    installed package (``root`` None)."""
+    if root is None:
+        from hw3lib import __version__
+        return f"hw3lib {__version__} (installed package)"
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10)
@@ -91,13 +94,6 @@ def _sizes_line(sizes: dict) -> str:
     if not sizes:
         return "no course-layout CSVs found"
     return "; ".join(f"{k} {v.get('train', '?')} train / {v.get('test', '?')} test" for k, v in sizes.items())
-
-
-def _fmt_time(s: float | None) -> str:
-    if s is None:
-        return "—"
-    s = int(round(s))
-    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
 def _has_data(root: Path) -> bool:
@@ -144,18 +140,17 @@ def python_kernel(work: Path):
 
 # ---------------------------------------------------------------- execution
 
-def _execute(name: str, src: Path, dst: Path, params: dict, progress: bool) -> tuple[str, float, object]:
+def _execute(src: Path, dst: Path, params: dict) -> tuple[str, float, object]:
     """Run one notebook; returns (status, wall seconds, error or None). Never raises for notebook errors."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     from hw3lib.report.html import ProblemError
 
-    label = f"{name.split('_')[0].upper()} {name.split('_', 1)[-1].upper()}"
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(src.parent), kernel_name="python3",
-                            progress_bar={"desc": label, "leave": True} if progress else False,
+                            progress_bar=False,
                             log_output=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as exc:
         src_lines = [ln for ln in str(exc.source).splitlines() if ln.strip()]
@@ -215,6 +210,8 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
     from hw3lib.data import data_info
     from hw3lib.device import describe, get_device
     from hw3lib.report import html as report_html
+    from hw3lib.report.progress import ProblemProgress, previous_build
+    from hw3lib.report.tables import tables_env
 
     started = time.perf_counter()
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
@@ -262,8 +259,9 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
     executed_dir = out / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     figs.mkdir(parents=True, exist_ok=True)
-    status, wall, errors, executed = {}, {}, {}, {}
-    with python_kernel(out / ".jupyter"):
+    status, wall, errors, executed, runs_done = {}, {}, {}, {}, {}
+    previous = previous_build(out / RUN_JSON)
+    with python_kernel(out / ".jupyter"), tables_env(out / "tables"):
         for n in selected:
             src = nb_dir / f"{n}.ipynb"
             dst = executed_dir / f"{n}.ipynb"
@@ -273,7 +271,10 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
                 dst.unlink(missing_ok=True)
                 continue
             (runs / n).mkdir(parents=True, exist_ok=True)
-            status[n], wall[n], errors[n] = _execute(n, src, dst, params[n], show_progress)
+            with ProblemProgress(TITLES[n], runs / n, previous.get(n), params[n], enabled=show_progress) as bar:
+                status[n], wall[n], errors[n] = _execute(src, dst, params[n])
+                bar.status = status[n]
+            runs_done[n] = bar.finished
             executed[n] = dst
             if status[n] != "ok":
                 e = errors[n]
@@ -326,6 +327,7 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
         "notebooks": {n: {"status": status[n], "wall_s": wall[n], "parameters": params[n],
                           "source": str(nb_dir / f"{n}.ipynb"), "executed": str(executed[n]) if n in executed else None,
                           "run_dir": str(runs / n), "metrics": str(runs / n / "metrics.json"),
+                          "runs_finished": runs_done.get(n),
                           "error": (None if errors.get(n) is None else
                                     {"ename": errors[n].ename, "evalue": errors[n].evalue})}
                       for n in selected},
@@ -366,7 +368,7 @@ def register(groups) -> None:
     p = groups["root"].add_parser("report", help="execute the notebooks and build the HTML + PDF report",
                                   description=desc)
     p.add_argument("--profile", default="quick", metavar="NAME|PATH.yaml",
-                   help="smoke, quick (default), full, or a profile YAML (copy one from report/profiles/)")
+                   help="smoke, quick (default), full, or a profile YAML (`hw3 init DIR` copies one to edit)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="data folder (default: the profile's data_dir, made with the embedded generator if absent)")
     p.add_argument("--out", default="report", metavar="DIR", help="report folder (default: report)")
