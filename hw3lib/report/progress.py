@@ -1,6 +1,7 @@
 """``hw3 report``'s live progress: one line per problem, nothing else.
 
-    P3 DANN   4/9 runs finished · dann_usps_svhn_s0 step 200/300 · 1 min 20 s of ~3 min 05 s (last build)
+    Problem 3: DANN — 4/9 runs finished · dann_usps_svhn_s0 step 200/300 · 1 min 20 s of ~3 min 05 s (last build)
+    Problem 3: DANN — ok · 9/9 runs finished (5 new) · 3 min 02 s of ~3 min 05 s (last build)      (when done)
 
 The line (``tqdm.auto``) is refreshed every couple of seconds from the problem's run folder: finished
 checkpoints (``hw3lib.results.read_run``, each file read again only when it changes) and the step of the run in
@@ -88,7 +89,7 @@ class ProblemProgress:
     def _poll(self) -> None:
         while not self._stop.wait(self.interval):
             self.finished, current = self.watch.scan()
-            self._bar.set_postfix_str(self.line(current))
+            self._bar.set_description_str(f"{self.label} — {self.line(current)}")
 
     def __enter__(self) -> "ProblemProgress":
         self._t0 = time.perf_counter()
@@ -96,8 +97,8 @@ class ProblemProgress:
         if self.enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(desc=f"{self.label:<24}", bar_format="{desc}{postfix}", postfix=self.line(),
-                             leave=True, dynamic_ncols=True)
+            self._bar = tqdm(desc=f"{self.label} — {self.line()}", bar_format="{desc}", leave=True,
+                             dynamic_ncols=True)
             self._thread = threading.Thread(target=self._poll, name=f"progress {self.label}", daemon=True)
             self._thread.start()
         return self
@@ -108,5 +109,5 @@ class ProblemProgress:
             self._thread.join()
         self.finished = self.watch.scan()[0]
         if self._bar is not None:
-            self._bar.set_postfix_str(self.line(), refresh=False)
+            self._bar.set_description_str(f"{self.label} — {self.line()}", refresh=False)
             self._bar.close()
