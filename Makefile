@@ -1,4 +1,5 @@
 # Two commands for a newcomer: `make report` (the full report on the embedded data) and `make test`.
+# Python 3.11 (pyproject's requires-python). HW3_NO_APT=1: never install system packages (the PDF needs Chromium).
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,21 +7,26 @@ PROFILE ?= quick
 
 .PHONY: report test test-all install chromium clean
 
-$(VENV)/.installed: pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+$(VENV)/.installed: pyproject.toml setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		&& python3 -m venv $(VENV); } || { echo "make: needs Python 3.11 or newer: make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
 	@touch $@
 
 install: $(VENV)/.installed
 
-# Debian's chromium prints the report to PDF; installed only when root on Debian and missing.
+# The PDF is printed by Chromium. Debian's chromium + poppler-utils are installed with apt-get only when missing,
+# when running as root on Debian, and unless HW3_NO_APT=1; make says so before it starts. Otherwise: HTML only.
 chromium:
-	@if ! command -v chromium >/dev/null 2>&1 && [ -z "$$HW3_CHROMIUM" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian's chromium and poppler-utils for the PDF report"; \
+	@if command -v chromium >/dev/null 2>&1 || [ -n "$$HW3_CHROMIUM" ]; then :; \
+	elif [ -n "$$HW3_NO_APT" ]; then echo "make: HW3_NO_APT set: not installing Chromium; the report will be HTML only"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make: installing system packages chromium and poppler-utils with apt-get (for the PDF report; HW3_NO_APT=1 skips this)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null || echo "could not install chromium: the report stays HTML-only"; \
-	fi
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null \
+		|| echo "make: could not install chromium: the report stays HTML-only"; \
+	else echo "make: no Chromium: the report will be HTML only (install chromium, or set HW3_CHROMIUM=/path/to/it)"; fi
 
 report: install chromium
 	$(VENV)/bin/hw3 report --profile $(PROFILE)
@@ -32,4 +38,4 @@ test-all: install chromium
 	$(PY) -m pytest -m ""
 
 clean:
-	rm -rf runs report/executed report/hw3_report.html report/hw3_report.pdf
+	rm -rf runs report/executed report/tables report/hw3_report.html report/hw3_report.pdf

@@ -43,3 +43,37 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make report" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+# Import name → distribution name, where they differ.
+DISTRIBUTIONS = {"PIL": "pillow", "sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml",
+                 "IPython": "ipython"}
+
+
+def _imported_packages(folder: Path) -> set[str]:
+    import ast
+    import sys
+
+    found = set()
+    for file in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text(), str(file))):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m != "hw3lib"}
+
+
+def test_every_imported_package_is_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_name(r) for r in project["dependencies"]}
+    imported = {_name(DISTRIBUTIONS.get(m, m)) for m in _imported_packages(ROOT / "hw3lib")}
+    assert imported - declared == set(), f"imported by hw3lib but not in pyproject's dependencies: {imported - declared}"
+
+
+def test_one_python_version_everywhere():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11"
+    assert "python=3.11" in yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    assert re.search(r"^PYTHON \?= python3\.11$", (ROOT / "Makefile").read_text(), re.M)
+    assert "Python 3.11" in (ROOT / "README.md").read_text()

@@ -10,8 +10,10 @@
    ``hw3lib.data.make.make_data`` at the profile's ``data_size`` when absent (profiles without one, ``full``, need
    ``--data``);
 3. :func:`notebook_parameters` — profile + ``-p`` overrides + absolute data/run/figures paths and the device;
-4. :func:`run_notebooks` — ``notebooks/pN_xxx.ipynb`` run with papermill (cwd ``notebooks/``, kernel ``python3`` of
-   this interpreter) into ``OUT/executed/``; a failing notebook is recorded and the others still run;
+4. :func:`run_notebooks` — ``pN_xxx.ipynb`` (the project's, the checkout's or the installed copies:
+   ``hw3lib.project``) run with papermill (cwd: their folder, kernel ``python3`` of this interpreter) into
+   ``OUT/executed/``, ``$HW3_TABLES_DIR`` = ``OUT/tables``, one live progress line per notebook
+   (``hw3lib.report.progress``); a failing notebook is recorded and the others still run;
 5. :func:`report_header` and :func:`write_html` — one self-contained HTML (``hw3lib.report.html``);
 6. :func:`print_report_pdf` — a PDF printed by headless Chromium (``hw3lib.report.pdf``);
 7. :func:`write_run_json` — ``OUT/run.json``: profile, parameters, status and wall time per notebook, data,
@@ -32,8 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from hw3lib.project import notebooks_dir  # noqa: F401 (the notebooks hw3 report runs; tests import it from here)
 from hw3lib.report.profile import (MANAGED, NOTEBOOKS, REPO_ROOT, Profile, load_profile, notebook_name,
                                    resolve_parameters)
+from hw3lib.results import fmt_seconds as _fmt_time
 
 TITLES = {"p1_vae": "Problem 1: VAE", "p2_gan": "Problem 2: GAN", "p3_dann": "Problem 3: DANN",
           "p4_uda": "Problem 4: Improved UDA"}
@@ -52,15 +56,14 @@ class ReportResult:
     executed: dict[str, Path] = field(default_factory=dict)
 
 
-def notebooks_dir() -> Path:
-    """``$HW3_NOTEBOOKS`` or the repository's ``notebooks/``."""
-    return Path(os.environ.get("HW3_NOTEBOOKS") or REPO_ROOT / "notebooks")
-
-
 # ---------------------------------------------------------------- facts for the header
 
-def git_commit(root: Path = REPO_ROOT) -> str:
-    """``abc1234`` (+ ``, with uncommitted changes``), or ``uncommitted`` outside a git checkout."""
+def git_commit(root: Path | None = REPO_ROOT) -> str:
+    """``abc1234`` (+ ``, with uncommitted changes``), ``uncommitted`` outside a git checkout, or the version of an
+    installed package (``root`` None)."""
+    if root is None:
+        from hw3lib import __version__
+        return f"hw3lib {__version__} (installed package)"
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10)
@@ -100,13 +103,6 @@ def _sizes_line(sizes: dict) -> str:
     if not sizes:
         return "no course-layout CSVs found"
     return "; ".join(f"{k} {v.get('train', '?')} train / {v.get('test', '?')} test" for k, v in sizes.items())
-
-
-def _fmt_time(s: float | None) -> str:
-    if s is None:
-        return "—"
-    s = int(round(s))
-    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
 def _has_data(root: Path) -> bool:
@@ -153,18 +149,17 @@ def python_kernel(work: Path):
 
 # ---------------------------------------------------------------- execution
 
-def _execute(name: str, src: Path, dst: Path, params: dict, progress: bool) -> tuple[str, float, object]:
+def _execute(src: Path, dst: Path, params: dict) -> tuple[str, float, object]:
     """Run one notebook; returns (status, wall seconds, error or None). Never raises for notebook errors."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     from hw3lib.report.html import ProblemError
 
-    label = f"{name.split('_')[0].upper()} {name.split('_', 1)[-1].upper()}"
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(src.parent), kernel_name="python3",
-                            progress_bar={"desc": label, "leave": True} if progress else False,
+                            progress_bar=False,
                             log_output=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as exc:
         src_lines = [ln for ln in str(exc.source).splitlines() if ln.strip()]
@@ -251,6 +246,7 @@ class Execution:
     wall_s: float | None
     error: Any = None                          # hw3lib.report.html.ProblemError
     executed: Path | None = None               # the executed notebook (None: it never ran)
+    runs_finished: Any = None                  # finished runs in the problem's run folder afterwards
 
 
 def select_notebooks(only=None) -> list[str]:
@@ -315,12 +311,15 @@ def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True)
     """Execute the selected notebooks into ``OUT/executed/`` (a missing or failing one is recorded, the others
     still run)."""
     from hw3lib.report.html import ProblemError
+    from hw3lib.report.progress import ProblemProgress, previous_build
+    from hw3lib.report.tables import tables_env
 
     executed_dir = plan.out / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     plan.figures.mkdir(parents=True, exist_ok=True)
     runs: dict[str, Execution] = {}
-    with python_kernel(plan.out / ".jupyter"):
+    previous = previous_build(plan.out / RUN_JSON)
+    with python_kernel(plan.out / ".jupyter"), tables_env(plan.out / "tables"):
         for n in plan.notebooks:
             src, dst = plan.source(n), executed_dir / f"{n}.ipynb"
             if plan.declared[n] is None:
@@ -328,8 +327,10 @@ def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True)
                 runs[n] = Execution("missing", None, ProblemError("FileNotFoundError", f"notebook {src} not found", ""))
                 continue
             (plan.runs / n).mkdir(parents=True, exist_ok=True)
-            status, wall, error = _execute(n, src, dst, params[n], progress)
-            runs[n] = Execution(status, wall, error, dst)
+            with ProblemProgress(TITLES[n], plan.runs / n, previous.get(n), params[n], enabled=progress) as bar:
+                status, wall, error = _execute(src, dst, params[n])
+                bar.status = status
+            runs[n] = Execution(status, wall, error, dst, bar.finished)
             if status != "ok":
                 print(f"hw3 report: {n} failed: {error.ename}: {error.evalue} (see {dst})", file=sys.stderr, flush=True)
     return runs
@@ -405,7 +406,7 @@ def write_run_json(plan: Plan, data: Data, params: dict[str, dict], runs: dict[s
         r = runs[n]
         return {"status": r.status, "wall_s": r.wall_s, "parameters": params[n], "source": str(plan.source(n)),
                 "executed": str(r.executed) if r.executed else None, "run_dir": str(plan.runs / n),
-                "metrics": str(plan.runs / n / "metrics.json"),
+                "metrics": str(plan.runs / n / "metrics.json"), "runs_finished": r.runs_finished,
                 "error": None if r.error is None else {"ename": r.error.ename, "evalue": r.error.evalue}}
 
     run = {
@@ -475,7 +476,7 @@ def register(groups) -> None:
     p = groups["root"].add_parser("report", help="execute the notebooks and build the HTML + PDF report",
                                   description=desc)
     p.add_argument("--profile", default="quick", metavar="NAME|PATH.yaml",
-                   help="smoke, quick (default), full, or a profile YAML (copy one from report/profiles/)")
+                   help="smoke, quick (default), full, or a profile YAML (`hw3 init DIR` copies one to edit)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="data folder (default: the profile's data_dir, made with the embedded generator if absent)")
     p.add_argument("--out", default="report", metavar="DIR", help="report folder (default: report)")

@@ -1,6 +1,7 @@
 """Report profiles: which data, how long to train, per notebook — one YAML file each.
 
-A profile (``report/profiles/{smoke,quick,full}.yaml`` at the repository root, or any YAML path) reads::
+A profile (``report/profiles/{smoke,quick,full}.yaml`` at the repository root — shipped inside the wheel too, see
+``hw3lib.project`` — or any YAML path) reads::
 
     description: one line shown in the report header
     data_size: quick           # embedded data made when the data folder is absent (smoke|quick|full);
@@ -23,8 +24,10 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PROFILES_DIR = REPO_ROOT / "report" / "profiles"
+from hw3lib.project import checkout_root, profiles_dir
+
+REPO_ROOT = checkout_root()          # None for an installed (non-editable) package
+PROFILES_DIR = profiles_dir()
 # Notebook stems, in the report's order; ``p1`` etc. are accepted as short names.
 NOTEBOOKS: tuple[str, ...] = ("p1_vae", "p2_gan", "p3_dann", "p4_uda")
 DATA_SIZES = ("smoke", "quick", "full")
