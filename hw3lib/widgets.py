@@ -176,25 +176,27 @@ def nearest_explorer(netG, train: FaceSet, *, classifier=None, k: int = 5, seed:
     """A generated face (noise seed slider ``seed``) beside its ``k`` nearest real training faces (``faces``),
     in pixel space or — with the attribute ``classifier`` — in its feature space (dropdown ``space``); the
     distances and training file names are in ``distances``. Near-zero pixel distances mean a memorised face."""
-    from hw3lib.eval.explore import decode_noise, embed, interpolate_noise, nearest
+    from hw3lib.eval.explore import decode_noise, embed, nearest, seed_noise
 
     seed_slider = W.IntSlider(value=seed, min=0, max=999, description="sample seed")
     spaces = [("pixels (L2)", "pixels")] + ([("attribute features (L2)", "features")] if classifier is not None else [])
     space = W.Dropdown(options=spaces, value="pixels", description="space")
     faces, distances = _image(), W.HTML()
-    reference: dict[str, torch.Tensor] = {}
+    features: dict[str, torch.Tensor] = {}  # the training faces' classifier features, computed once
 
     def update(*_):
-        which = space.value
-        if which not in reference:
-            reference[which] = embed(train.images, classifier if which == "features" else None)
-        sample = decode_noise(netG, interpolate_noise(seed_slider.value, seed_slider.value, 0.0, netG.nz, psi))
-        d, i = nearest(embed(sample, classifier if which == "features" else None), reference[which], k)
+        sample = decode_noise(netG, psi * seed_noise(seed_slider.value, netG.nz))
+        if space.value == "features":
+            if "train" not in features:
+                features["train"] = embed(train.images, classifier)
+            d, i = nearest(embed(sample, classifier), features["train"], k)
+        else:
+            d, i = nearest(embed(sample), train.images, k, transform=embed)
         faces.value = row_png(torch.cat([sample, train.images[i[0]].cpu()]), size)
         cells = "".join(f"<td>{float(dist):.2f}<br><small>{train.names[int(j)]}</small></td>"
                         for dist, j in zip(d[0], i[0]))
         distances.value = (f"<table><tr><td><b>generated</b><br><small>seed {seed_slider.value}</small></td>{cells}"
-                           f"</tr></table><small>L2 distance in {which} space, nearest first</small>")
+                           f"</tr></table><small>L2 distance in {space.value} space, nearest first</small>")
 
     _watch(update, seed_slider, space)
     update()

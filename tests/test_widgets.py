@@ -68,10 +68,10 @@ def test_gan_explorer_t_and_psi():
 
 def test_nearest_explorer_finds_a_memorised_face():
     """A 'training set' holding the generated face itself: nearest in pixels is that face at distance 0."""
-    from hw3lib.eval.explore import decode_noise, interpolate_noise
+    from hw3lib.eval.explore import decode_noise, seed_noise
 
     netG = _generator()
-    sample = decode_noise(netG, interpolate_noise(3, 3, 0.0, netG.nz))
+    sample = decode_noise(netG, seed_noise(3, netG.nz))
     train = _faces(6)
     train = FaceSet(torch.cat([train.images[:4], sample, train.images[4:]]), torch.zeros(7, 2, dtype=torch.uint8),
                     tuple(f"{i:05d}.png" for i in range(7)), train.attr_names)
@@ -95,8 +95,28 @@ def test_nearest_real_in_feature_space_uses_the_classifier():
     assert d.shape == i.shape == (2, 3)
     assert i[:, 0].tolist() == [7, 2] and torch.allclose(d[:, 0], torch.zeros(2), atol=1e-3)
     assert (d[:, 1:] >= d[:, :-1]).all()  # ascending
-    pix_d, _ = nearest_real(train.images[[7]], train.images, k=2)
-    assert pix_d[0, 1] > 10  # random images are far apart in pixels
+    pix_d, pix_i = nearest_real(train.images[[7]], train.images, k=2)
+    assert pix_i[0, 0] == 7 and pix_d[0, 1] > 10  # random images are far apart in pixels
+
+
+def test_nearest_chunks_agree_with_one_block():
+    from hw3lib.eval.explore import nearest
+
+    g = torch.Generator().manual_seed(0)
+    q, ref = torch.randn(3, 5, generator=g), torch.randn(50, 5, generator=g)
+    full = torch.cdist(q, ref).topk(4, largest=False)
+    d, i = nearest(q, ref, k=4, chunk=7)
+    assert torch.equal(i, full.indices) and torch.allclose(d, full.values)
+
+
+def test_memorisation_check_flags_copies():
+    from hw3lib.eval.explore import memorisation_check
+
+    train, test = _faces(12, seed=1), _faces(4, seed=2)
+    copies = memorisation_check(train.images[:4], test.images, train.images)
+    assert copies["generated"] == 0 and copies["ratio"] == 0 and copies["copies"] == 1
+    novel = memorisation_check(_faces(4, seed=3).images, test.images, train.images)
+    assert 0.8 < novel["ratio"] < 1.25 and novel["copies"] < 1  # random faces: as far as the test faces
 
 
 def test_slerp_keeps_the_norm_between_orthogonal_vectors():

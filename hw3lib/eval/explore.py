@@ -7,6 +7,8 @@ faces of a generated one (a memorisation check). Used by :mod:`hw3lib.widgets` a
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -79,15 +81,17 @@ def embed(images: torch.Tensor, classifier: nn.Module | None = None, batch_size:
     return torch.cat(out) if out else torch.empty(0, 0)
 
 
-def nearest(query: torch.Tensor, reference: torch.Tensor, k: int = 5, chunk: int = 2048
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``k`` rows of ``reference`` [N, D] nearest (L2) to each row of ``query`` [Q, D] → (distances [Q,k]
-    ascending, indices [Q,k] int64)."""
+def nearest(query: torch.Tensor, reference: torch.Tensor, k: int = 5, chunk: int = 1024,
+            transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` rows of ``reference`` [N, ...] nearest (L2) to each row of ``query`` [Q, D] → (distances [Q,k]
+    ascending, indices [Q,k] int64). ``transform`` maps each chunk of ``reference`` to [n, D] on the fly (e.g.
+    :func:`embed` of uint8 images: no float copy of the whole training set)."""
     k = min(k, len(reference))
     best_d = torch.full((len(query), 0), float("inf"))
     best_i = torch.empty((len(query), 0), dtype=torch.long)
     for start in range(0, len(reference), chunk):
-        d = torch.cdist(query.float(), reference[start:start + chunk].float())
+        block = reference[start:start + chunk]
+        d = torch.cdist(query.float(), (transform(block) if transform else block).float())
         d, i = torch.cat([best_d, d], 1), torch.cat([best_i, torch.arange(start, start + d.shape[1]).expand_as(d)], 1)
         best_d, order = d.topk(k, dim=1, largest=False)
         best_i = i.gather(1, order)
@@ -99,4 +103,19 @@ def nearest_real(samples: torch.Tensor, train_images: torch.Tensor, k: int = 5, 
     """For each generated uint8 face [Q,3,64,64], its ``k`` nearest real training faces [N,3,64,64] in pixel space
     (``classifier`` None; L2 over [-1, 1] pixels) or in the attribute classifier's feature space → (distances
     [Q,k], indices [Q,k] into ``train_images``). A sample that is a training image has distance 0."""
-    return nearest(embed(samples, classifier), embed(train_images, classifier), k)
+    return nearest(embed(samples, classifier), train_images, k, transform=lambda x: embed(x, classifier))
+
+
+def memorisation_check(samples: torch.Tensor, test_images: torch.Tensor, train_images: torch.Tensor,
+                       classifier: nn.Module | None = None) -> dict[str, float]:
+    """Distance from each generated face and each real TEST face to its nearest TRAINING face (pixels, or the
+    classifier's features). Test faces were never trained on, so their distances are the scale of a new face:
+    generated faces much closer than that (ratio well below 1) are copies of training faces.
+
+    Returns medians ``generated``, ``test``, their ``ratio`` and ``copies`` (fraction of generated faces closer to
+    a training face than the closest test face is)."""
+    gen = nearest_real(samples, train_images, 1, classifier)[0][:, 0]
+    test = nearest_real(test_images, train_images, 1, classifier)[0][:, 0]
+    return {"generated": float(gen.median()), "test": float(test.median()),
+            "ratio": float(gen.median() / test.median()) if float(test.median()) > 0 else float("nan"),
+            "copies": float((gen < test.min()).double().mean())}
