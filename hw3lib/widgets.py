@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import io
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -207,8 +208,8 @@ def nearest_explorer(netG, train: FaceSet, *, classifier=None, k: int = 5, seed:
 # ---------------------------------------------------------------- P3/P4: UDA run explorer
 
 def _uda_function(name: str) -> Callable:
-    """``digits``, ``predict_logits`` or ``tsne_points`` wherever the UDA code keeps them now (they are moving
-    from ``hw3lib.train.uda`` / ``hw3lib.eval.uda`` to ``hw3lib.data`` and friends)."""
+    """``digits``, ``predict_logits`` or ``tsne_points`` wherever the UDA code keeps them now (``digits`` moves
+    from ``hw3lib.train.uda`` to ``hw3lib.data``)."""
     homes = {"digits": ("hw3lib.data", "hw3lib.train.uda"),
              "predict_logits": ("hw3lib.eval.uda",),
              "tsne_points": ("hw3lib.eval.uda",)}[name]
@@ -217,7 +218,7 @@ def _uda_function(name: str) -> Callable:
             fn = getattr(importlib.import_module(module), name, None)
         except ImportError:
             continue
-        if callable(fn):
+        if callable(fn) and not inspect.ismodule(fn):
             return fn
     raise ImportError(f"{name} not found in {', '.join(homes)}")
 
@@ -234,7 +235,7 @@ class UDAView(NamedTuple):
 
 
 def snapshot_models(r, index: int | None) -> dict:
-    """``r.models`` (``index`` None), else a copy whose ``"dann"`` classifier holds ``r.snapshots[index]["state"]``."""
+    """``r.models`` (``index`` None), else a copy whose ``"dann"`` network holds ``r.snapshots[index]["state"]``."""
     if index is None:
         return r.models
     model = copy.deepcopy(r.models["dann"])
@@ -242,31 +243,49 @@ def snapshot_models(r, index: int | None) -> dict:
     return {**r.models, "dann": model}
 
 
+def _run_predictions(r, models: dict, source, target, *, per_domain: int, seed: int) -> tuple[torch.Tensor, dict]:
+    """(class log-probabilities [N,10] of the target test images, t-SNE points) of ``models`` of run ``r``.
+
+    Two generations of :mod:`hw3lib.eval.uda`: ``predict_logits(classifier, images)`` with the run's
+    ``classifier`` (a module built from its models), or ``predict_logits(models, method, images, config)``."""
+    predict_logits, tsne_points = _uda_function("predict_logits"), _uda_function("tsne_points")
+    c = r.config
+    if next(iter(inspect.signature(predict_logits).parameters)) == "classifier":
+        run = copy.copy(r)
+        run.models = models
+        net = run.classifier
+        logits = predict_logits(net, target.images)
+        points = tsne_points(net, source, target, per_domain=per_domain, seed=seed)
+    else:
+        device = next(next(iter(models.values())).parameters()).device
+        logits = predict_logits(models, c.method, target.images.to(device), c)
+        points = tsne_points(models, c.method, source, target, c, per_domain=per_domain, seed=seed)
+    return torch.log_softmax(logits.float(), 1).cpu(), points
+
+
 def uda_view(r, data_dir, *, snapshot: int | None = None, per_domain: int = 200, n_worst: int = 16,
              seed: int = 0) -> UDAView:
-    """Predictions of run ``r`` (``r.models``, ``r.config`` with ``.source/.target/.method``) on the target test
-    digits: accuracy, t-SNE (``per_domain`` test images of each domain), confusion matrix and the ``n_worst``
+    """Predictions of run ``r`` (``r.models``, ``r.config`` with ``.source/.target/.method/.seed``) on the target
+    test digits: accuracy, t-SNE (``per_domain`` test images of each domain), confusion matrix and the ``n_worst``
     worst-classified images; at ``r.snapshots[snapshot]`` instead of the final model when given."""
     from hw3lib.eval.uda import pair_label
     from hw3lib.plots.seaborn_uda import confusion_figure, tsne_figure, worst_figure
 
-    digits, predict_logits, tsne_points = (_uda_function(n) for n in ("digits", "predict_logits", "tsne_points"))
+    digits = _uda_function("digits")
     c = r.config
-    models = snapshot_models(r, snapshot)
     source, target = digits(data_dir, c.source, "test"), digits(data_dir, c.target, "test")
-    device = next(next(iter(models.values())).parameters()).device
-    logp = torch.log_softmax(predict_logits(models, c.method, target.images.to(device), c).float(), 1).cpu()
+    logp, points = _run_predictions(r, snapshot_models(r, snapshot), source, target, per_domain=per_domain,
+                                    seed=seed)
     y = target.labels.cpu()
     pred = logp.argmax(1)
     p_true = logp.gather(1, y[:, None]).exp().squeeze(1)
     worst = torch.argsort(p_true)[:n_worst]
     where = "final model" if snapshot is None else f"step {r.snapshots[snapshot]['step']}"
     title = f"{c.method} {pair_label(c.source, c.target)} (seed {c.seed}, {where})"
-    points = tsne_points(models, c.method, source, target, c, per_domain=per_domain, seed=seed)
     return UDAView(float((pred == y).double().mean() * 100) if len(y) else float("nan"),
                    tsne_figure(points, title, (c.source, c.target)),
                    confusion_figure(y, pred, title),
-                   worst_figure(target.images[worst], y[worst], pred[worst], p_true[worst],
+                   worst_figure(target.images[worst].cpu(), y[worst], pred[worst], p_true[worst],
                                 f"worst-classified {c.target} test images (true→predicted, p(true))"))
 
 

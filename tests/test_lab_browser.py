@@ -7,7 +7,7 @@ error or a traceback, every code cell ran, and where the notebook has an explore
 a slider changes the widget's image.
 
 Slow (minutes: it trains every model on smoke budgets): ``make test-lab`` or
-``pytest -m slow tests/test_lab_browser.py``. Skipped, with the reason, without Chromium (``apt-get install -y
+``pytest -m slow tests/test_lab_browser.py``; ``HW3_LAB_SHOTS=DIR`` keeps a screenshot of each notebook. Skipped, with the reason, without Chromium (``apt-get install -y
 chromium``; or set ``HW3_CHROMIUM``), playwright or jupyterlab.
 """
 from __future__ import annotations
@@ -267,6 +267,9 @@ def _page(browser, lab, folder: Path, name: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         yield page
+        if os.environ.get("HW3_LAB_SHOTS"):  # a folder: keep a screenshot of every notebook, to look at
+            Path(os.environ["HW3_LAB_SHOTS"]).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(os.environ["HW3_LAB_SHOTS"]) / f"{name}.png"), full_page=True)
     except Exception as exc:
         shot, html = folder / f"{name}.png", folder / f"{name}.html"
         try:

@@ -2,6 +2,7 @@
 Tiny models, random images; no frontend (the browser check is tests/test_lab_browser.py, marked slow)."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from hw3lib import widgets
 from hw3lib.data.sets import DigitSet, FaceSet
+from hw3lib.data.transforms import to_signed
 
 
 def _faces(n: int, seed: int = 0) -> FaceSet:
@@ -35,13 +37,11 @@ def test_panel_plain_text_is_one_line_not_a_widget_repr():
 
 def test_vae_explorer_slider_changes_the_decoded_face():
     from hw3lib.models.vae import VAE
-    from hw3lib.plots.vae import explorer
 
     torch.manual_seed(0)
     model = VAE(latent_dim=8, hidden_dims=(4, 4, 4, 4, 4))
     test = _faces(3)
-    panel = explorer(model, test, {"Smiling": torch.ones(8) * 3})  # the old name still works
-    assert isinstance(panel, widgets.Panel)
+    panel = widgets.vae_explorer(model, test, {"Smiling": torch.ones(8) * 3})
     before = panel.outputs["decoded"].value
     panel.controls["Smiling"].value = 2.0
     assert panel.outputs["decoded"].value != before
@@ -138,6 +138,32 @@ def _digits(domain: str, n: int, seed: int) -> DigitSet:
                     torch.arange(n) % 10, tuple(f"{i}.png" for i in range(n)), domain)
 
 
+class _Classifier(torch.nn.Module):
+    """uint8 digits → class log-probabilities, with ``features``: the run's ``classifier`` of the newer UDA code."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(to_signed(x)).class_logp
+
+    def features(self, x):
+        return self.net.extract(to_signed(x))
+
+
+@dataclass
+class _Run:
+    """What ``results`` values offer: models, config (method/source/target/seed), history, maybe snapshots."""
+    models: dict
+    config: SimpleNamespace
+    history: dict = field(default_factory=dict)
+
+    @property
+    def classifier(self):
+        return _Classifier(self.models["dann"])
+
+
 @pytest.fixture
 def fake_uda(monkeypatch):
     """Two DANN runs (usps→mnistm seed 0 with two snapshots, and mnistm→svhn) on random digits."""
@@ -150,27 +176,29 @@ def fake_uda(monkeypatch):
         calls.append((root, domain, split))
         return sets[domain]
 
-    def fake_tsne(models, method, source, target, config=None, *, per_domain=500, seed=0):
-        """The real one is sklearn's t-SNE (seconds, tested with the UDA code): here the first two features."""
-        from hw3lib.eval.uda import extract_features
-
+    def fake_tsne(*args, per_domain=500, seed=0):
+        """The real one is sklearn's t-SNE (seconds, tested with the UDA code): here two features. Takes both
+        generations' arguments: (classifier, source, target) or (models, method, source, target, config)."""
+        if len(args) == 3:
+            net, source, target = args
+        else:
+            net, source, target = _Classifier(args[0]["dann"]), args[2], args[3]
         n = min(per_domain, len(source), len(target))
-        xy = np.concatenate([extract_features(models, method, s.images[:n], config)[:, :2] for s in (source, target)])
+        with torch.no_grad():
+            xy = torch.cat([net.eval().features(s.images[:n])[:, :2] for s in (source, target)]).numpy()
         return {"xy": xy, "label": np.concatenate([source.labels[:n], target.labels[:n]]),
                 "domain": np.r_[np.zeros(n, int), np.ones(n, int)]}
 
+    import hw3lib.data
     import hw3lib.eval.uda
-    import hw3lib.train.uda
 
-    monkeypatch.setattr(hw3lib.train.uda, "digits", fake_digits)
+    monkeypatch.setattr(hw3lib.data, "digits", fake_digits, raising=False)  # where widgets look first
     monkeypatch.setattr(hw3lib.eval.uda, "tsne_points", fake_tsne)
-    monkeypatch.delattr("hw3lib.data.digits", raising=False)
 
     def run(src, tgt, seed, snapshots=False):
         torch.manual_seed(seed)
         model = CNNModel().eval()
-        r = SimpleNamespace(models={"dann": model}, history={},
-                            config=SimpleNamespace(method="dann", source=src, target=tgt, seed=seed))
+        r = _Run({"dann": model}, SimpleNamespace(method="dann", source=src, target=tgt, seed=seed))
         if snapshots:
             other = CNNModel()
             r.snapshots = [{"step": 10, "state": {k: v.clone() for k, v in other.state_dict().items()}},
@@ -187,9 +215,11 @@ def test_uda_view_counts_and_worst_images(fake_uda):
     r = results[("dann", "usps", "mnistm", 0)]
     view = widgets.uda_view(r, "DATA", per_domain=12, n_worst=5)
     assert ("DATA", "mnistm", "test") in calls and ("DATA", "usps", "test") in calls
-    from hw3lib.eval.uda import accuracy
-
-    assert view.accuracy == pytest.approx(accuracy(r.models, "dann", _digits("mnistm", 24, 1)))
+    target = _digits("mnistm", 24, 1)
+    with torch.no_grad():
+        expected = (r.classifier.eval()(target.images).argmax(1) == target.labels).double().mean() * 100
+    assert view.accuracy == pytest.approx(float(expected))
+    assert f"accuracy {float(expected):.1f} % of 24" in view.confusion.axes[0].get_title()
     confusion = view.confusion.axes[0]
     cells = np.array([[float(t.get_text()) for t in confusion.texts]]).reshape(10, 10)
     assert np.allclose(cells.sum(1), 100, atol=6)  # rows in % (rounded per cell)
@@ -229,11 +259,24 @@ def test_uda_explorer_picker(fake_uda):
 
 def test_uda_function_lookup_prefers_hw3lib_data(monkeypatch):
     import hw3lib.data
+    import hw3lib.train.uda
 
-    marker = lambda root, domain, split: None  # noqa: E731
-    monkeypatch.setattr(hw3lib.data, "digits", marker, raising=False)
-    assert widgets._uda_function("digits") is marker
+    first, fallback = (lambda root, domain, split: None), (lambda root, domain, split: None)  # noqa: E731
+    monkeypatch.setattr(hw3lib.data, "digits", first, raising=False)
+    monkeypatch.setattr(hw3lib.train.uda, "digits", fallback, raising=False)
+    assert widgets._uda_function("digits") is first
     monkeypatch.delattr(hw3lib.data, "digits")
-    from hw3lib.train.uda import digits
+    assert widgets._uda_function("digits") is fallback
+    monkeypatch.delattr(hw3lib.train.uda, "digits")
+    with pytest.raises(ImportError, match="digits not found in hw3lib.data, hw3lib.train.uda"):
+        widgets._uda_function("digits")
 
-    assert widgets._uda_function("digits") is digits
+
+def test_memorisation_verdict_follows_the_numbers():
+    from hw3lib.eval.explore import memorisation_verdict
+
+    text = memorisation_verdict({"pixels": {"generated": 1.0, "test": 10.0, "ratio": 0.1, "copies": 0.5},
+                                 "attribute features": {"generated": 5.0, "test": 5.0, "ratio": 1.0, "copies": 0.0}})
+    pixels, features = text.splitlines()
+    assert "reproduces training faces" in pixels and "50%" in pixels and "ratio 0.10" in pixels
+    assert "no sign of copying" in features

@@ -119,3 +119,22 @@ def memorisation_check(samples: torch.Tensor, test_images: torch.Tensor, train_i
     return {"generated": float(gen.median()), "test": float(test.median()),
             "ratio": float(gen.median() / test.median()) if float(test.median()) > 0 else float("nan"),
             "copies": float((gen < test.min()).double().mean())}
+
+
+def memorisation_verdict(checks: dict[str, dict[str, float]]) -> str:
+    """One Markdown sentence per space of :func:`memorisation_check` results (``{space: result}``)."""
+    lines = []
+    for space, m in checks.items():
+        ratio, copies = m["ratio"], m["copies"]
+        if ratio != ratio:  # NaN: test faces that are training faces
+            verdict = "cannot be judged (a test face equals a training face)"
+        elif ratio < 0.5 or copies > 0.1:
+            verdict = "**closer than new faces are: the generator reproduces training faces**"
+        elif ratio < 0.9:
+            verdict = "somewhat closer than new faces are (watch for near-copies in the grid above)"
+        else:
+            verdict = "as far as genuinely new faces are: no sign of copying"
+        lines.append(f"- {space}: generated faces lie at a median {m['generated']:.3g} from their nearest training "
+                     f"face, real test faces at {m['test']:.3g} (ratio {ratio:.2f}); {copies:.0%} of the generated "
+                     f"faces are closer to a training face than any test face is — {verdict}.")
+    return "\n".join(lines)

@@ -147,12 +147,3 @@ def latent_walk(model, test: FaceSet, direction: torch.Tensor, *, a: int = 0, b:
         axes[1, i + 1].set_title(f"a {'+' if s[i] >= 0 else ''}{float(s[i]):.2f}·{attribute}", fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def explorer(model, test: FaceSet, directions: Mapping[str, torch.Tensor], *, a: int = 0, b: int = 1,
-             max_scale: float = 2.0):
-    """The interactive latent explorer, now :func:`hw3lib.widgets.vae_explorer` (same arguments); the report
-    shows :func:`latent_walk` instead."""
-    from hw3lib.widgets import vae_explorer
-
-    return vae_explorer(model, test, directions, a=a, b=b, max_scale=max_scale)
