@@ -95,6 +95,9 @@ def _image(width: int | None = None, height: int | None = None) -> W.Image:
     return W.Image(format="png", layout=W.Layout(**layout))
 
 
+WIDE = {"description_width": "initial"}  # descriptions shown whole, not cut to the default 100 px
+
+
 def _watch(update: Callable, *controls: W.Widget) -> None:
     for c in controls:
         c.observe(update, names="value")
@@ -150,8 +153,8 @@ def gan_explorer(netG, *, seed_a: int = 0, seed_b: int = 1, t: float = 0.0, psi:
     big = 2 ** 31 - 1
     a = W.BoundedIntText(value=seed_a, min=0, max=big, description="seed a")
     b = W.BoundedIntText(value=seed_b, min=0, max=big, description="seed b")
-    t_slider = W.FloatSlider(value=t, min=0.0, max=1.0, step=0.05, description="a → b (t)")
-    psi_slider = W.FloatSlider(value=psi, min=0.0, max=1.0, step=0.05, description="ψ (truncation)")
+    t_slider = W.FloatSlider(value=t, min=0.0, max=1.0, step=0.05, description="a → b (t)", style=WIDE)
+    psi_slider = W.FloatSlider(value=psi, min=0.0, max=1.0, step=0.05, description="ψ (truncation)", style=WIDE)
     image, strip = _image(size, size), _image()
     ts = torch.linspace(0, 1, frames)
     shown: dict[str, Any] = {}
@@ -179,7 +182,7 @@ def nearest_explorer(netG, train: FaceSet, *, classifier=None, k: int = 5, seed:
     distances and training file names are in ``distances``. Near-zero pixel distances mean a memorised face."""
     from hw3lib.eval.explore import decode_noise, embed, nearest, seed_noise
 
-    seed_slider = W.IntSlider(value=seed, min=0, max=999, description="sample seed")
+    seed_slider = W.IntSlider(value=seed, min=0, max=999, description="sample seed", style=WIDE)
     spaces = [("pixels (L2)", "pixels")] + ([("attribute features (L2)", "features")] if classifier is not None else [])
     space = W.Dropdown(options=spaces, value="pixels", description="space")
     faces, distances = _image(), W.HTML()
@@ -194,10 +197,12 @@ def nearest_explorer(netG, train: FaceSet, *, classifier=None, k: int = 5, seed:
         else:
             d, i = nearest(embed(sample), train.images, k, transform=embed)
         faces.value = row_png(torch.cat([sample, train.images[i[0]].cpu()]), size)
-        cells = "".join(f"<td>{float(dist):.2f}<br><small>{train.names[int(j)]}</small></td>"
+        td = f'<td style="width:{size + 2}px;text-align:center;padding:0">'
+        cells = "".join(f"{td}{float(dist):.2f}<br><small>{train.names[int(j)]}</small></td>"
                         for dist, j in zip(d[0], i[0]))
-        distances.value = (f"<table><tr><td><b>generated</b><br><small>seed {seed_slider.value}</small></td>{cells}"
-                           f"</tr></table><small>L2 distance in {space.value} space, nearest first</small>")
+        distances.value = (f'<table style="border-collapse:collapse"><tr>{td}<b>generated</b><br><small>seed '
+                           f"{seed_slider.value}</small></td>{cells}</tr></table>"
+                           f"<small>L2 distance in {space.value} space, nearest first</small>")
 
     _watch(update, seed_slider, space)
     update()

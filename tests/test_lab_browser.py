@@ -168,14 +168,19 @@ def browser():
 # ---------------------------------------------------------------- driving the notebook
 
 
+def _nb(page):
+    """The notebook panel on screen (other tabs' cells stay in the DOM, hidden)."""
+    return page.locator(".jp-NotebookPanel:visible").first
+
+
 def _prompts(page) -> list[str]:
-    return page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+    return _nb(page).locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
 
 
 def _wait_idle(page, timeout_s: float) -> list[str]:
     """Until the kernel is idle and no cell is queued or running ([*]); returns the input prompts."""
     deadline = time.monotonic() + timeout_s
-    indicator = page.locator(".jp-Notebook-ExecutionIndicator")
+    indicator = _nb(page).locator(".jp-Notebook-ExecutionIndicator")
     while True:
         prompts = _prompts(page)
         status = indicator.first.get_attribute("data-status") if indicator.count() else "idle"
@@ -192,7 +197,7 @@ def _wait_idle(page, timeout_s: float) -> list[str]:
 def _errors(page) -> list[str]:
     """Texts of the outputs that report an exception: JupyterLab renders error outputs as stderr with the
     traceback; a plain stderr line (a warning) is not one."""
-    texts = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
+    texts = _nb(page).locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
                          ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']").all_inner_texts()
     return [t for t in texts if "Traceback" in t or re.search(r"^\w*(Error|Exception)\b", t, re.M)]
 
@@ -225,8 +230,8 @@ def _kernel_ready(url: str, token: str, path: str, timeout_s: float = 180) -> No
 
 def _open_and_run_all(page, url: str, token: str, path: str, timeout_s: float = RUN_TIMEOUT_S) -> list[str]:
     """Open ``path`` (under the lab's root), wait for its kernel, Run → Run All Cells, wait until idle."""
-    page.goto(f"{url}/lab/tree/{path}?token={token}", timeout=120_000)
-    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
+    page.goto(f"{url}/lab/tree/{path}?reset&token={token}", timeout=120_000)  # reset: no tabs of earlier tests
+    _nb(page).locator(".jp-Cell").first.wait_for(timeout=120_000)
     dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
     with contextlib.suppress(Exception):  # only when the kernel preference is not honoured: accept, as a person would
         dialog.wait_for(timeout=3000)
@@ -240,8 +245,8 @@ def _open_and_run_all(page, url: str, token: str, path: str, timeout_s: float = 
 
 def _slider_changes_image(page, name: str) -> str:
     """Move the first slider of the first explorer; assert its image changes; returns 'old → new' readouts."""
-    widgets = page.locator(".jp-OutputArea-output .jupyter-widgets")
-    sliders = page.locator(".jp-OutputArea-output .widget-slider")
+    widgets = _nb(page).locator(".jp-OutputArea-output .jupyter-widgets")
+    sliders = _nb(page).locator(".jp-OutputArea-output .widget-slider")
     assert widgets.count() > 0 and sliders.count() > 0, f"{name}: the explorer's widgets did not render"
     slider = sliders.first
     area = slider.locator("xpath=ancestor::div[contains(@class, 'jp-OutputArea-output')][1]")

@@ -2,6 +2,7 @@
 Tiny models, random images; no frontend (the browser check is tests/test_lab_browser.py, marked slow)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -76,12 +77,13 @@ def test_nearest_explorer_finds_a_memorised_face():
     train = FaceSet(torch.cat([train.images[:4], sample, train.images[4:]]), torch.zeros(7, 2, dtype=torch.uint8),
                     tuple(f"{i:05d}.png" for i in range(7)), train.attr_names)
     panel = widgets.nearest_explorer(netG, train, k=3, seed=3)
-    nearest = panel.outputs["distances"].value.split("<td>")[2]  # [1] is the generated face's own cell
-    assert nearest.startswith("0.00<br><small>00004.png")
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", panel.outputs["distances"].value)
+    assert cells[0].startswith("<b>generated</b>") and cells[1].startswith("0.00<br><small>00004.png")
     before = panel.outputs["faces"].value
     panel.controls["seed"].value = 4
     assert panel.outputs["faces"].value != before
-    assert not panel.outputs["distances"].value.split("<td>")[2].startswith("0.00")  # another face: not a copy
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", panel.outputs["distances"].value)
+    assert not cells[1].startswith("0.00")  # another face: not a copy
 
 
 def test_nearest_real_in_feature_space_uses_the_classifier():
