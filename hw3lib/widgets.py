@@ -91,8 +91,9 @@ def figure_png(fig: Figure, dpi: int = 90) -> bytes:
 
 
 def _image(width: int | None = None, height: int | None = None) -> W.Image:
+    """An empty PNG image widget: ``width``/``height`` px, else the image's own size (never stretched)."""
     layout = {k: f"{v}px" for k, v in (("width", width), ("height", height)) if v}
-    return W.Image(format="png", layout=W.Layout(**layout))
+    return W.Image(format="png", layout=W.Layout(align_self="flex-start", **layout))
 
 
 WIDE = {"description_width": "initial"}  # descriptions shown whole, not cut to the default 100 px
