@@ -4,7 +4,7 @@ A temporary project (``.hw3-project`` marker, ``notebooks/`` with the smoke prof
 the notebooks' own project-relative paths kept, tiny embedded ``data/``) is served by ``jupyter lab``; each
 notebook is opened, "Run All Cells" is chosen from the Run menu, and once the kernel is idle: no output is an
 error or a traceback, every code cell ran, and where the notebook has an explorer its widgets render and moving
-a slider changes the widget's image.
+a slider (or, with no visible slider, picking another dropdown entry) changes the widget's image.
 
 Slow (minutes: it trains every model on smoke budgets): ``make test-lab`` or
 ``pytest -m slow tests/test_lab_browser.py``; ``HW3_LAB_SHOTS=DIR`` keeps a screenshot of each notebook. Skipped, with the reason, without Chromium (``apt-get install -y
@@ -243,25 +243,39 @@ def _open_and_run_all(page, url: str, token: str, path: str, timeout_s: float = 
     return _wait_idle(page, timeout_s)
 
 
-def _slider_changes_image(page, name: str) -> str:
-    """Move the first slider of the first explorer; assert its image changes; returns 'old → new' readouts."""
-    widgets = _nb(page).locator(".jp-OutputArea-output .jupyter-widgets")
-    sliders = _nb(page).locator(".jp-OutputArea-output .widget-slider")
-    assert widgets.count() > 0 and sliders.count() > 0, f"{name}: the explorer's widgets did not render"
-    slider = sliders.first
-    area = slider.locator("xpath=ancestor::div[contains(@class, 'jp-OutputArea-output')][1]")
-    readout = slider.locator(".widget-readout").first
-    before_value, before_images = readout.inner_text(), _slider_images(area)
+def _control_changes_image(page, name: str) -> str:
+    """Move the first visible slider of the first explorer (else pick another entry of its first dropdown: the
+    UDA explorer hides its step slider for runs without snapshots); assert the explorer's image changes.
+    Returns what was changed, 'old → new'."""
+    nb = _nb(page)
+    widgets = nb.locator(".jp-OutputArea-output .jupyter-widgets")
+    assert widgets.count() > 0 and nb.locator(".jp-OutputArea-output .widget-slider").count() > 0, \
+        f"{name}: the explorer's widgets did not render"
+    sliders = nb.locator(".jp-OutputArea-output .widget-slider:visible")
+    control = sliders.first if sliders.count() else nb.locator(".jp-OutputArea-output .widget-dropdown").first
+    area = control.locator("xpath=ancestor::div[contains(@class, 'jp-OutputArea-output')][1]")
+    before_images = _slider_images(area)
     assert any(src.startswith(("data:image", "blob:")) for src in before_images), f"{name}: no widget image"
-    slider.scroll_into_view_if_needed()
-    _move_slider(page, slider)
-    deadline = time.monotonic() + 120
+    control.scroll_into_view_if_needed()
+    if sliders.count():
+        readout = control.locator(".widget-readout").first
+        before = readout.inner_text()
+        _move_slider(page, control)
+        after = lambda: readout.inner_text()  # noqa: E731
+    else:
+        select = control.locator("select")
+        before = select.input_value()
+        options = select.locator("option").all_inner_texts()
+        assert len(options) > 1, f"{name}: a dropdown with one entry ({options}) and no visible slider"
+        select.select_option(index=1)
+        after = select.input_value
+    deadline = time.monotonic() + 300  # the UDA explorer computes a t-SNE for a new run
     while _slider_images(area) == before_images and time.monotonic() < deadline:
         page.wait_for_timeout(500)
-    assert readout.inner_text() != before_value, f"{name}: the slider did not move ({before_value})"
-    assert _slider_images(area) != before_images, f"{name}: moving the slider did not change the widget's image"
+    assert after() != before, f"{name}: the control did not change ({before})"
+    assert _slider_images(area) != before_images, f"{name}: changing {before} did not change the widget's image"
     _wait_idle(page, 120)
-    return f"{before_value} → {readout.inner_text()}"
+    return f"{'slider' if sliders.count() else 'dropdown'} {before} → {after()}"
 
 
 @contextlib.contextmanager
@@ -309,7 +323,7 @@ def test_the_checks_see_an_error_and_a_live_widget(lab, lab_project, browser, tm
         errors = _errors(page)
         assert len(errors) == 1 and "canary" in errors[0] and "ValueError" in errors[0], errors
         assert re.search(r"\[\d+\]", prompts[1]) and not re.search(r"\[\d+\]", prompts[2]), prompts
-        _slider_changes_image(page, "canary")
+        assert _control_changes_image(page, "canary").startswith("slider 0.00 → ")
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -324,6 +338,6 @@ def test_notebook_runs_in_jupyterlab(name, lab, lab_project, browser, tmp_path):
         if not has_widget_cell(lab_project / "notebooks" / f"{name}.ipynb"):
             print(f"{name}: ran in {ran_s:.0f} s; no explorer cell yet")
             return
-        moved = _slider_changes_image(page, name)
+        changed = _control_changes_image(page, name)
         assert not _errors(page), f"{name}: the widget callback raised"
-        print(f"{name}: ran in {ran_s:.0f} s; slider {moved} changed the explorer's image")
+        print(f"{name}: ran in {ran_s:.0f} s; {changed} changed the explorer's image")
