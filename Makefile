@@ -1,11 +1,14 @@
-# Two commands for a newcomer: `make report` (the full report on the embedded data) and `make test`.
+# Two commands for a newcomer: `make report` (the full report on the embedded data) and `make test`;
+# `make lab` opens the notebooks in JupyterLab.
 # Python 3.11 (pyproject's requires-python). HW3_NO_APT=1: never install system packages (the PDF needs Chromium).
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
 
-.PHONY: report test test-all install chromium clean
+LAB_ARGS ?=
+
+.PHONY: report test test-all test-lab lab install chromium clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -36,6 +39,16 @@ test: install chromium
 
 test-all: install chromium
 	$(PY) -m pytest -m ""
+
+# JupyterLab from the venv on notebooks/: its "python3" kernel is the venv's interpreter (with hw3lib installed);
+# the venv is also registered as kernel "hw3lib" for other Jupyter front ends. LAB_ARGS="--port 8899 --no-browser".
+lab: install
+	$(PY) -m ipykernel install --sys-prefix --name hw3lib --display-name "hw3lib" >/dev/null
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
+
+# The notebooks in a real JupyterLab, driven by headless Chromium (slow: a few minutes).
+test-lab: install chromium
+	$(PY) -m pytest -m slow tests/test_lab_browser.py
 
 clean:
 	rm -rf runs report/executed report/tables report/hw3_report.html report/hw3_report.pdf

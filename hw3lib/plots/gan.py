@@ -1,8 +1,10 @@
 """Figures of Problem 2 (DCGAN): training curves, fixed-noise progression, VAE-vs-GAN samples, attribute rates,
-worst samples. Every function returns a matplotlib Figure (``hw3lib.plots.show`` saves and displays it)."""
+worst samples, and the static stand-ins of the explorers (latent interpolation, nearest real faces). Every
+function returns a matplotlib Figure (``hw3lib.plots.show`` saves and displays it)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,19 +77,22 @@ def vae_vs_gan(vae: torch.Tensor, gan: torch.Tensor, nrow: int = 8, n: int = 32)
 
 
 def attribute_rates(table: pd.DataFrame) -> Figure:
-    """Grouped bars: fraction of faces with each attribute, per set (columns of ``table``)."""
+    """Grouped bars (seaborn): fraction of faces with each attribute (rows of ``table``), one bar per set
+    (columns of ``table``, e.g. real test labels, DCGAN, VAE)."""
+    import seaborn as sns
+
+    long = (table.rename_axis("attribute").reset_index()
+            .melt(id_vars="attribute", var_name="set", value_name="fraction"))
+    long["attribute"] = long["attribute"].str.replace("_", " ")
     fig, ax = plt.subplots(figsize=(12, 3.8))
-    n = len(table.columns)
-    width = 0.8 / n
-    x = np.arange(len(table.index))
-    for j, col in enumerate(table.columns):
-        ax.bar(x + (j - (n - 1) / 2) * width, table[col].to_numpy(), width, label=col)
-    ax.set_xticks(x)
-    ax.set_xticklabels([a.replace("_", " ") for a in table.index], rotation=30, ha="right")
+    sns.barplot(long, x="attribute", y="fraction", hue="set", hue_order=[str(c) for c in table.columns],
+                errorbar=None, ax=ax)
+    ax.tick_params(axis="x", rotation=30)
+    plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+    ax.set_xlabel("")
     ax.set_ylabel("fraction predicted present")
     ax.set_ylim(0, 1)
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, ncol=min(n, 3))
+    ax.legend(fontsize=8, ncol=min(len(table.columns), 3), title=None)
     fig.tight_layout()
     return fig
 
@@ -102,6 +107,44 @@ def worst_samples(images: torch.Tensor, distance: torch.Tensor, d_score: torch.T
         if k < n:
             ax.imshow(images[k].permute(1, 2, 0).cpu().numpy())
             ax.set_title(f"d={float(distance[k]):.2f}\nD={float(d_score[k]):.2f}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def latent_interpolation(rows: Mapping[str, torch.Tensor], ts: Sequence[float]) -> Figure:
+    """One row per entry of ``rows`` (label → uint8 faces [T,3,64,64], e.g. one per truncation ψ), one column
+    per interpolation point ``t`` (titles on the first row)."""
+    n = len(ts)
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.15 * n + 0.6, 1.25 * len(rows) + 0.3), squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c in range(n):
+            ax = axes[r, c]
+            ax.imshow(images[c].permute(1, 2, 0).cpu().numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if r == 0:
+                ax.set_title(f"t={float(ts[c]):.2f}", fontsize=8)
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout(w_pad=0.1, h_pad=0.2)
+    return fig
+
+
+def nearest_real_figure(samples: torch.Tensor, neighbours: torch.Tensor, distances: torch.Tensor,
+                        space: str = "pixels") -> Figure:
+    """Each generated face (first column, uint8 [Q,3,64,64]) beside its nearest real training faces
+    (``neighbours`` uint8 [Q,k,3,64,64], nearest first) with their L2 distances in ``space``."""
+    q, k = neighbours.shape[:2]
+    fig, axes = plt.subplots(q, k + 1, figsize=(1.2 * (k + 1), 1.35 * q + 0.3), squeeze=False)
+    for i in range(q):
+        axes[i, 0].imshow(samples[i].permute(1, 2, 0).cpu().numpy())
+        axes[i, 0].set_title("generated" if i == 0 else "", fontsize=8)
+        for j in range(k):
+            axes[i, j + 1].imshow(neighbours[i, j].permute(1, 2, 0).cpu().numpy())
+            axes[i, j + 1].set_title(f"d={float(distances[i, j]):.2f}", fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(f"nearest real training faces ({space} L2)", fontsize=9)
     fig.tight_layout()
     return fig
 

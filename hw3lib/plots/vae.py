@@ -1,5 +1,5 @@
-"""Figures for Problem 1 (VAE): learning curves, reconstructions, the sample grid, t-SNE, a latent walk
-strip, and an interactive latent explorer (ipywidgets) for JupyterLab."""
+"""Figures for Problem 1 (VAE): learning curves, reconstructions, the sample grid, t-SNE and a latent walk
+strip (the static stand-in of the interactive explorer, :func:`hw3lib.widgets.vae_explorer`)."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -147,68 +147,3 @@ def latent_walk(model, test: FaceSet, direction: torch.Tensor, *, a: int = 0, b:
         axes[1, i + 1].set_title(f"a {'+' if s[i] >= 0 else ''}{float(s[i]):.2f}·{attribute}", fontsize=7)
     fig.tight_layout()
     return fig
-
-
-def explorer(model, test: FaceSet, directions: Mapping[str, torch.Tensor], *, a: int = 0, b: int = 1,
-             max_scale: float = 2.0):
-    """Interactive latent explorer (ipywidgets): choose two test faces, interpolate between them and add
-    attribute directions with sliders. Returns the widget. Under papermill / nbconvert (no live frontend)
-    the widget is stored but renders as nothing; the report shows :func:`latent_walk` instead."""
-    import io
-
-    import ipywidgets as W
-    from PIL import Image
-
-    n = len(test)
-    face_a = W.BoundedIntText(value=a, min=0, max=n - 1, description="face a")
-    face_b = W.BoundedIntText(value=b, min=0, max=n - 1, description="face b")
-    t = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="a → b")
-    sliders = {k: W.FloatSlider(value=0.0, min=-max_scale, max=max_scale, step=0.1, description=k)
-               for k in directions}
-    out = W.Image(format="png", width=256, height=256)
-    inputs = W.Image(format="png", width=256, height=128)
-    cache: dict[tuple[int, int], torch.Tensor] = {}
-
-    def png(x: torch.Tensor, width: int, height: int) -> bytes:
-        im = Image.fromarray((_img(x) * 255).round().astype(np.uint8)).resize((width, height), Image.NEAREST)
-        buf = io.BytesIO()
-        im.save(buf, format="PNG")
-        return buf.getvalue()
-
-    def update(*_):
-        key = (int(face_a.value), int(face_b.value))
-        if key not in cache:
-            cache.clear()
-            cache[key] = _mu(model, test.images[list(key)])
-            pair = torch.cat([test.images[key[0]], test.images[key[1]]], dim=2)
-            inputs.value = png(pair, 256, 128)
-        mu = cache[key]
-        z = (1 - t.value) * mu[0] + t.value * mu[1]
-        for k, s in sliders.items():
-            z = z + s.value * directions[k].float().cpu()
-        out.value = png(_decode01(model, z.unsqueeze(0))[0], 256, 256)
-
-    for w in (face_a, face_b, t, *sliders.values()):
-        w.observe(update, names="value")
-    update()
-    controls = W.VBox([W.HBox([face_a, face_b]), t, *sliders.values()])
-    return _Explorer([W.VBox([W.Label("inputs a | b"), inputs, W.Label("decoded")]), out, controls])
-
-
-def _explorer_class():
-    import ipywidgets as W
-
-    class Explorer(W.HBox):
-        """An HBox whose plain-text fallback (papermill, nbconvert) is one short line, not a widget repr."""
-
-        def _repr_mimebundle_(self, **kwargs):
-            bundle = super()._repr_mimebundle_(**kwargs) or {}
-            bundle = dict(bundle)
-            bundle["text/plain"] = "(interactive latent explorer: open the notebook in JupyterLab)"
-            return bundle
-
-    return Explorer
-
-
-def _Explorer(children):
-    return _explorer_class()(children)
