@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 if len(sys.argv) != 3:
     sys.exit("usage: python hw3_eval.py PRED.csv GT.csv")
 try:
-    from hw3lib.eval.commands import evaluate_csv  # noqa: F401 (checks that hw3lib and its dependencies import)
+    from hw3lib.predict import evaluate_csv  # noqa: F401 (checks that hw3lib and its dependencies import)
 except ImportError:
     venv = HERE / ".venv"
     if (venv / "bin" / "python").exists() and Path(sys.prefix).resolve() != venv.resolve():

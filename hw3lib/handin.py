@@ -101,7 +101,7 @@ def selected_run(p4_dir: Path, source: str, target: str) -> Path | None:
 def find_checkpoint(problem: str, target: str | None = None, runs: str | Path | None = None) -> Path:
     """The finished checkpoint the course script of ``problem`` uses (``ValueError``: one line, what to run)."""
     from hw3lib.data.layout import UDA_PAIRS
-    from hw3lib.eval.commands import find_run
+    from hw3lib.predict import find_run
 
     root = runs_root(runs)
     folder = root / PROBLEMS[problem][0]

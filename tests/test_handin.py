@@ -30,10 +30,10 @@ def fake_run(run_dir: Path, kind: str, config: dict, models: dict, *, finished: 
 
 
 def fake_uda_run(run_dir: Path, method: str, source: str = "usps", target: str = "mnistm") -> Path:
-    from hw3lib.train.uda import UDAConfig, build_models
+    from hw3lib.train.uda import UDAConfig
 
     cfg = UDAConfig(method=method, source=source, target=target)
-    return fake_run(run_dir, cfg.kind, dataclasses.asdict(cfg), build_models(cfg))
+    return fake_run(run_dir, cfg.kind, dataclasses.asdict(cfg), cfg.spec.nets(cfg))
 
 
 @pytest.fixture(scope="module")

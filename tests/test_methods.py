@@ -112,18 +112,17 @@ class Blobs(NamedTuple):
 
 
 def two_domains(n: int = 400, seed: int = 0) -> tuple[Blobs, Blobs]:
-    """Two elongated classes (source); the target is the same problem rotated by 35° and shifted: a source-only
-    decision boundary cuts through the target classes, while each target class stays one dense cluster."""
+    """Two round classes 4 apart (source); the target is the same problem translated by (1.6, 1): the source-only
+    boundary cuts into target class 0 (about 90 % target accuracy), while each target class stays one dense
+    cluster with a low-density gap between them — what alignment and cluster-assumption methods exploit. (With a
+    larger shift most target predictions start wrong and CDAN's class-conditional alignment then aligns the wrong
+    classes: the toy keeps the initial predictions mostly right, the regime CDAN is built for.)"""
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % 2
-    base = torch.randn(n, 2, generator=g) * torch.tensor([1.6, 0.35])
-    base[:, 1] += (y.float() * 2 - 1) * 1.0
-    angle = math.radians(35)
-    rot = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    yt = torch.arange(n) % 2
-    tb = torch.randn(n, 2, generator=g) * torch.tensor([1.6, 0.35])
-    tb[:, 1] += (yt.float() * 2 - 1) * 1.0
-    return Blobs(base, y), Blobs(tb @ rot.T + torch.tensor([0.8, 0.0]), yt)
+    centres = torch.stack([y.float() * 4 - 2, torch.zeros(n)], 1)
+    xs = centres + torch.randn(n, 2, generator=g) * 0.5
+    xt = centres + torch.randn(n, 2, generator=g) * 0.5 + torch.tensor([1.6, 1.0])
+    return Blobs(xs, y), Blobs(xt, y)
 
 
 def _train(method: str, steps: int = 300, seed: int = 0) -> float:
