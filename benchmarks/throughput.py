@@ -332,10 +332,9 @@ def _hw3_runner(family, data, device, batch, compile_):
     from hw3lib.train.uda import UDAConfig, train_uda
 
     def run(n):
-        cfg = UDAConfig(method=family, source="usps", target="mnistm", steps=n, batch_size=batch, eval_every=0)
-        if family == "gta":
-            cfg.gta = {"batch_size": batch}
-        train_uda(cfg, data, device=device)
+        cfg = UDAConfig(method=family, source="usps", target="mnistm", steps=n, batch_size=batch, evals=0,
+                        device=str(device), gta={"batch_size": batch} if family == "gta" else None)
+        train_uda(cfg, data)
     return run, (load_digits(data, "usps", "train").images, load_digits(data, "mnistm", "train").images)
 
 

@@ -321,7 +321,7 @@ def test_warm_start_trains_f_and_c_alone_then_the_gta_steps(tmp_path):
     schedule counted from their own start; the warm start's target accuracy is logged for the report."""
     torch.manual_seed(0)
     src, tgt = _digits("usps", 16, 0), _digits("mnistm", 16, 1)
-    warm_only = UDAConfig(method="gta", steps=0, gta={"batch_size": 8, "warmup_steps": 3})
+    warm_only = UDAConfig(method="gta", steps=0, epochs=0, gta={"batch_size": 8, "warmup_steps": 3})
     torch.manual_seed(warm_only.seed)
     before = {k: [p.detach().clone() for p in n.parameters()] for k, n in build_nets(warm_only).items()}
     r = synthetic.fit(warm_only, src, tgt, _digits("mnistm", 12, 2))

@@ -54,22 +54,33 @@ def gap_table(summary: Mapping[str, Mapping[str, Any]], methods: Iterable[str]) 
     difference to DANN in points."""
     rows = {}
     pairs = _pairs_in(summary)
-    lo, up = mean_over_pairs(summary, "source-only"), mean_over_pairs(summary, "target-only")
     for m in methods:
         if m not in summary:
             continue
         closed = gap_closed(summary, m)
         row = {f"gap closed, {pair_label(*p)}": (f"{closed[pair_key(*p)]:.1f} %" if closed.get(pair_key(*p)) is not None
                                                  else "—") for p in pairs}
-        mm = mean_over_pairs(summary, m)
-        row["gap closed, mean over pairs"] = (f"{(mm - lo) / (up - lo) * 100:.1f} %"
-                                              if None not in (mm, lo, up) and up - lo > 1e-9 else "—")
-        if m != "dann" and "dann" in summary:
-            row["vs DANN (points, mean over pairs)"] = f"{mm - mean_over_pairs(summary, 'dann'):+.2f}"
+        mean_gap, vs_dann = gap_over_pairs(summary, m), versus_dann(summary, m)
+        row["gap closed, mean over pairs"] = f"{mean_gap:.1f} %" if mean_gap is not None else "—"
+        if vs_dann is not None:
+            row["vs DANN (points, mean over pairs)"] = f"{vs_dann:+.2f}"
         rows[ROW_LABELS.get(m, m)] = row
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "method"
     return df
+
+
+def gap_over_pairs(summary: Mapping[str, Mapping[str, Any]], method: str) -> float | None:
+    """The share (%) of the lower→upper gap ``method`` closes on the mean over pairs."""
+    m, lo, up = (mean_over_pairs(summary, k) for k in (method, "source-only", "target-only"))
+    return round((m - lo) / (up - lo) * 100, 1) if None not in (m, lo, up) and up - lo > 1e-9 else None
+
+
+def versus_dann(summary: Mapping[str, Mapping[str, Any]], method: str) -> float | None:
+    """``method`` − DANN on the mean over pairs (points); None for DANN itself or without either."""
+    if method == "dann" or "dann" not in summary or method not in summary:
+        return None
+    return round(mean_over_pairs(summary, method) - mean_over_pairs(summary, "dann"), 2)
 
 
 def selection_summary(results: Mapping[tuple[str, str, str, int], Any], methods: Iterable[str]
@@ -224,7 +235,10 @@ def metrics_dict(summary: Mapping[str, Any], selection: Mapping[str, Any], confi
         "target_accuracy": {m: {k: cell(c) for k, c in cells.items()} for m, cells in summary.items()},
         "mean_over_pairs": {m: mean_over_pairs(summary, m) for m in summary},
         "gap_closed_percent": {m: gap_closed(summary, m) for m in summary if m not in ("source-only", "target-only")},
-        "selection": {m: dict(cells) for m, cells in selection.items()},
+        "gap_closed_mean_percent": {m: gap_over_pairs(summary, m) for m in summary},
+        "versus_dann_points": {m: versus_dann(summary, m) for m in summary},
+        "selection": {m: {k: {**c, f"cost@{validators.PRIMARY}": round(c["acc@oracle"] - c[f"acc@{validators.PRIMARY}"], 2)}
+                          for k, c in cells.items()} for m, cells in selection.items()},
         "selected_runs": dict(selected_runs),
         "reference_seed_report": {m: SEED_REPORT[m] for m in SEED_REPORT},
     }

@@ -41,11 +41,18 @@ def register(groups) -> None:
     p.add_argument("--data", default="data", help="data folder in the course layout (default: data)")
     p.add_argument("--out", required=True, help="run folder (checkpoint.pt is written there)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help=f"training steps (default {UDAConfig.steps})")
+    p.add_argument("--epochs", type=float, default=None,
+                   help=f"budget in epochs over the larger training domain (default {UDAConfig.epochs:g}; "
+                        "ignored when --steps is given)")
+    p.add_argument("--steps", type=int, default=None, help="budget in optimisation steps instead of epochs")
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"per-domain batch size (default {UDAConfig.batch_size}; GTA: the public code's 100)")
+    p.add_argument("--evals", type=int, default=None,
+                   help=f"checkpoints scored by the unsupervised validators; the best by information maximisation "
+                        f"is reported (default {UDAConfig.evals}; 0: the last step)")
     p.add_argument("--lr", type=float, default=None,
-                   help=f"learning rate (default {UDAConfig.lr:g}; GTA: the public code's 5e-4)")
+                   help=f"Adam learning rate, constant (default {UDAConfig.lr:g}; GTA: the public code's 5e-4 "
+                        "with its 1/(1+1e-4·step) decay)")
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=None)
     p.add_argument("--max-steps", type=int, default=None, help="stop early (smoke runs)")
     p.add_argument("--gray", action="store_true", default=None, help="luminance images (GTA option)")
