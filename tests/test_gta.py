@@ -14,7 +14,6 @@ import re
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from hw3lib.models import build
 from hw3lib.models.gta import build_gta, onehot
@@ -205,26 +204,9 @@ def test_unknown_gta_option_is_rejected():
         UDAConfig(method="gta", gta={"learning_rate": 1.0})
 
 
-def _write_digits(root, n_train=24, n_test=12):
-    """A tiny course-layout digits folder (random pixels, balanced labels)."""
-    from hw3lib.data.layout import DIGIT_DOMAINS, DIGIT_MODES
-    rng = np.random.default_rng(0)
-    for d in DIGIT_DOMAINS:
-        for split, n in (("train", n_train), ("test", n_test)):
-            folder = root / "digits" / d / split
-            folder.mkdir(parents=True)
-            rows = ["image_name,label"]
-            for i in range(n):
-                shape = (28, 28) if DIGIT_MODES[d] == "L" else (28, 28, 3)
-                Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), DIGIT_MODES[d]).save(folder / f"{i:05d}.png")
-                rows.append(f"{i:05d}.png,{i % 10}")
-            (root / "digits" / d / f"{split}.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
 @pytest.fixture
-def toy(tmp_path):
-    return _write_digits(tmp_path / "data")
+def toy(tiny_course_data):
+    return tiny_course_data  # tests/conftest.py: the one course-layout data builder
 
 
 def test_train_uda_gta_and_reload(toy, tmp_path):
@@ -301,7 +283,8 @@ def test_notebook_smoke(tmp_path):
     import papermill as pm
 
     root = Path(__file__).resolve().parents[1]
-    data = _write_digits(tmp_path / "data", n_train=40, n_test=20)
+    from conftest import write_tiny_course_data
+    data = write_tiny_course_data(tmp_path / "data", digits={d: (40, 20) for d in ("usps", "mnistm", "svhn")})
     run_dir, figs = tmp_path / "runs" / "p4_uda", tmp_path / "figures"
     pm.execute_notebook(str(root / "notebooks" / "p4_uda.ipynb"), str(tmp_path / "out.ipynb"),
                         cwd=str(root / "notebooks"), progress_bar=False, kernel_name="python3",
