@@ -99,7 +99,6 @@ def train_on(config: UDAConfig, data: loop.Domains, run_dir: str | Path | None =
 def train_uda(config: UDAConfig, data_root: str | Path, run_dir: str | Path | None = None, *,
               runtime: Runtime | None = None) -> UDAResult:
     """:func:`train_on` the source/target train and target test splits of ``data_root`` (course layout)."""
-    config.validate()
     runtime = runtime or Runtime.for_config(config)
     data = loop.Domains(*(_on(digits(data_root, d, s), runtime.device)
                           for d, s in ((config.source, "train"), (config.target, "train"), (config.target, "test"),
