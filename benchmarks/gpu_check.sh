@@ -4,7 +4,8 @@
 # Runs on the device machine's own python3 (PyTorch preinstalled there; hw3lib from this checkout, no install):
 #   1. what the GPU is; 2. the CUDA tests (bf16 steps, no host syncs, end-to-end runs, reload);
 #   3. the throughput benchmark on the GPU (hw3lib: bf16 autocast, channels_last, uint8 data on the device),
-#      eager, then with the VAE step compiled.
+#      eager, then with the VAE step compiled; 4. `hw3 report --profile full --plan`: every run of the full profile
+#      and its time from steps measured on this GPU (course data sizes; nothing is trained).
 # Each part has its own time limit, so a hang in one still returns the others' output.
 set -uo pipefail
 OUT=${OUT:-benchmarks/gpu-out}
@@ -20,4 +21,5 @@ timeout 240 "$PY" -m benchmarks.throughput --device cuda --workers 8 --out "$OUT
   | tee "$OUT/bench.txt"
 timeout 150 "$PY" -m benchmarks.throughput --device cuda --workers 8 --only vae --compile \
   --out "$OUT/RESULTS_cuda_compile.md" 2>&1 | tee "$OUT/bench_compile.txt"
+timeout 120 "$PY" -m hw3lib report --profile full --plan --device cuda 2>&1 | tee "$OUT/full_plan.txt"
 echo "gpu_check done"

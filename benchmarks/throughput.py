@@ -44,6 +44,7 @@ from hw3lib.data.transforms import to_signed
 from hw3lib.device import amp_dtype, describe, get_device, seed_everything, tune_allocator
 from hw3lib.models import build
 from hw3lib.runtime import Runtime
+from hw3lib.train.common import step_clock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -338,37 +339,11 @@ def _hw3_runner(family, data, device, batch, compile_):
     return run, (load_digits(data, "usps", "train").images, load_digits(data, "mnistm", "train").images)
 
 
-class StepClock:
-    """Timestamps at the start of every TrainLoop step (set-up and final evaluation fall outside)."""
-
-    def __init__(self, device):
-        self.device, self.stamps = device, []
-
-    def __enter__(self):
-        from hw3lib.train import common
-        self._orig = orig = common.TrainLoop.__iter__
-        clock = self
-
-        def timed(loop):
-            for step in orig(loop):
-                _sync(clock.device)
-                clock.stamps.append(time.perf_counter())
-                yield step
-            _sync(clock.device)
-            clock.stamps.append(time.perf_counter())
-        common.TrainLoop.__iter__ = timed
-        return self
-
-    def __exit__(self, *exc):
-        from hw3lib.train import common
-        common.TrainLoop.__iter__ = self._orig
-
-
 def run_hw3(family, data, device, steps, batch, compile_, warmup):
     run, tensors = _hw3_runner(family, data, device, batch, compile_)
-    with PeakMemory(device) as mem, StepClock(device) as clock:
+    with PeakMemory(device) as mem, step_clock(lambda: _sync(device)) as clock:
         run(warmup + steps)
-    stamps = clock.stamps[warmup:]  # skip warm-up steps (first-call costs, compiled graphs)
+    stamps = clock[warmup:]  # skip warm-up steps (first-call costs, compiled graphs)
     dt = stamps[-1] - stamps[0]
     # Data wait: the same number of batches through hw3lib's data path alone (uint8 gather + conversion).
     on_dev = [t.to(device) for t in tensors]

@@ -82,10 +82,12 @@ def checkpoints(root: str | Path) -> list[Path]:
 
 
 def fmt_seconds(s: float | None) -> str:
-    """``"1 min 02 s"``, ``"42 s"``, or ``"—"``."""
+    """``"2 h 05 min"``, ``"1 min 02 s"``, ``"42 s"``, or ``"—"``."""
     if s is None:
         return "—"
     s = int(round(s))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
     return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 

@@ -437,3 +437,12 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
         for printout in ("VAE(", "Discriminator(", "CNNModel(", "_netF("):
             assert printout in text
         assert _pdf_image_count(result.pdf) >= n_png * 0.9  # identical images may be shared
+
+    # `hw3 report --plan` lists exactly the runs the report trained (same folders: the plan builds the notebooks'
+    # configs), and finds them all finished, so it has nothing to time.
+    from hw3lib.results import checkpoints
+
+    table = report_build.print_plan("smoke", out=tmp_path / "report", device="cpu")
+    trained = {p.parent for p in checkpoints(tmp_path / "runs" / "smoke")}
+    assert {Path(d) for d in table["run_dir"]} == trained
+    assert set(table["status"]) == {"finished"} and table["estimate_s"].sum() == 0

@@ -7,6 +7,7 @@ import shutil
 import pytest
 import torch
 
+from hw3lib import checkpoint
 from hw3lib.cli import main
 from hw3lib.data.loaders import load_digits
 from hw3lib.data.transforms import resize
@@ -127,3 +128,23 @@ def test_gta_cli_train_takes_batch_and_lr_and_predict_matches_library(tiny_cours
     by_name = dict(ln.split(",") for ln in pred.read_text().splitlines()[1:])
     assert [int(by_name[n]) for n in test.names] == manual.argmax(1).tolist()
     assert _acc(capsys) == pytest.approx(accuracy(classifier, test), abs=0.006)
+
+
+def test_train_into_a_folder_of_another_config_refuses_and_keeps_it(trained, tmp_path, capsys):
+    data, run = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = (copy / "checkpoint.pt").read_bytes()
+    assert checkpoint.load(copy)["extra"]["wall_s"] > 0  # for hw3 results
+    rc = main(["train", "uda", "--method", "dann", "--source", "usps", "--target", "mnistm", "--data", str(data),
+               "--out", str(copy), "--steps", "4", "--batch-size", "8", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "another config (steps 3 → 4)" in err and "nothing was overwritten" in err and str(copy) in err
+    assert (copy / "checkpoint.pt").read_bytes() == before
+    # the same config is still loaded (finished), and another method refuses too
+    assert main(["train", "uda", "--method", "dann", "--source", "usps", "--target", "mnistm", "--data", str(data),
+                 "--out", str(copy), "--steps", "3", "--batch-size", "8", "--device", "cpu"]) == 0
+    assert main(["train", "uda", "--method", "mcc", "--source", "usps", "--target", "mnistm", "--data", str(data),
+                 "--out", str(copy), "--steps", "3", "--batch-size", "8", "--device", "cpu"]) == 2
+    assert "another config (method 'dann' → 'mcc')" in capsys.readouterr().err

@@ -454,8 +454,39 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
 
 # ---------------------------------------------------------------- CLI
 
+def print_plan(profile, data=None, out="report", device="auto", overrides=(), only=None):
+    """``hw3 report --plan``: the runs the profile will train and an estimate of their time on ``device``
+    (:mod:`hw3lib.report.plan`); nothing is written. Returns the table (``plan.plan_table``)."""
+    from hw3lib.device import describe
+    from hw3lib.report import plan as planning
+
+    plan = plan_report(profile, out, device, overrides, only)
+    root = Path(data).resolve() if data is not None else Path(plan.profile.data_dir).resolve()
+    if data is not None and not root.is_dir():
+        raise FileNotFoundError(f"data folder {root} not found")
+    # A profile without embedded data (full) is planned on the course's sizes unless --data names the folder.
+    counted = data is not None or (plan.profile.data_size is not None and _has_data(root))
+    sizes = data_sizes(root) if counted else {}
+    counts = planning.data_counts(sizes, plan.profile.data_size)
+    params = notebook_parameters(plan, root)
+    runs = planning.planned_runs({n: plan.source(n) for n in plan.notebooks if plan.declared[n] is not None},
+                                 params, counts)
+    times = planning.estimate(runs, plan.device)
+    where = (f"image counts of {root}" if sizes else
+             f"image counts of the embedded {plan.profile.data_size} data (none in {root} yet)"
+             if plan.profile.data_size else "the course data's image counts (--data DIR counts yours)")
+    header = (f"hw3 report --profile {plan.profile.name} --plan: {len(runs)} runs on {describe(plan.device)}; "
+              f"{where}; seconds per step measured now, on random images")
+    table = planning.plan_table(runs, times)
+    print(planning.format_plan(table, header))
+    return table
+
+
 def _run(args) -> int:
     overrides = [tuple(p) for p in (args.param or [])]
+    if args.plan:
+        print_plan(args.profile, args.data, args.out, args.device, overrides, args.only)
+        return 0
     try:
         result = build_report(args.profile, data=args.data, out=args.out, device=args.device, overrides=overrides,
                               only=args.only, pdf=not args.no_pdf)
@@ -486,4 +517,8 @@ def register(groups) -> None:
                         "or p1.KEY for one (repeatable)")
     p.add_argument("--only", default=None, metavar="p1,p3", help="run and report only these problems")
     p.add_argument("--no-pdf", action="store_true", help="skip the PDF")
+    p.add_argument("--plan", action="store_true",
+                   help="print every run the profile will train (problem, method, pair, seed, steps), which are "
+                        "finished, and an estimate of their time from a short measured benchmark of each step on "
+                        "this device; trains nothing")
     p.set_defaults(func=_run)

@@ -20,7 +20,7 @@ from hw3lib.eval.attr_classifier import test_accuracy
 from hw3lib.models.attr import AttributeClassifier
 from hw3lib.runtime import Runtime
 from hw3lib.train import common
-from hw3lib.train.common import TrainLoop, config_from
+from hw3lib.train.common import TrainLoop, config_from, epoch_steps
 
 KIND = "face-attr"
 
@@ -39,6 +39,9 @@ class AttrConfig:
     channels_last: bool = False    # NCHW, as the classifier has always been trained: NHWC would move its features
                                    # (and every FD/KID read in them) by float rounding
     device: str = "auto"
+
+    def total_steps(self, n_train: int, world_size: int = 1) -> int:
+        return epoch_steps(self.epochs, n_train, self.batch_size, world_size, self.max_steps)
 
 
 class AttrResult(NamedTuple):
@@ -62,8 +65,7 @@ def train_attr_classifier(model: AttributeClassifier, train: FaceSet, config: At
     images, attrs = train.images.to(rt.device), train.attrs.to(rt.device)
     batches = Batches(images, attrs, batch_size=config.batch_size, seed=config.seed,
                       rank=rt.dist.rank, world_size=rt.dist.world_size)
-    total = max(1, round(config.epochs * len(batches)))
-    total = min(total, config.max_steps) if config.max_steps is not None else total
+    total = config.total_steps(len(images), rt.dist.world_size)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.15)
     loop = TrainLoop(KIND, config, rt, models={"attr": model}, optimizers={"attr": opt},

@@ -26,12 +26,14 @@ finished checkpoint's ``extra["ddp_max_param_diff"]`` records the largest parame
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
@@ -40,6 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hw3lib import checkpoint
+from hw3lib.data.batches import Batches
 from hw3lib.distributed import SINGLE, DistInfo, all_mean, barrier, max_param_divergence, unwrap
 from hw3lib.runtime import Runtime
 
@@ -65,8 +68,49 @@ class DivergenceError(RuntimeError):
     """A loss became NaN/inf. The last good checkpoint (if any) is kept untouched."""
 
 
+_STEP_LISTENERS: list[Callable[[], None]] = []
+
+
+@contextlib.contextmanager
+def step_clock(sync: Callable[[], None] | None = None) -> Iterator[list[float]]:
+    """Timestamps (``time.perf_counter``) at the start of every :class:`TrainLoop` step inside the block, and one
+    at the end of each loop, after ``sync()`` (e.g. ``torch.cuda.synchronize``): for measuring step times
+    (``hw3 report --plan``, benchmarks) without counting set-up and evaluation outside the steps."""
+    stamps: list[float] = []
+
+    def tick() -> None:
+        if sync is not None:
+            sync()
+        stamps.append(time.perf_counter())
+
+    _STEP_LISTENERS.append(tick)
+    try:
+        yield stamps
+    finally:
+        _STEP_LISTENERS.remove(tick)
+
+
+class RunConflict(ValueError):
+    """The run folder holds a run of another kind or config: it is never overwritten."""
+
+
+def config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
+    """``"batch_size 128 → 64, steps 400 → 300"``: the fields that change results and differ."""
+    keys = sorted(k for k in (set(old) | set(new)) - EXECUTION_FIELDS if old.get(k) != new.get(k))
+    parts = [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in keys[:limit]]
+    return ", ".join(parts + ([f"{len(keys) - limit} more"] if len(keys) > limit else []))
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM arrived; a checkpoint was written at the last step boundary."""
+
+
+def epoch_steps(epochs: float, n_train: int, batch_size: int, world_size: int = 1,
+                max_steps: int | None = None) -> int:
+    """Optimiser steps of ``epochs`` passes over ``n_train`` images (at least one; capped by ``max_steps``)."""
+    per_epoch = len(Batches(torch.zeros(n_train), batch_size=batch_size, world_size=world_size))
+    total = max(1, round(epochs * per_epoch))
+    return min(total, max_steps) if max_steps is not None else total
 
 
 def config_dict(config: Any) -> dict[str, Any]:
@@ -182,13 +226,21 @@ class TrainLoop:
         barrier()
 
     def resume(self) -> bool:
-        """Load an unfinished checkpoint of the same kind and config from ``run_dir``; True if resumed."""
+        """Load an unfinished checkpoint of the same kind and config from ``run_dir``; True if resumed.
+
+        A checkpoint of another kind or config is never replaced: :class:`RunConflict` names the folder and
+        what differs (one folder, one config)."""
         path = self.checkpoint_path
         if path is None or not path.is_file():
             return False
         payload = checkpoint.load(path)
-        if payload.get("kind") != self.kind or not same_config(payload["config"], self.config):
-            return False  # a different run: start over (its checkpoint is replaced at the first save)
+        if payload.get("kind") != self.kind:
+            raise RunConflict(f"{path.parent} holds a {payload.get('kind')} run, not {self.kind}: nothing was "
+                              f"overwritten; delete that folder or train into another one")
+        if not same_config(payload["config"], self.config):
+            raise RunConflict(f"{path.parent} holds a {self.kind} run with another config "
+                              f"({config_diff(payload['config'], self.config)}): nothing was overwritten; delete "
+                              f"that folder or train into another one")
         for k, m in self.models.items():
             unwrap(m).load_state_dict(payload["models"][k])
         for k, o in self.optimizers.items():
@@ -292,14 +344,19 @@ class TrainLoop:
                 handlers[sig] = signal.signal(sig, self._on_signal)
         self._bar = tqdm(total=self.total_steps, initial=self.step, desc=self.desc, dynamic_ncols=True,
                          disable=not progress_enabled(self.dist), leave=False)
+        # Training wall time, summed over resumed sessions: extra["wall_s"] (hw3 results, the report's timings).
+        t0 = time.perf_counter() - float(self.extra.get("wall_s", 0.0))
         try:
             for m in self.models.values():
                 m.train()
             while self.step < self.total_steps:
+                for tick in _STEP_LISTENERS:
+                    tick()
                 self._in_body = True
                 yield self.step
                 self._in_body = False
                 self.step += 1
+                self.extra["wall_s"] = time.perf_counter() - t0
                 self._bar.update(1)
                 if self.step % self.log_every == 0:
                     self.flush()
@@ -309,6 +366,8 @@ class TrainLoop:
                                       f"to {self.checkpoint_path}; run the same command again to resume")
                 if self.step % self.ckpt_every == 0 and self.step < self.total_steps:
                     self.save()
+            for tick in _STEP_LISTENERS:
+                tick()
             if self.dist.enabled:  # a collective: every rank calls it; rank 0 records it in the checkpoint
                 self.extra["ddp_max_param_diff"] = max_param_divergence(self.models)
             self.save(finished=True)

@@ -33,7 +33,7 @@ from hw3lib.models.dcgan import Discriminator, Generator, weights_init
 from hw3lib.models.vae import VAE
 from hw3lib.runtime import Runtime, eval_mode, launch, train_mode
 from hw3lib.train import common
-from hw3lib.train.common import TrainLoop, config_from, config_from_args
+from hw3lib.train.common import TrainLoop, config_from, config_from_args, epoch_steps
 
 KIND = "gan"
 REAL_LABEL, FAKE_LABEL = 1.0, 0.0
@@ -61,9 +61,7 @@ class GANConfig:
     device: str = "auto"             # used when no runtime is given
 
     def total_steps(self, n_train: int, world_size: int = 1) -> int:
-        per_epoch = len(Batches(torch.zeros(n_train), batch_size=self.batch_size, world_size=world_size))
-        total = max(1, round(self.epochs * per_epoch))
-        return min(total, self.max_steps) if self.max_steps is not None else total
+        return epoch_steps(self.epochs, n_train, self.batch_size, world_size, self.max_steps)
 
     def snapshot_interval(self, total: int) -> int:
         return self.snapshot_every if self.snapshot_every > 0 else max(1, total // 10)

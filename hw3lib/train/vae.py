@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -84,7 +83,7 @@ def train_vae(model: VAE, train: FaceSet, test: FaceSet | None, config: VAEConfi
 
     History: ``step``, ``mse``, ``kld``, ``loss`` (means over ``log_every`` steps, MSE on the [-1, 1] scale);
     ``epoch``, ``train_mse``, ``train_kld`` (means over the epoch's steps), ``test_mse``, ``test_kld`` (a
-    full pass in eval mode), when ``eval_every_epoch``. ``loop.extra["wall_s"]`` holds the training wall time.
+    full pass in eval mode), when ``eval_every_epoch``. ``extra["wall_s"]`` (TrainLoop) holds the training wall time.
     ``model`` ends in eval mode in the default memory layout (what a reload of the checkpoint gives).
     """
     rt = runtime or Runtime.for_config(config)
@@ -104,7 +103,6 @@ def train_vae(model: VAE, train: FaceSet, test: FaceSet | None, config: VAEConfi
     step_fn = torch.compile(net) if config.compile else net
     amp = rt.autocast()
     it = batches.forever(loop.step)
-    t0 = time.perf_counter() - float(loop.extra.get("wall_s", 0.0))
     ep_sum, ep_n = torch.zeros(2, device=rt.device), 0
     for step in loop:
         (x,) = next(it)
@@ -128,7 +126,6 @@ def train_vae(model: VAE, train: FaceSet, test: FaceSet | None, config: VAEConfi
                 ev.update(test_mse=r["mse"], test_kld=r["kld"])
             loop.log_epoch((step + 1) / steps_per_epoch, **ev)
             ep_sum, ep_n = torch.zeros(2, device=rt.device), 0
-        loop.extra["wall_s"] = time.perf_counter() - t0
     rt.finish(model)
     return loop.history
 

@@ -1,0 +1,329 @@
+"""``hw3 report --plan``: every run a profile will train, with a time estimate measured on this device.
+
+    hw3 report --profile full --plan --data path/to/hw3_data
+
+The runs are listed from the parameters ``hw3 report`` would pass to each notebook (profile → ``-p`` overrides →
+the builder's paths; each notebook's own defaults for the rest), built into the same configs the notebooks build,
+so the folder names and step counts are the ones training will use (the smoke report test checks that every run
+it trained is listed, and finished). Step counts come from each config's ``total_steps`` on the data's image
+counts: the data folder's CSVs, else the profile's embedded size, else the course's sizes.
+
+The estimate times each distinct training step (family, method, batch, widths) with the real training code on
+random images of the right shape, timed inside the training loop (``hw3lib.train.common.step_clock``), the first
+step left out. A run's estimate is its remaining steps times that; GTA's warm-start steps (source-only
+F + C steps, a small fraction of a GTA step) are left out. Evaluation passes, t-SNE, notebook start-up and the PDF
+are not in it either: the totals are a lower bound.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from hw3lib import checkpoint
+from hw3lib.data.layout import DIGIT_SIZES, FACE_ATTRIBUTES, FACE_SIZES, UDA_PAIRS
+from hw3lib.results import fmt_seconds
+
+P3_METHODS = ("source-only", "dann", "target-only")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    problem: str            # p3_dann
+    method: str             # vae, gan, face-attr, dann, gta, ...
+    pair: str               # "usps → mnistm" or "—"
+    seed: int
+    steps: int              # the run's total optimisation steps
+    done: int               # steps already in its checkpoint (== steps when finished)
+    batch: int
+    run_dir: Path
+    config: Any             # the run's config (VAEConfig, GANConfig, AttrConfig, UDAConfig)
+
+    @property
+    def status(self) -> str:
+        if self.done >= self.steps:
+            return "finished"
+        return f"resumes at {self.done}" if self.done else "to train"
+
+    @property
+    def bench_key(self) -> tuple:
+        """Runs with equal keys take equally long steps."""
+        c = self.config
+        if self.method in ("vae", "face-attr"):
+            return (self.method, c.batch_size)
+        if self.method == "gan":
+            return ("gan", c.batch_size, c.ngf, c.ndf)
+        if self.method == "gta":
+            return ("gta", c.gta.batch_size, c.gta.ngf, c.gta.ndf)  # luminance or colour: the same nets
+        spec = c.spec
+        return ("uda-bounds" if not spec.adapts else c.method, c.batch_size)
+
+
+# ---------------------------------------------------------------- the runs
+
+def _defaults(notebook: Path) -> dict[str, Any]:
+    """A notebook's parameters cell as Python values (unparseable ones left out)."""
+    from papermill import inspect_notebook
+
+    out = {}
+    for name, p in inspect_notebook(str(notebook)).items():
+        with contextlib.suppress(ValueError, SyntaxError):
+            out[name] = ast.literal_eval(str(p.get("default")))
+    return out
+
+
+def data_counts(sizes: dict | None, data_size: str | None) -> dict[str, dict[str, int]]:
+    """``{"face": {"train": N, ...}, "usps": {...}, ...}``: the data folder's counts where known, else the
+    embedded size's, else the course's."""
+    size = data_size or "full"
+    out = {"face": dict(zip(("train", "test"), FACE_SIZES[size]))}
+    out.update({d: dict(zip(("train", "test"), n)) for d, n in DIGIT_SIZES[size].items()})
+    for k, v in (sizes or {}).items():
+        out[k] = {**out.get(k, {}), **v}
+    return out
+
+
+def _progress(run_dir: Path, kind: str, config: Any, steps: int) -> int:
+    """Steps already done: ``steps`` for a finished run of this config, the step of an unfinished one, else 0."""
+    from hw3lib.train.common import config_dict, same_config
+
+    file = checkpoint.resolve(run_dir)
+    if not file.is_file():
+        return 0
+    try:
+        payload = checkpoint.load(file)
+    except Exception:  # noqa: BLE001 — unreadable: training would start over
+        return 0
+    if payload.get("kind") != kind or not same_config(payload.get("config") or {}, config_dict(config)):
+        return 0
+    return steps if payload.get("finished") else int(payload.get("step") or 0)
+
+
+def _uda_runs(problem: str, base, methods, pairs, seeds, run_root: Path, counts) -> list[PlannedRun]:
+    out = []
+    for src, tgt in pairs:
+        for method in methods:
+            for seed in seeds:
+                cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
+                out.append(_uda_run(problem, cfg, run_root / cfg.name, counts))
+    return out
+
+
+def _uda_run(problem: str, cfg, run_dir: Path, counts) -> PlannedRun:
+    cfg.validate()
+    steps = cfg.total_steps(counts[cfg.source]["train"], counts[cfg.target]["train"])
+    batch = cfg.gta.batch_size if cfg.gta is not None else cfg.batch_size
+    return PlannedRun(problem, cfg.method, f"{cfg.source} → {cfg.target}", cfg.seed, steps,
+                      _progress(run_dir, cfg.kind, cfg, steps), batch, run_dir, cfg)
+
+
+def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: dict) -> list[PlannedRun]:
+    """Every run the selected notebooks train or load, in the report's order. ``notebooks``: name → .ipynb;
+    ``params``: what ``hw3 report`` passes to each (``notebook_parameters``)."""
+    from hw3lib.train.attr import KIND as ATTR_KIND
+    from hw3lib.train.attr import AttrConfig
+    from hw3lib.train.gan import KIND as GAN_KIND
+    from hw3lib.train.gan import GANConfig
+    from hw3lib.train.uda import UDAConfig
+    from hw3lib.train.uda.runs import is_gray_pair
+    from hw3lib.train.vae import KIND as VAE_KIND
+    from hw3lib.train.vae import VAEConfig
+    from hw3lib.train.vae import total_steps as vae_steps
+
+    runs: list[PlannedRun] = []
+    n_face = counts["face"]["train"]
+
+    def add(problem, method, cfg, kind, steps, run_dir):
+        run_dir = Path(run_dir)
+        runs.append(PlannedRun(problem, method, "—", cfg.seed, steps, _progress(run_dir, kind, cfg, steps),
+                               cfg.batch_size, run_dir, cfg))
+
+    for name, notebook in notebooks.items():
+        p = {**_defaults(notebook), **params.get(name, {})}
+        seeds = [int(s) for s in p.get("seeds") or []] or [int(p.get("seed", 0))]
+        if name == "p1_vae":
+            cfg = VAEConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], kld_weight=p["kld_weight"],
+                            seed=p["seed"], max_steps=p["max_steps"], device=p["device"])
+            add(name, "vae", cfg, VAE_KIND, vae_steps(cfg, n_face), p["run_dir"])
+        elif name == "p2_gan":
+            cfg = GANConfig(epochs=p["epochs"], batch_size=p["batch_size"], ngf=p["ngf"], ndf=p["ndf"],
+                            seed=p["seed"], max_steps=p["max_steps"], device=p["device"])
+            add(name, "gan", cfg, GAN_KIND, cfg.total_steps(n_face), p["run_dir"])
+            cfg = AttrConfig(epochs=p["attr_epochs"], seed=p["seed"], max_steps=p["attr_max_steps"],
+                             device=p["device"])
+            add(name, "face-attr", cfg, ATTR_KIND, cfg.total_steps(n_face), p["attr_run_dir"])
+        elif name == "p3_dann":
+            base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                             optimizer=p["optimizer"], bn=p["bn"], evals=p["evals"], device=p["device"])
+            runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, Path(p["run_dir"]), counts)
+        elif name == "p4_uda":
+            base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
+                             evals=p["evals"], device=p["device"])
+            if "p3_dann" not in notebooks:  # Problem 3's runs, trained here when Problem 3 is not in the report
+                p3_root = Path(p["p3_run_dir"] or str(Path(p["run_dir"]).parent / "p3_dann"))
+                runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, p3_root, counts)
+            runs += _uda_runs(name, base, p["methods"], UDA_PAIRS, seeds, Path(p["run_dir"]), counts)
+            knobs = {"lr": float(p["gta_lr"]), "beta1": float(p["beta1"]), "adv_weight": float(p["adv_weight"]),
+                     "alpha": float(p["alpha"]), "lr_decay": float(p["lr_decay"]),
+                     "batch_size": int(p["gta_batch_size"]), "ndf": int(p["ndf"]), "ngf": int(p["ngf"]),
+                     "warmup_steps": int(p["warmup_steps"])}
+            gta = UDAConfig(method="gta", steps=p["gta_steps"], evals=p["gta_evals"], gta=knobs, device=p["device"])
+            gray_pairs = [tuple(g) for g in p["gray_pairs"]]
+            for src, tgt in UDA_PAIRS:  # hw3lib.train.uda.runs.gta_runs: luminance on the gray pairs
+                gray_main = is_gray_pair(src, tgt, gray_pairs)
+                settings = [gray_main] + ([not gray_main] if gray_main and p["compare_gray"] else [])
+                for seed in seeds:
+                    for gray in settings:
+                        cfg = dataclasses.replace(gta, source=src, target=tgt, seed=int(seed), gray=gray)
+                        runs.append(_uda_run(name, cfg, Path(p["run_dir"]) / cfg.name, counts))
+    return runs
+
+
+# ---------------------------------------------------------------- step timing
+
+def _random_faces(n: int):
+    from hw3lib.data.sets import FaceSet
+
+    g = torch.Generator().manual_seed(0)
+    return FaceSet(torch.randint(0, 256, (n, 3, 64, 64), dtype=torch.uint8, generator=g),
+                   torch.randint(0, 2, (n, len(FACE_ATTRIBUTES)), dtype=torch.uint8, generator=g),
+                   tuple(f"{i}.png" for i in range(n)), FACE_ATTRIBUTES, "embedded")
+
+
+def _random_digits(n: int, domain: str, device):
+    from hw3lib.data.sets import DigitSet
+
+    g = torch.Generator().manual_seed(hash(domain) % 1000)
+    return DigitSet(torch.randint(0, 256, (n, 3, 28, 28), dtype=torch.uint8, generator=g).to(device),
+                    (torch.arange(n) % 10).to(device), tuple(f"{i}.png" for i in range(n)), domain, "embedded")
+
+
+def step_runner(run: PlannedRun, device: torch.device) -> Callable[[int], None]:
+    """``n -> None``: ``n`` training steps of ``run``'s kind with the real training code, on random data."""
+    from hw3lib.runtime import Runtime
+
+    c = run.config
+    if run.method == "vae":
+        from hw3lib.models.vae import VAE
+        from hw3lib.train.vae import train_vae
+
+        faces = _random_faces(4 * c.batch_size)
+
+        def steps(n):
+            cfg = dataclasses.replace(c, max_steps=n, eval_every_epoch=False, epochs=10**6)
+            train_vae(VAE(latent_dim=cfg.latent_dim), faces, None, cfg, runtime=Runtime.for_config(cfg, device=device))
+        return steps
+    if run.method == "gan":
+        from hw3lib.train.gan import build_models, train_gan
+
+        faces = _random_faces(4 * c.batch_size)
+
+        def steps(n):
+            cfg = dataclasses.replace(c, max_steps=n, snapshot_every=10**9, epochs=10**6)
+            train_gan(*build_models(cfg, device), faces, cfg, runtime=Runtime.for_config(cfg, device=device))
+        return steps
+    if run.method == "face-attr":
+        from hw3lib.models.attr import AttributeClassifier
+        from hw3lib.train.attr import train_attr_classifier
+
+        faces = _random_faces(4 * c.batch_size)
+
+        def steps(n):
+            cfg = dataclasses.replace(c, max_steps=n, epochs=10**6)
+            train_attr_classifier(AttributeClassifier(width=cfg.width), faces, cfg,
+                                  runtime=Runtime.for_config(cfg, device=device))
+        return steps
+    from hw3lib.train.uda.loop import Domains
+    from hw3lib.train.uda.runs import train_on
+
+    n = 4 * run.batch
+    data = Domains(_random_digits(n, "source", device), _random_digits(n, "target", device),
+                   _random_digits(40, "target-test", device), _random_digits(40, "source-val", device))
+
+    def steps(k):
+        gta = dataclasses.replace(c.gta, warmup_steps=0) if c.gta is not None else None
+        cfg = dataclasses.replace(c, steps=k, evals=0, max_steps=None, gta=gta)
+        train_on(cfg, data, runtime=Runtime.for_config(cfg, device=device))
+    return steps
+
+
+def _timed_steps(steps: Callable[[int], None], n: int, device: torch.device) -> float:
+    """Mean seconds of steps 2..n of one ``n``-step run (the first pays one-time costs)."""
+    from hw3lib.train.common import step_clock
+
+    with step_clock(torch.cuda.synchronize if device.type == "cuda" else None) as stamps:
+        steps(n)
+    return max(stamps[n] - stamps[1], 1e-9) / (n - 1)
+
+
+def step_seconds(run: PlannedRun, device: torch.device, *, target_s: float = 1.5) -> float:
+    """Seconds per training step of ``run``'s kind on ``device``, timed inside the training loop (set-up,
+    evaluation and the first step left out): three steps, then, when they were quick, enough steps for about
+    ``target_s`` seconds."""
+    steps = step_runner(run, device)
+    per = _timed_steps(steps, 3, device)
+    k = int(min(60, target_s / per))
+    return _timed_steps(steps, k + 1, device) if k > 4 else per
+
+
+@contextlib.contextmanager
+def _quiet():
+    """No progress bars or run messages while timing (``HW3_PROGRESS=0``)."""
+    old = os.environ.get("HW3_PROGRESS")
+    os.environ["HW3_PROGRESS"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("HW3_PROGRESS", None)
+        else:
+            os.environ["HW3_PROGRESS"] = old
+
+
+def estimate(runs: list[PlannedRun], device: torch.device) -> dict[tuple, float]:
+    """Seconds per step for each distinct step among the runs still to train."""
+    times: dict[tuple, float] = {}
+    with _quiet():
+        for r in runs:
+            if r.status != "finished" and r.bench_key not in times:
+                times[r.bench_key] = step_seconds(r, device)
+    return times
+
+
+def plan_table(runs: list[PlannedRun], times: dict[tuple, float]):
+    """One row per run: problem, method, pair, seed, steps, batch, status, s/step, estimate_s, run_dir."""
+    import pandas as pd
+
+    rows = []
+    for r in runs:
+        s = times.get(r.bench_key)
+        warm = r.config.gta.warmup_steps if r.method == "gta" else 0
+        left = r.steps - max(min(r.done, r.steps), warm)
+        rows.append({"problem": r.problem, "method": r.method, "pair": r.pair, "seed": r.seed, "steps": r.steps,
+                     "batch": r.batch, "status": r.status, "s/step": s,
+                     "estimate_s": left * s if s is not None else 0.0, "run_dir": str(r.run_dir)})
+    return pd.DataFrame(rows)
+
+
+def format_plan(table, header: str) -> str:
+    """The printed plan: a header line, the run table, and totals per problem."""
+    if table.empty:
+        return f"{header}\nno runs"
+    shown = table.assign(**{"s/step": table["s/step"].map(lambda v: "—" if v != v or v is None else f"{v:.3f}"),
+                            "estimate": table["estimate_s"].map(lambda v: fmt_seconds(v) if v else "—")})
+    shown = shown.assign(run_dir=table["run_dir"].map(lambda d: Path(d).name))
+    lines = [header, shown.drop(columns=["estimate_s"]).rename(columns={"run_dir": "run"}).to_string(index=False), ""]
+    for problem, g in table.groupby("problem", sort=False):
+        todo = int((g["status"] != "finished").sum())
+        lines.append(f"{problem}: {len(g)} runs, {len(g) - todo} finished, {todo} to train: "
+                     f"~{fmt_seconds(float(g['estimate_s'].sum()))}")
+    total = float(table["estimate_s"].sum())
+    lines.append(f"total training: ~{fmt_seconds(total)} ({total / 3600:.1f} h) — training steps only "
+                 f"(evaluation, t-SNE, notebooks and the PDF come on top)")
+    return "\n".join(lines)

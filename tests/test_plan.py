@@ -1,0 +1,58 @@
+"""``hw3 report --plan``: the run list built from the profiles, step counts from the data's sizes, and the
+measured step time. (The smoke report test checks that the plan lists exactly the runs a report trains.)"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from hw3lib.report import build as report_build
+from hw3lib.report import plan as planning
+
+
+def _runs(profile: str, tmp_path, counts_size: str | None = None, only=None):
+    plan = report_build.plan_report(profile, tmp_path / "report", "cpu", only=only, runs_root=tmp_path / "runs")
+    params = report_build.notebook_parameters(plan, tmp_path / "no-data")
+    counts = planning.data_counts({}, counts_size)
+    return planning.planned_runs({n: plan.source(n) for n in plan.notebooks}, params, counts)
+
+
+def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
+    runs = _runs("quick", tmp_path, "quick")
+    by_problem = {p: [r for r in runs if r.problem == p] for p in ("p1_vae", "p2_gan", "p3_dann", "p4_uda")}
+    assert [len(v) for v in by_problem.values()] == [1, 2, 9, 12]
+    assert all(r.status == "to train" for r in runs)  # nothing under the empty runs folder
+    dann = next(r for r in runs if r.method == "dann" and r.pair == "usps → mnistm")
+    assert (dann.steps, dann.batch, dann.run_dir) == (400, 64, tmp_path / "runs" / "p3_dann" / "dann_usps_mnistm_s0")
+    gta = {r.run_dir.name: r for r in runs if r.method == "gta"}
+    assert set(gta) == {"gta_usps_mnistm_s0", "gta_mnistm_svhn_s0_gray", "gta_svhn_usps_s0"}
+    assert gta["gta_usps_mnistm_s0"].steps == 250 + 400  # GTA steps + the warm start
+    vae = by_problem["p1_vae"][0]
+    assert vae.steps == 3 * math.ceil(4000 / 32)  # 3 epochs over the quick data's 4000 faces at batch 32
+
+
+def test_full_plan_uses_the_course_sizes_and_three_seeds(tmp_path):
+    runs = _runs("full", tmp_path, None, only="p3,p4")
+    assert len([r for r in runs if r.problem == "p3_dann"]) == 27
+    assert len([r for r in runs if r.problem == "p4_uda" and r.method != "gta"]) == 27
+    assert len([r for r in runs if r.method == "gta"]) == 12  # 3 pairs × 3 seeds + colour for the gray pair
+    dann = next(r for r in runs if r.method == "dann" and r.pair == "usps → mnistm" and r.seed == 2)
+    assert dann.steps == math.ceil(20 * 60000 / 128)  # 20 epochs over the larger domain (MNIST-M's 60000)
+
+
+def test_plan_without_p3_trains_its_baselines_in_p4(tmp_path):
+    runs = _runs("quick", tmp_path, "quick", only="p4")
+    assert {r.run_dir.parent.name for r in runs if r.method in planning.P3_METHODS} == {"p3_dann"}
+
+
+def test_step_seconds_and_table(tmp_path):
+    runs = [r for r in _runs("smoke", tmp_path, "smoke", only="p3") if r.method == "dann"][:1]
+    run = dataclasses.replace(runs[0], config=dataclasses.replace(runs[0].config, batch_size=8))
+    s = planning.step_seconds(run, torch.device("cpu"), target_s=0.05)
+    assert 0 < s < 5
+    table = planning.plan_table([run], {run.bench_key: s})
+    assert table["estimate_s"].iloc[0] == pytest.approx(run.steps * s)
+    text = planning.format_plan(table, "header")
+    assert "p3_dann: 1 runs, 0 finished, 1 to train" in text and "total training" in text
