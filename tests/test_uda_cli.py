@@ -148,3 +148,22 @@ def test_train_into_a_folder_of_another_config_refuses_and_keeps_it(trained, tmp
     assert main(["train", "uda", "--method", "mcc", "--source", "usps", "--target", "mnistm", "--data", str(data),
                  "--out", str(copy), "--steps", "3", "--batch-size", "8", "--device", "cpu"]) == 2
     assert "another config (method 'dann' → 'mcc')" in capsys.readouterr().err
+
+
+def test_library_runs_of_another_config_go_beside_the_old_one(trained, tmp_path):
+    from hw3lib.runtime import cpu
+    from hw3lib.train.common import config_hash
+    from hw3lib.train.uda import UDAConfig, train_or_load
+
+    data, run = trained
+    copy = tmp_path / "dann_usps_mnistm_s0"
+    shutil.copytree(run, copy)
+    before = (copy / "checkpoint.pt").read_bytes()
+    old = UDAConfig.from_dict(checkpoint.load(copy)["config"])
+    new = UDAConfig.from_dict({**checkpoint.load(copy)["config"], "steps": 4})
+    r = train_or_load(new, data, copy, runtime=cpu())  # a notebook whose parameter changed
+    assert r.trained and r.run_dir == tmp_path / f"dann_usps_mnistm_s0-{config_hash(new)}"
+    assert (copy / "checkpoint.pt").read_bytes() == before  # the old run is untouched
+    assert not train_or_load(new, data, copy, runtime=cpu()).trained  # both configs now load from their folders
+    again = train_or_load(old, data, copy, runtime=cpu())
+    assert not again.trained and again.run_dir == copy

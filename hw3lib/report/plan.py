@@ -4,7 +4,7 @@
 
 The runs are listed from the parameters ``hw3 report`` would pass to each notebook (profile → ``-p`` overrides →
 the builder's paths; each notebook's own defaults for the rest), built into the same configs the notebooks build,
-so the folder names and step counts are the ones training will use (the smoke report test checks that every run
+so the folders (``hw3lib.train.common.config_folder``) and step counts are the ones training will use (the smoke report test checks that every run
 it trained is listed, and finished). Step counts come from each config's ``total_steps`` on the data's image
 counts: the data folder's CSVs, else the profile's embedded size, else the course's sizes.
 
@@ -116,7 +116,10 @@ def _uda_runs(problem: str, base, methods, pairs, seeds, run_root: Path, counts)
 
 
 def _uda_run(problem: str, cfg, run_dir: Path, counts) -> PlannedRun:
+    from hw3lib.train.common import config_folder
+
     cfg.validate()
+    run_dir = config_folder(run_dir, cfg.kind, cfg, say=False)
     steps = cfg.total_steps(counts[cfg.source]["train"], counts[cfg.target]["train"])
     batch = cfg.gta.batch_size if cfg.gta is not None else cfg.batch_size
     return PlannedRun(problem, cfg.method, f"{cfg.source} → {cfg.target}", cfg.seed, steps,
@@ -127,6 +130,7 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
     """Every run the selected notebooks train or load, in the report's order. ``notebooks``: name → .ipynb;
     ``params``: what ``hw3 report`` passes to each (``notebook_parameters``)."""
     from hw3lib.train.attr import KIND as ATTR_KIND
+    from hw3lib.train.common import config_folder
     from hw3lib.train.attr import AttrConfig
     from hw3lib.train.gan import KIND as GAN_KIND
     from hw3lib.train.gan import GANConfig
@@ -140,7 +144,7 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
     n_face = counts["face"]["train"]
 
     def add(problem, method, cfg, kind, steps, run_dir):
-        run_dir = Path(run_dir)
+        run_dir = config_folder(run_dir, kind, cfg, say=False)
         runs.append(PlannedRun(problem, method, "—", cfg.seed, steps, _progress(run_dir, kind, cfg, steps),
                                cfg.batch_size, run_dir, cfg))
 

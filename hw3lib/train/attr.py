@@ -92,6 +92,7 @@ def train_or_load(config: AttrConfig, data_dir: str | Path, run_dir: str | Path,
                   runtime: Runtime | None = None) -> AttrResult:
     """The finished classifier in ``run_dir`` if its config matches, else train it there (or resume)."""
     rt = runtime or Runtime.for_config(config)
+    run_dir = common.config_folder(run_dir, KIND, config)  # another config's run is never overwritten
 
     def train() -> AttrResult:
         seed_everything(config.seed)

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import math
 import os
 import signal
@@ -128,6 +130,32 @@ def config_from_args(cls: type[C], args: Any, **fixed: Any) -> C:
     """A config from parsed CLI arguments: every ``cls`` field the command line set (not None), then ``fixed``;
     the rest keep their defaults."""
     return config_from(cls, {k: v for k, v in vars(args).items() if v is not None}, **fixed)
+
+
+def config_hash(config: Any) -> str:
+    """8 hex digits of the fields that change results (the same fields :func:`same_config` compares)."""
+    fields = {k: v for k, v in config_dict(config).items() if k not in EXECUTION_FIELDS}
+    return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def config_folder(run_dir: str | Path | None, kind: str, config: Any, *, say: bool = True) -> Path | None:
+    """Where a run of ``config`` lives: ``run_dir`` when it is empty or holds this config's run (finished or
+    not), else the sibling ``run_dir-<config_hash>`` (said once on stderr). A folder holds one config; a changed
+    notebook parameter trains beside the old run instead of over it."""
+    if run_dir is None:
+        return None
+    run_dir = Path(run_dir)
+    file = checkpoint.resolve(run_dir)
+    if not file.is_file():
+        return run_dir
+    payload = checkpoint.load(file)
+    if payload.get("kind") == kind and same_config(payload.get("config") or {}, config_dict(config)):
+        return run_dir
+    other = run_dir.with_name(f"{run_dir.name}-{config_hash(config)}")
+    if say and progress_enabled():
+        tqdm.write(f"{run_dir} holds a run of another config ({config_diff(payload.get('config') or {}, config_dict(config))}); "
+                   f"this one uses {other}", file=sys.stderr)
+    return other
 
 
 def train_or_load(kind: str, config: Any, run_dir: str | Path | None, *,

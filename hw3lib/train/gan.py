@@ -203,9 +203,12 @@ def load_models(payload_or_run_dir: dict | str | Path, device: torch.device | st
 
 
 def train_or_load(config: GANConfig, data_dir: str | Path, run_dir: str | Path, *,
-                  runtime: Runtime | None = None) -> GANResult:
-    """The finished run in ``run_dir`` when its config matches; otherwise train (or resume) it there."""
+                  runtime: Runtime | None = None, keyed: bool = True) -> GANResult:
+    """The finished run in ``run_dir`` when its config matches; otherwise train (or resume) it there
+    (``keyed``: another config's run in ``run_dir`` moves this one to ``run_dir-<config hash>``; else refuse)."""
     rt = runtime or Runtime.for_config(config)
+    if keyed:
+        run_dir = common.config_folder(run_dir, KIND, config)
 
     def train() -> GANResult:
         seed_everything(config.seed)
@@ -260,7 +263,7 @@ def sample_sets(netG: Generator, vae: VAE | None, gan_config: GANConfig, train: 
 def _cli_train(args) -> int:
     config = config_from_args(GANConfig, args)
     with launch(config) as rt:
-        res = train_or_load(config, args.data, args.out, runtime=rt)
+        res = train_or_load(config, args.data, args.out, runtime=rt, keyed=False)
     if rt.is_main:
         h = res.history
         last = {k: h[k][-1] for k in ("loss_D", "loss_G", "D_x", "D_G_z1") if h.get(k)}

@@ -145,6 +145,7 @@ def train_or_load(config: VAEConfig, data_dir: str | Path, run_dir: str | Path |
                   runtime: Runtime | None = None) -> VAEResult:
     """The finished run in ``run_dir`` if its config matches, else load the faces and train (or resume) there."""
     rt = runtime or Runtime.for_config(config)
+    run_dir = common.config_folder(run_dir, KIND, config)  # another config's run is never overwritten
 
     def train() -> VAEResult:
         train_set, test_set = load_faces(data_dir, "train"), load_faces(data_dir, "test")

@@ -23,7 +23,7 @@ def config_from_cli(args) -> UDAConfig:
 def _cli_train(args) -> int:
     config = config_from_cli(args).validate()
     with launch(config) as rt:
-        result = train_or_load(config, args.data, args.out, runtime=rt)
+        result = train_or_load(config, args.data, args.out, runtime=rt, keyed=False)
     if rt.is_main:
         print(f"{config.name}: target ({config.target}) test accuracy {result.metrics['target_acc']:.2f}% "
               f"(reported model); checkpoint {checkpoint.resolve(args.out)}")

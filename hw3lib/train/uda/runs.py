@@ -124,9 +124,13 @@ def load_models(payload_or_run_dir: dict | str | Path, device: str | torch.devic
 
 
 def train_or_load(config: UDAConfig, data_root: str | Path, run_dir: str | Path | None = None, *,
-                  runtime: Runtime | None = None) -> UDAResult:
-    """The finished run in ``run_dir`` when its config matches, else train (or resume) it there."""
+                  runtime: Runtime | None = None, keyed: bool = True) -> UDAResult:
+    """The finished run in ``run_dir`` when its config matches, else train (or resume) it there. When ``run_dir``
+    holds another config's run, ``keyed`` moves this one to ``run_dir-<config hash>``
+    (:func:`hw3lib.train.common.config_folder`); without it (the CLI's explicit ``--out``) training refuses."""
     config.validate()
+    if keyed:
+        run_dir = common.config_folder(run_dir, config.kind, config)
 
     def load(payload: dict) -> UDAResult:
         device = (runtime or Runtime.for_config(config)).device
@@ -207,7 +211,8 @@ def baseline_runs(base: UDAConfig, data_root: str | Path, p3_run_root: str | Pat
             for seed in seeds:
                 cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
                 run_dir = Path(p3_run_root) / cfg.name
-                found = finished_config(run_dir, cfg.kind)
+                own = common.finished_checkpoint(common.config_folder(run_dir, cfg.kind, cfg, say=False), cfg.kind, cfg)
+                found = finished_config(run_dir, cfg.kind) if own is None else None
                 if found is not None and (found.method, found.source, found.target, found.seed) == \
                         (method, src, tgt, int(seed)):
                     cfg = found
