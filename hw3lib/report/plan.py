@@ -20,9 +20,9 @@ import ast
 import contextlib
 import dataclasses
 import os
-import time
 from pathlib import Path
 from typing import Any, Callable
+from unittest import mock
 
 import torch
 
@@ -276,24 +276,10 @@ def step_seconds(run: PlannedRun, device: torch.device, *, target_s: float = 1.5
     return _timed_steps(steps, k + 1, device) if k > 4 else per
 
 
-@contextlib.contextmanager
-def _quiet():
-    """No progress bars or run messages while timing (``HW3_PROGRESS=0``)."""
-    old = os.environ.get("HW3_PROGRESS")
-    os.environ["HW3_PROGRESS"] = "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("HW3_PROGRESS", None)
-        else:
-            os.environ["HW3_PROGRESS"] = old
-
-
 def estimate(runs: list[PlannedRun], device: torch.device) -> dict[tuple, float]:
     """Seconds per step for each distinct step among the runs still to train."""
     times: dict[tuple, float] = {}
-    with _quiet():
+    with mock.patch.dict(os.environ, {"HW3_PROGRESS": "0"}):  # no progress bars or run messages while timing
         for r in runs:
             if r.status != "finished" and r.bench_key not in times:
                 times[r.bench_key] = step_seconds(r, device)
