@@ -200,3 +200,22 @@ def test_interrupted_run_resumes_exactly(method, tmp_path, monkeypatch):
     for name in a["models"]:
         for k, v in a["models"][name].items():
             assert torch.equal(v, b["models"][name][k]), (name, k)
+
+
+def test_label_free_choice_and_what_it_costs(tmp_path):
+    """The hand-in pick ranks the methods' reported checkpoints by the primary validator — never by target
+    accuracy — and the note says how far it is from the best method by target labels."""
+    from types import SimpleNamespace
+
+    from hw3lib.eval import improved
+
+    def run(name, im, acc):
+        return SimpleNamespace(history={validators.PRIMARY: [0.1, im], "eval_step": [1, 2], "selected_step": [2]},
+                               run_dir=tmp_path / name, metrics={"target_acc": acc}, config=None)
+
+    results = {("mcc", "usps", "mnistm", 0): run("mcc", 0.9, 40.0), ("adamatch", "usps", "mnistm", 0): run("am", 0.5, 80.0),
+               ("adamatch", "usps", "mnistm", 1): run("am1", 0.99, 10.0)}
+    chosen = improved.label_free_choice(results, ["mcc", "adamatch"], 0)
+    assert chosen == {"usps_mnistm": str((tmp_path / "mcc").resolve())}  # the higher score wins, not the accuracy
+    note = improved.choice_note(chosen, results, ["mcc", "adamatch"], 0)
+    assert "MCC (40.00 %, 40.00 points below AdaMatch" in note

@@ -135,6 +135,35 @@ def label_free_choice(results: Mapping[tuple[str, str, str, int], Any], candidat
     return {k: v[1] for k, v in best.items()}
 
 
+def choice_note(selected: Mapping[str, str], results: Mapping[tuple[str, str, str, int], Any],
+                candidates: Iterable[str], seed: int) -> str:
+    """What choosing the *method* without target labels costs: per pair, the run :func:`label_free_choice`
+    picked (the one ``hw3_p4.sh`` hands in) against the candidate run of the same seed with the best target-test
+    accuracy (which needs the labels). Markdown."""
+    candidates = list(candidates)
+    runs = {(src, tgt): {} for (_, src, tgt, _) in results}
+    for (m, src, tgt, sd), r in results.items():
+        if sd == seed and m in candidates:
+            runs[(src, tgt)][m] = r
+    lines = []
+    for (src, tgt), by_method in runs.items():
+        chosen = next((m for m, r in by_method.items()
+                       if r.run_dir and str(r.run_dir.resolve()) == selected.get(pair_key(src, tgt))), None)
+        if chosen is None:
+            continue
+        best = max(by_method, key=lambda m: by_method[m].metrics["target_acc"])
+        acc, top = by_method[chosen].metrics["target_acc"], by_method[best].metrics["target_acc"]
+        tail = ("the best method by target labels too" if chosen == best else
+                f"{top - acc:.2f} points below {ROW_LABELS.get(best, best)}, the best by target labels")
+        lines.append(f"{pair_label(src, tgt)}: {ROW_LABELS.get(chosen, chosen)} ({acc:.2f} %, {tail})")
+    if not lines:
+        return ""
+    return (f"**The hand-in model, chosen without target labels.** Per pair, `hw3_p4.sh` deploys the method whose "
+            f"reported checkpoint has the highest **{validators.PRIMARY}** score (seed {seed}): " + "; ".join(lines)
+            + f". Comparing {validators.PRIMARY} scores across methods favours objectives that make predictions "
+            "confident; the comparison table above ranks the methods fairly, but only with the target labels.")
+
+
 def discussion(summary: Mapping[str, Mapping[str, Any]], selection: Mapping[str, Any], n_seeds: int,
                modern: Iterable[str] = MODERN) -> str:
     """Problem 4's verdict in markdown: per pair the winner and its margin over DANN and GTA, the gap closed,
