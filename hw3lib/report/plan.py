@@ -4,9 +4,10 @@
 
 The runs are listed from the parameters ``hw3 report`` would pass to each notebook (profile → ``-p`` overrides →
 the builder's paths; each notebook's own defaults for the rest), built into the same configs the notebooks build,
-so the folders (``hw3lib.train.common.config_folder``) and step counts are the ones training will use (the smoke report test checks that every run
-it trained is listed, and finished). Step counts come from each config's ``total_steps`` on the data's image
-counts: the data folder's CSVs, else the profile's embedded size, else the course's sizes.
+so the folders (``hw3lib.train.common.config_folder``) and step counts are the ones training will use (the smoke
+report test checks that every run it trained is listed, and finished). Step counts come from each config's
+``total_steps`` on the data's image counts: the data folder's CSVs, else the profile's embedded size, else the
+course's sizes.
 
 The estimate times each distinct training step (family, method, batch, widths) with the real training code on
 random images of the right shape, timed inside the training loop (``hw3lib.train.common.step_clock``), the first
@@ -26,7 +27,6 @@ from unittest import mock
 
 import torch
 
-from hw3lib import checkpoint
 from hw3lib.data.layout import DIGIT_SIZES, FACE_ATTRIBUTES, FACE_SIZES, UDA_PAIRS
 from hw3lib.results import fmt_seconds
 
@@ -91,16 +91,10 @@ def data_counts(sizes: dict | None, data_size: str | None) -> dict[str, dict[str
 
 def _progress(run_dir: Path, kind: str, config: Any, steps: int) -> int:
     """Steps already done: ``steps`` for a finished run of this config, the step of an unfinished one, else 0."""
-    from hw3lib.train.common import config_dict, same_config
+    from hw3lib.train.common import matching_checkpoint
 
-    file = checkpoint.resolve(run_dir)
-    if not file.is_file():
-        return 0
-    try:
-        payload = checkpoint.load(file)
-    except Exception:  # noqa: BLE001 — unreadable: training would start over
-        return 0
-    if payload.get("kind") != kind or not same_config(payload.get("config") or {}, config_dict(config)):
+    payload = matching_checkpoint(run_dir, kind, config)
+    if payload is None:
         return 0
     return steps if payload.get("finished") else int(payload.get("step") or 0)
 
@@ -130,8 +124,8 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
     """Every run the selected notebooks train or load, in the report's order. ``notebooks``: name → .ipynb;
     ``params``: what ``hw3 report`` passes to each (``notebook_parameters``)."""
     from hw3lib.train.attr import KIND as ATTR_KIND
-    from hw3lib.train.common import config_folder
     from hw3lib.train.attr import AttrConfig
+    from hw3lib.train.common import config_folder
     from hw3lib.train.gan import KIND as GAN_KIND
     from hw3lib.train.gan import GANConfig
     from hw3lib.train.uda import UDAConfig

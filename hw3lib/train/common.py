@@ -98,7 +98,7 @@ class RunConflict(ValueError):
 
 def config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
     """``"batch_size 128 → 64, steps 400 → 300"``: the fields that change results and differ."""
-    keys = sorted(k for k in (set(old) | set(new)) - EXECUTION_FIELDS if old.get(k) != new.get(k))
+    keys = differing_fields(old, new)
     parts = [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in keys[:limit]]
     return ", ".join(parts + ([f"{len(keys) - limit} more"] if len(keys) > limit else []))
 
@@ -146,15 +146,12 @@ def config_folder(run_dir: str | Path | None, kind: str, config: Any, *, say: bo
         return None
     run_dir = Path(run_dir)
     file = checkpoint.resolve(run_dir)
-    if not file.is_file():
-        return run_dir
-    payload = checkpoint.load(file)
-    if payload.get("kind") == kind and same_config(payload.get("config") or {}, config_dict(config)):
+    if not file.is_file() or matching_checkpoint(run_dir, kind, config) is not None:
         return run_dir
     other = run_dir.with_name(f"{run_dir.name}-{config_hash(config)}")
     if say and progress_enabled():
-        tqdm.write(f"{run_dir} holds a run of another config ({config_diff(payload.get('config') or {}, config_dict(config))}); "
-                   f"this one uses {other}", file=sys.stderr)
+        diff = config_diff(checkpoint.load(file).get("config") or {}, config_dict(config))
+        tqdm.write(f"{run_dir} holds a run of another config ({diff}); this one uses {other}", file=sys.stderr)
     return other
 
 
@@ -170,27 +167,37 @@ def train_or_load(kind: str, config: Any, run_dir: str | Path | None, *,
     return load(payload)
 
 
+def differing_fields(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The fields that change results and differ between two config dicts, sorted."""
+    return sorted(k for k in (set(a) | set(b)) - EXECUTION_FIELDS if a.get(k) != b.get(k))
+
+
 def same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Equal on everything that changes results."""
-    keys = (set(a) | set(b)) - EXECUTION_FIELDS
-    return all(a.get(k) == b.get(k) for k in keys)
+    return not differing_fields(a, b)
 
 
 def progress_enabled(info: DistInfo = SINGLE) -> bool:
     return info.is_main and os.environ.get("HW3_PROGRESS", "1") != "0"
 
 
-def finished_checkpoint(run_dir: str | Path | None, kind: str, config: Any) -> dict[str, Any] | None:
-    """The checkpoint in ``run_dir`` if it is a finished ``kind`` run with the same config, else None."""
+def matching_checkpoint(run_dir: str | Path | None, kind: str, config: Any) -> dict[str, Any] | None:
+    """The checkpoint in ``run_dir`` if it is a ``kind`` run (finished or not) with the same config, else None."""
     if run_dir is None:
         return None
     file = checkpoint.resolve(run_dir)
     if not file.is_file():
         return None
     payload = checkpoint.load(file)
-    if payload.get("kind") == kind and payload.get("finished") and same_config(payload["config"], config_dict(config)):
+    if payload.get("kind") == kind and same_config(payload.get("config") or {}, config_dict(config)):
         return payload
     return None
+
+
+def finished_checkpoint(run_dir: str | Path | None, kind: str, config: Any) -> dict[str, Any] | None:
+    """The checkpoint in ``run_dir`` if it is a finished ``kind`` run with the same config, else None."""
+    payload = matching_checkpoint(run_dir, kind, config)
+    return payload if payload is not None and payload.get("finished") else None
 
 
 class TrainLoop:
