@@ -188,3 +188,22 @@ def test_worker_count_does_not_change_output(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(sd.os, "cpu_count", lambda: 2)
     b = sd.write_digits(tmp_path / "b", sizes, seed=5, progress=False)
     assert _digest(a) == _digest(b)
+
+
+def _ink_heights(images: np.ndarray) -> np.ndarray:
+    ink = (images if images.ndim == 3 else images.max(-1)) > 127
+    rows = [np.flatnonzero(m.any(1)) for m in ink]
+    return np.array([r[-1] - r[0] + 1 for r in rows if r.size], float)
+
+
+def test_digit_heights_follow_the_course_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """USPS digits fill their frame (size-normalised to 16x16); SVHN's centre digit spans most of it."""
+    x, _ = sd.render_domain("usps", "train", 200, seed=0)
+    h = _ink_heights(x) / DIGIT_SIZE
+    assert 0.88 < h.mean() <= 1.0 and np.mean(h >= 0.85) > 0.8
+    # svhn as white ink on black, no texture: the ink's height is the printed digits' height.
+    monkeypatch.setattr(sd, "_colours", lambda rng: (np.zeros(3, np.float32), np.full(3, 255, np.float32)))
+    monkeypatch.setattr(sd, "SVHN_TEXTURED", 0.0)
+    x, _ = sd.render_domain("svhn", "train", 200, seed=0)
+    h = _ink_heights(x) / DIGIT_SIZE
+    assert 0.7 < np.median(h) <= 1.0, np.median(h)

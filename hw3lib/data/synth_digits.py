@@ -10,12 +10,12 @@ The domains
 ``usps``
     The real handwritten digits scikit-learn ships (``sklearn.datasets.load_digits``: 1797
     8x8 images, 17 grey levels) upsampled with a smooth (bicubic) interpolation to a digit
-    that fills most of the 28x28 frame (about 20-24 px tall), white on black, with a small
+    that fills the 28x28 frame (about 24-28 px tall), white on black, with a small
     random affine (rotation, scale, shear, shift) and stroke-thickness variation (a random
     soft threshold of the smooth upsampled digit, sometimes a grey dilation / erosion).
 ``mnistm``
     A *disjoint* half of the same handwritten originals (no original is shared with usps),
-    MNIST-sized (about 17-20 px tall, centred), blended with random crops of the photographs
+    MNIST-sized (about 18-22 px tall, centred), blended with random crops of the photographs
     scikit-image bundles in its package (read from the package folder, never downloaded) by
     the MNIST-M recipe of Ganin & Lempitsky (2015): ``out = |photo_crop - mask * 255|`` per
     channel.  Grey photographs (brick, grass, camera, ...) are tinted with a fixed colour
@@ -24,8 +24,10 @@ The domains
     Printed digits ("synthetic numbers", Ganin's SynNumbers) rendered with the TrueType fonts
     matplotlib ships (DejaVu Sans / Sans Mono / Serif, STIX General, Computer Modern) via PIL:
     random background and foreground colours (sometimes low contrast, sometimes light on dark),
-    background gradients, neighbouring distractor digits partly visible at the left/right
-    edges (house-number style), slight rotation / scale / shear, blur and noise.
+    background gradients and, on most images, a wall's texture (a grey photograph crop),
+    neighbouring distractor digits partly visible at the left/right edges (house-number style),
+    a centre digit about the frame's height, slight rotation / scale / shear, blur or a
+    low-resolution cut upscaled to 28x28, and noise.
 
 Splits: test images never come from a training original
 ---------------------------------------------------------
@@ -74,6 +76,17 @@ _TEST_FRACTION = 0.25
 _CHUNK = 512  # images per worker task
 _POOL_MIN_IMAGES = 4000  # below this many images in one call, render in-process
 _TMP_TAG = ".tmp-"
+
+# Digit height in the 28x28 frame, matched to how each course data set was normalised (docs/NOTES.md, "Digit
+# heights"): USPS digits were size-normalised to fill their 16x16 frame (LeCun et al. 1989); MNIST's to a 20x20 box
+# centred in 28x28 (LeCun et al. 1998); SVHN's cropped digits come from character boxes extended to a square, so the
+# centre digit spans about the frame's height (Netzer et al. 2011), less the annotators' margin.
+USPS_HEIGHT = 26.5           # px, x U(0.9, 1.1): about 0.95 of the frame
+MNISTM_HEIGHT = 20.0         # px, x U(0.9, 1.1): 0.71 of the frame, MNIST's box
+SVHN_HEIGHT = (21.0, 27.0)   # px, uniform: 0.75-0.96 of the frame
+# SVHN's photographs: house walls behind the digits, and crops from small boxes upscaled to 32x32.
+SVHN_TEXTURED = 0.7          # share of svhn images with a wall texture under the digits
+SVHN_LOW_RES = 0.5           # share cut at 12-20 px and upscaled (the rest get the Gaussian blur, 80 %)
 
 # Fonts with real digit glyphs (LastResort, cmex10, cmsy10 map digits to symbols; cmmi10 has
 # old-style numerals).  One face per style family is held out for the test split.
@@ -287,8 +300,8 @@ def _handwritten(rng: np.random.Generator, original: np.ndarray, height: float, 
 
 def _render_usps(rng: np.random.Generator, label: int, split: str) -> np.ndarray:
     pool = _originals_by_label("usps", split)[label]
-    m = _handwritten(rng, pool[rng.integers(len(pool))], height=22.0, thick=0.35,
-                     max_rot=12.0, max_shear=0.25, max_shift=1.5)
+    m = _handwritten(rng, pool[rng.integers(len(pool))], height=USPS_HEIGHT, thick=0.35,
+                     max_rot=12.0, max_shear=0.25, max_shift=1.0)
     # USPS look: a little blur, full-range white on black.
     img = Image.fromarray((m * 255).astype(np.uint8), "L")
     if rng.random() < 0.5:
@@ -300,7 +313,7 @@ def _render_usps(rng: np.random.Generator, label: int, split: str) -> np.ndarray
 
 def _render_mnistm(rng: np.random.Generator, label: int, split: str) -> np.ndarray:
     pool = _originals_by_label("mnistm", split)[label]
-    m = _handwritten(rng, pool[rng.integers(len(pool))], height=18.5, thick=0.3,
+    m = _handwritten(rng, pool[rng.integers(len(pool))], height=MNISTM_HEIGHT, thick=0.3,
                      max_rot=10.0, max_shear=0.2, max_shift=1.0)
     photos = _photos()
     photo = photos[rng.integers(len(photos))][1]
@@ -354,11 +367,12 @@ def _render_svhn(rng: np.random.Generator, label: int, split: str) -> np.ndarray
         if k == n_left:
             centre = (x + g.shape[1] / 2, y + g.shape[0] / 2)
         x += g.shape[1] + gap
-    # Affine: centre digit to the frame's centre, 12-21 px tall, slight rotation / shear,
+    # Affine: centre digit to the frame's centre, SVHN_HEIGHT px tall, slight rotation / shear,
     # rendered at 2x and box-reduced.
     ss = 2
     out_size = DIGIT_SIZE * ss
-    s = (12.0 + 9.0 * u[3]) * ss / masks[n_left].shape[0]
+    lo, hi = SVHN_HEIGHT
+    s = (lo + (hi - lo) * u[3]) * ss / masks[n_left].shape[0]
     aspect = 0.8 + 0.4 * u[4]
     rot = math.radians(-8 + 16 * u[5])
     shear = -0.2 + 0.4 * u[6]
@@ -372,8 +386,20 @@ def _render_svhn(rng: np.random.Generator, label: int, split: str) -> np.ndarray
     ang = 2 * math.pi * u[9]
     ramp = (math.cos(ang) * _GRID[1] + math.sin(ang) * _GRID[0])[..., None]
     back = bg + ramp * rng.uniform(-60, 60, 3).astype(np.float32)
+    if rng.random() < SVHN_TEXTURED:  # a wall's texture: a zero-mean grey photo crop under the ink
+        photos = _photos()
+        photo = photos[rng.integers(len(photos))][1]
+        h, w = photo.shape[:2]
+        y, x = rng.integers(0, h - DIGIT_SIZE + 1), rng.integers(0, w - DIGIT_SIZE + 1)
+        tex = photo[y:y + DIGIT_SIZE, x:x + DIGIT_SIZE].astype(np.float32) @ _LUMA
+        back = back + (rng.uniform(0.2, 0.6) * (tex - tex.mean()))[..., None]
     out = back + (fg - back) * mask
-    if u[10] < 0.8:
+    if rng.random() < SVHN_LOW_RES:  # cut from a small box and upscaled, as most SVHN crops are
+        side = int(rng.integers(12, 21))
+        small = Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB").resize(
+            (side, side), Image.Resampling.BOX)
+        out = np.asarray(small.resize((DIGIT_SIZE, DIGIT_SIZE), Image.Resampling.BILINEAR), dtype=np.float32)
+    elif u[10] < 0.8:
         out = np.asarray(Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB").filter(
             ImageFilter.GaussianBlur(float(0.3 + 0.8 * u[11]))), dtype=np.float32)
     out = out + rng.normal(0, rng.uniform(0, 10), out.shape).astype(np.float32)
