@@ -107,21 +107,24 @@ def tiny_run(tmp_path_factory):
     return run_dir, cfg, history
 
 
-def test_train_gan_tiny_writes_checkpoint_and_snapshots(tiny_run):
+def test_train_gan_tiny_writes_checkpoint_and_snapshots(tiny_run, tiny_course_data, tmp_path):
     from hw3lib.train.gan import train_or_load
 
-    tmp_path, cfg, history = tiny_run
+    run_dir, cfg, history = tiny_run
     for key in ("step", "loss_D", "loss_G", "D_x", "D_G_z1", "D_G_z2"):
         assert len(history[key]) == 3, key
-    payload = checkpoint.load(tmp_path)
+    payload = checkpoint.load(run_dir)
     assert payload["kind"] == "gan" and payload["finished"] and set(payload["models"]) == {"netG", "netD"}
     snaps = payload["extra"]["snapshots"]
     assert snaps["step"] == [0, 2, 3]
     assert snaps["images"].dtype == torch.uint8 and snaps["images"].shape == (3, 16, 3, 64, 64)
-    # train_or_load with the same config loads instead of training
-    res = train_or_load(cfg, tmp_path, tmp_path)
-    assert res.history == payload["history"] and res.config.ngf == 8
-    assert not res.netG.training and torch.equal(res.snapshots["images"], snaps["images"])
+    # train_or_load trains on a data folder, then loads the run of the same config and data instead of training
+    first = train_or_load(cfg, tiny_course_data, tmp_path)
+    payload = checkpoint.load(tmp_path)
+    assert payload["config"]["data_id"] and payload["finished"]
+    res = train_or_load(cfg, tiny_course_data, tmp_path)
+    assert res.history == payload["history"] == first.history and res.config.ngf == 8
+    assert not res.netG.training and torch.equal(res.snapshots["images"], payload["extra"]["snapshots"]["images"])
 
 
 def test_generate_cli_deterministic(tiny_run, tmp_path):

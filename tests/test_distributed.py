@@ -67,7 +67,7 @@ def test_gan_resumes_single_process_checkpoint_under_torchrun(tmp_path, tiny_cou
     """Single-process DCGAN interrupted at step 2 (Ctrl-C path) → resumed by a 2-process run to step 4."""
     from hw3lib.data import load_faces
     from hw3lib.train import gan
-    from hw3lib.train.common import Interrupted, TrainLoop
+    from hw3lib.train.common import Interrupted, TrainLoop, bind_data
 
     class StopAt(TrainLoop):  # Ctrl-C arriving during step 2
         def log(self, **values):
@@ -76,7 +76,8 @@ def test_gan_resumes_single_process_checkpoint_under_torchrun(tmp_path, tiny_cou
                 os.kill(os.getpid(), signal.SIGINT)
 
     out = tmp_path / "gan"
-    config = gan.GANConfig(seed=0, batch_size=8, max_steps=4, device="cpu")
+    # bound to the data folder as train_or_load binds it, so the CLI resumes this run
+    config = bind_data(gan.GANConfig(seed=0, batch_size=8, max_steps=4, device="cpu"), tiny_course_data, ("face",))
     monkeypatch.setattr(gan, "TrainLoop", StopAt)
     netG, netD = gan.build_models(config)
     with pytest.raises(Interrupted):

@@ -167,3 +167,36 @@ def test_library_runs_of_another_config_go_beside_the_old_one(trained, tmp_path)
     assert not train_or_load(new, data, copy, runtime=cpu()).trained  # both configs now load from their folders
     again = train_or_load(old, data, copy, runtime=cpu())
     assert not again.trained and again.run_dir == copy
+
+
+def test_a_run_on_other_data_is_never_loaded_as_this_datas_run(trained, tiny_embedded_data, tmp_path, capsys):
+    from hw3lib.data import data_id
+    from hw3lib.runtime import cpu
+    from hw3lib.train.uda import UDAConfig, train_or_load
+
+    data, run = trained
+    copy = tmp_path / "dann_usps_mnistm_s0"
+    shutil.copytree(run, copy)
+    cfg = UDAConfig.from_dict(checkpoint.load(copy)["config"])
+    assert cfg.data_id == data_id(data, ("usps", "mnistm"))
+    # The same images under a manifest (embedded data) are another data set: trained beside, not loaded.
+    other = train_or_load(cfg, tiny_embedded_data, copy, runtime=cpu())
+    assert other.trained and other.run_dir != copy and other.config.data_id != cfg.data_id
+    assert not train_or_load(cfg, data, copy, runtime=cpu()).trained
+    # A changed label in a course CSV changes the id; an identical copy of the folder keeps it.
+    same, changed = tmp_path / "same", tmp_path / "changed"
+    for root in (same, changed):
+        shutil.copytree(data, root, ignore=shutil.ignore_patterns(".cache"))
+    csv = changed / "digits" / "mnistm" / "train.csv"
+    lines = csv.read_text().splitlines()
+    name, label = lines[1].split(",")
+    lines[1] = f"{name},{(int(label) + 1) % 10}"
+    csv.write_text("\n".join(lines) + "\n")
+    assert data_id(same, ("usps", "mnistm")) == cfg.data_id != data_id(changed, ("usps", "mnistm"))
+    assert data_id(changed, ("usps", "svhn")) == data_id(data, ("usps", "svhn"))
+    # The CLI's explicit --out refuses in one line, naming what differs.
+    capsys.readouterr()
+    rc = main(["train", "uda", "--method", "dann", "--source", "usps", "--target", "mnistm", "--data", str(changed),
+               "--out", str(copy), "--steps", "3", "--batch-size", "8", "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "data_id" in err, err

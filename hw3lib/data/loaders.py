@@ -10,6 +10,7 @@ Every problem raises ``ValueError`` with one line naming the file, column and va
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import os
@@ -108,6 +109,55 @@ def data_info(root: str | Path) -> dict:
         return {**man, "kind": "embedded", "root": str(root)}
     return {"kind": "real", "root": str(root), "faces": faces_layout(root),
             "digits": {d: layout for d in DIGIT_DOMAINS if (layout := digits_layout(root, d))}}
+
+
+def data_id(root: str | Path, parts: tuple[str, ...]) -> str:
+    """12 hex digits naming the data of ``parts`` ("face" and/or digit domains) in ``root``: what a run trained on.
+
+    Embedded data (``hw3 data make``): the manifest's entry for the part (generator revision, seed, counts). Real
+    data: each split's CSV and the names and sizes of the image files (torchvision formats: of the files read).
+    Cheap: reads no image. Runs record it in their config, so a run made on other data is never reused.
+    """
+    root = resolve_root(root)
+    man = _manifest(root)
+    h = hashlib.sha1()
+    for part in parts:
+        if part != "face":
+            _check_domain(part)
+        if man is not None:
+            entry = (man.get("parts") or {}).get("faces" if part == "face" else "digits") or man.get("generator")
+            h.update(f"embedded {part} {json.dumps(entry, sort_keys=True)}".encode())
+            continue
+        folder = root / "face" if part == "face" else root / "digits" / part
+        if folder.is_dir():
+            for split in SPLITS:
+                csv = folder / f"{split}.csv"
+                h.update(csv.read_bytes() if csv.is_file() else b"no csv")
+                h.update(_listing(folder / split))
+        else:
+            files = ([tvf.celeba_dir(root)] if part == "face" else
+                     [tvf.usps_file(root, s) for s in SPLITS] if part == "usps" else
+                     [tvf.svhn_file(root, s) for s in SPLITS] if part == "svhn" else [tvf.mnist_raw(root)])
+            for f in files:
+                h.update(_listing(f) if f is not None and f.is_dir() else
+                         f"{f.name} {f.stat().st_size}".encode() if f is not None else b"absent")
+    return h.hexdigest()[:12]
+
+
+def _listing(folder: Path) -> bytes:
+    """Sorted ``name size`` lines of the files in ``folder`` (memoised while the folder is unchanged)."""
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except FileNotFoundError:
+        return b"absent"
+    return _listing_at(str(folder), stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _listing_at(folder: str, stamp: int) -> bytes:  # noqa: ARG001 (cache key)
+    with os.scandir(folder) as it:
+        entries = sorted((e.name, e.stat().st_size) for e in it if e.is_file())
+    return hashlib.sha1("\n".join(f"{n} {z}" for n, z in entries).encode()).digest()
 
 
 # ----------------------------------------------------------------------------- course layout

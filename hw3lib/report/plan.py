@@ -99,20 +99,30 @@ def _progress(run_dir: Path, kind: str, config: Any, steps: int) -> int:
     return steps if payload.get("finished") else int(payload.get("step") or 0)
 
 
-def _uda_runs(problem: str, base, methods, pairs, seeds, run_root: Path, counts) -> list[PlannedRun]:
+def _on_data(cfg, data_dir, parts):
+    """``cfg`` bound to the data it will train on (what training does first), when that folder holds it."""
+    from hw3lib.train.common import bind_data
+
+    try:
+        return bind_data(cfg, data_dir, parts)
+    except (ValueError, OSError, TypeError):  # no data (yet): every run is still to train
+        return cfg
+
+
+def _uda_runs(problem: str, base, methods, pairs, seeds, run_root: Path, counts, data_dir) -> list[PlannedRun]:
     out = []
     for src, tgt in pairs:
         for method in methods:
             for seed in seeds:
                 cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
-                out.append(_uda_run(problem, cfg, run_root / cfg.name, counts))
+                out.append(_uda_run(problem, cfg, run_root / cfg.name, counts, data_dir))
     return out
 
 
-def _uda_run(problem: str, cfg, run_dir: Path, counts) -> PlannedRun:
+def _uda_run(problem: str, cfg, run_dir: Path, counts, data_dir) -> PlannedRun:
     from hw3lib.train.common import config_folder
 
-    cfg.validate()
+    cfg = _on_data(cfg.validate(), data_dir, (cfg.source, cfg.target))
     run_dir = config_folder(run_dir, cfg.kind, cfg, say=False)
     steps = cfg.total_steps(counts[cfg.source]["train"], counts[cfg.target]["train"])
     batch = cfg.gta.batch_size if cfg.gta is not None else cfg.batch_size
@@ -138,6 +148,7 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
     n_face = counts["face"]["train"]
 
     def add(problem, method, cfg, kind, steps, run_dir):
+        cfg = _on_data(cfg, p["data_dir"], ("face",))
         run_dir = config_folder(run_dir, kind, cfg, say=False)
         runs.append(PlannedRun(problem, method, "—", cfg.seed, steps, _progress(run_dir, kind, cfg, steps),
                                cfg.batch_size, run_dir, cfg))
@@ -159,14 +170,16 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
         elif name == "p3_dann":
             base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                              optimizer=p["optimizer"], bn=p["bn"], evals=p["evals"], device=p["device"])
-            runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, Path(p["run_dir"]), counts)
+            runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, Path(p["run_dir"]), counts,
+                              p["data_dir"])
         elif name == "p4_uda":
             base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                              evals=p["evals"], device=p["device"])
             if "p3_dann" not in notebooks:  # Problem 3's runs, trained here when Problem 3 is not in the report
                 p3_root = Path(p["p3_run_dir"] or str(Path(p["run_dir"]).parent / "p3_dann"))
-                runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, p3_root, counts)
-            runs += _uda_runs(name, base, p["methods"], UDA_PAIRS, seeds, Path(p["run_dir"]), counts)
+                runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, p3_root, counts, p["data_dir"])
+            runs += _uda_runs(name, base, p["methods"], UDA_PAIRS, seeds, Path(p["run_dir"]), counts,
+                              p["data_dir"])
             knobs = {"lr": float(p["gta_lr"]), "beta1": float(p["beta1"]), "adv_weight": float(p["adv_weight"]),
                      "alpha": float(p["alpha"]), "lr_decay": float(p["lr_decay"]),
                      "batch_size": int(p["gta_batch_size"]), "ndf": int(p["ndf"]), "ngf": int(p["ngf"]),
@@ -179,7 +192,7 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
                 for seed in seeds:
                     for gray in settings:
                         cfg = dataclasses.replace(gta, source=src, target=tgt, seed=int(seed), gray=gray)
-                        runs.append(_uda_run(name, cfg, Path(p["run_dir"]) / cfg.name, counts))
+                        runs.append(_uda_run(name, cfg, Path(p["run_dir"]) / cfg.name, counts, p["data_dir"]))
     return runs
 
 

@@ -39,6 +39,7 @@ class AttrConfig:
     channels_last: bool = False    # NCHW, as the classifier has always been trained: NHWC would move its features
                                    # (and every FD/KID read in them) by float rounding
     device: str = "auto"
+    data_id: str = ""              # the data trained on (hw3lib.data.data_id), set by train_or_load
 
     def total_steps(self, n_train: int, world_size: int = 1) -> int:
         return epoch_steps(self.epochs, n_train, self.batch_size, world_size, self.max_steps)
@@ -92,6 +93,7 @@ def train_or_load(config: AttrConfig, data_dir: str | Path, run_dir: str | Path,
                   runtime: Runtime | None = None) -> AttrResult:
     """The finished classifier in ``run_dir`` if its config matches, else train it there (or resume)."""
     rt = runtime or Runtime.for_config(config)
+    config = common.bind_data(config, data_dir, ("face",))
     run_dir = common.config_folder(run_dir, KIND, config)  # another config's run is never overwritten
 
     def train() -> AttrResult:

@@ -138,6 +138,15 @@ def config_hash(config: Any) -> str:
     return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def bind_data(config: C, data_root: str | Path, parts: tuple[str, ...]) -> C:
+    """``config`` with ``data_id`` naming ``parts`` ("face", digit domains) of ``data_root``
+    (:func:`hw3lib.data.data_id`): a run is keyed by the data it trained on as by its knobs, so a finished run on
+    other data (embedded vs real, an earlier generator) is never loaded as this data's run."""
+    from hw3lib.data import data_id
+
+    return dataclasses.replace(config, data_id=data_id(data_root, tuple(parts)))
+
+
 def config_folder(run_dir: str | Path | None, kind: str, config: Any, *, say: bool = True) -> Path | None:
     """Where a run of ``config`` lives: ``run_dir`` when it is empty or holds this config's run (finished or
     not), else the sibling ``run_dir-<config_hash>`` (said once on stderr). A folder holds one config; a changed

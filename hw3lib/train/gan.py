@@ -59,6 +59,7 @@ class GANConfig:
     channels_last: bool = True       # NHWC convolutions (oneDNN/cuDNN); same numbers up to float rounding
     amp: str = "auto"                # autocast of G's and D's forward passes: "auto" = bf16 on CUDA, float32 on CPU
     device: str = "auto"             # used when no runtime is given
+    data_id: str = ""                # the data trained on (hw3lib.data.data_id), set by train_or_load
 
     def total_steps(self, n_train: int, world_size: int = 1) -> int:
         return epoch_steps(self.epochs, n_train, self.batch_size, world_size, self.max_steps)
@@ -207,6 +208,7 @@ def train_or_load(config: GANConfig, data_dir: str | Path, run_dir: str | Path, 
     """The finished run in ``run_dir`` when its config matches; otherwise train (or resume) it there
     (``keyed``: another config's run in ``run_dir`` moves this one to ``run_dir-<config hash>``; else refuse)."""
     rt = runtime or Runtime.for_config(config)
+    config = common.bind_data(config, data_dir, ("face",))
     if keyed:
         run_dir = common.config_folder(run_dir, KIND, config)
 

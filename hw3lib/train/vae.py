@@ -45,6 +45,7 @@ class VAEConfig:
     compile: bool = False
     amp: str = "auto"              # autocast of the forward pass: "auto" = bf16 on CUDA, float32 on CPU; "bf16"; "off"
     device: str = "auto"           # used when no runtime is given
+    data_id: str = ""              # the data trained on (hw3lib.data.data_id), set by train_or_load
 
 
 class VAEResult(NamedTuple):
@@ -145,6 +146,7 @@ def train_or_load(config: VAEConfig, data_dir: str | Path, run_dir: str | Path |
                   runtime: Runtime | None = None) -> VAEResult:
     """The finished run in ``run_dir`` if its config matches, else load the faces and train (or resume) there."""
     rt = runtime or Runtime.for_config(config)
+    config = common.bind_data(config, data_dir, ("face",))
     run_dir = common.config_folder(run_dir, KIND, config)  # another config's run is never overwritten
 
     def train() -> VAEResult:
@@ -187,7 +189,7 @@ def sample_grid(model: VAE, n: int = GRID_N, seed: int = 0) -> torch.Tensor:
 
 # -- CLI ---------------------------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace) -> int:
-    config = config_from_args(VAEConfig, args)
+    config = common.bind_data(config_from_args(VAEConfig, args), args.data, ("face",))
     if finished_checkpoint(args.out, KIND, config) is not None:
         print(f"{args.out}: finished run with this config already there; nothing to do")
         return 0

@@ -39,6 +39,7 @@ class UDAConfig:
     channels_last: bool = True     # NHWC convolutions; same numbers up to rounding
     amp: str = "auto"              # autocast of the forward passes: "auto" = bf16 on CUDA, float32 on CPU; "bf16"; "off"
     device: str = "auto"           # where train_or_load runs when no runtime is given
+    data_id: str = ""              # the data trained on (hw3lib.data.data_id), set by train_or_load
     gta: GTAConfig | None = None   # GTA's knobs (a GTAConfig for method="gta", else None)
 
     def __post_init__(self):

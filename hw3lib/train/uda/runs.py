@@ -128,7 +128,7 @@ def train_or_load(config: UDAConfig, data_root: str | Path, run_dir: str | Path 
     """The finished run in ``run_dir`` when its config matches, else train (or resume) it there. When ``run_dir``
     holds another config's run, ``keyed`` moves this one to ``run_dir-<config hash>``
     (:func:`hw3lib.train.common.config_folder`); without it (the CLI's explicit ``--out``) training refuses."""
-    config.validate()
+    config = common.bind_data(config.validate(), data_root, (config.source, config.target))
     if keyed:
         run_dir = common.config_folder(run_dir, config.kind, config)
 
@@ -210,6 +210,7 @@ def baseline_runs(base: UDAConfig, data_root: str | Path, p3_run_root: str | Pat
         for method in methods:
             for seed in seeds:
                 cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
+                cfg = common.bind_data(cfg, data_root, (src, tgt))
                 run_dir = Path(p3_run_root) / cfg.name
                 own = common.finished_checkpoint(common.config_folder(run_dir, cfg.kind, cfg, say=False), cfg.kind, cfg)
                 found = finished_config(run_dir, cfg.kind) if own is None else None
