@@ -25,3 +25,25 @@ def test_matmul_rate_is_a_positive_rate():
     from benchmarks.throughput import matmul_rate
     assert matmul_rate(torch.device("cpu"), n=128, reps=2) > 1e6
     assert matmul_rate(torch.device("cpu"), n=64, reps=1, dtype=torch.bfloat16) > 0
+
+
+def test_conv_layers_counts_each_convolutions_forward_and_backward(tmp_path):
+    from benchmarks import conv_layers
+
+    out = tmp_path / "CONV_LAYERS.md"
+    assert conv_layers.main(["--only", "dann", "--reps", "1", "--out", str(out)]) == 0
+    lines = [line.split() for line in out.read_text().splitlines() if line.strip().startswith("dann")]
+    assert [line[1] for line in lines] == ["feature.f_conv1", "feature.f_conv2", "all"]
+    gflop = {line[1]: float(line[-3]) for line in lines[:2]}  # columns ... ms GFLOP GFLOP/s %
+    # forward FLOPs 2·N·Cout·H·W·Cin·k²; backward: weight gradient, plus the input gradient except for the first layer
+    fwd1, fwd2 = 2 * 128 * 64 * 24 * 24 * 3 * 25, 2 * 128 * 50 * 8 * 8 * 64 * 25
+    assert gflop["feature.f_conv1"] == pytest.approx(2 * fwd1 / 1e9, abs=1e-3)
+    assert gflop["feature.f_conv2"] == pytest.approx(3 * fwd2 / 1e9, abs=1e-3)
+
+
+def test_compile_step_times_eager_and_compiled(capsys):
+    from benchmarks import compile_step
+
+    assert compile_step.main(["--batch", "8", "--steps", "2"]) == 0
+    line = capsys.readouterr().out
+    assert "eager" in line and "torch.compile" in line and "compiling" in line
