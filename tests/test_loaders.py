@@ -274,6 +274,7 @@ def test_usps_svhn_mnistm_in_torchvision_formats(tmp_path):
         _write_idx(raw / f"{prefix}-images-idx3-ubyte", digits)
         _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
 
+    fresh = loaders.data_id(root, ("svhn", "usps", "mnistm"))
     usps = load_digits(root, "usps", "train")
     assert usps.images.shape == (12, 3, 28, 28) and usps.images.dtype == torch.uint8
     assert usps.labels.tolist() == usps_train.tolist() and usps.source == "torchvision"
@@ -287,7 +288,12 @@ def test_usps_svhn_mnistm_in_torchvision_formats(tmp_path):
     assert torch.equal(load_digits(root, "mnistm", "train").images, mnistm.images)  # deterministic / cached
     assert loaders.data_info(root)["digits"] == {"usps": "torchvision", "mnistm": "torchvision",
                                                  "svhn": "torchvision"}
+    # the runs' data_id names these files: stable while they are (decode caches aside), changed when one is rewritten
+    assert loaders.data_id(root, ("svhn", "usps", "mnistm")) == fresh
+    before = loaders.data_id(root, ("svhn", "usps"))
+    assert before == loaders.data_id(root, ("svhn", "usps")) != loaders.data_id(root, ("mnistm", "usps"))
     (root / "svhn" / "test_32x32.mat").write_bytes(b"broken")
+    assert loaders.data_id(root, ("svhn", "usps")) != before
     with pytest.raises(ValueError, match=r"cannot read SVHN file .*test_32x32\.mat"):
         load_digits(root, "svhn", "test")
 
@@ -336,7 +342,9 @@ def _write_celeba(root: Path, n: int = 6) -> list[str]:
 
 def test_celeba_in_torchvision_format(tmp_path):
     all40 = _write_celeba(tmp_path)
+    before = loaders.data_id(tmp_path, ("face",))
     train = load_faces(tmp_path, "train")
+    assert loaders.data_id(tmp_path, ("face",)) == before  # the decode cache written beside it changes nothing
     assert train.images.shape == (4, 3, 64, 64) and train.images.dtype == torch.uint8
     assert train.source == "torchvision" and train.names[0] == "000001.jpg"
     # image 1 is green: channel 1 ~200, others ~0 (JPEG noise aside)
