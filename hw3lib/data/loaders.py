@@ -135,13 +135,21 @@ def data_id(root: str | Path, parts: tuple[str, ...]) -> str:
                 h.update(csv.read_bytes() if csv.is_file() else b"no csv")
                 h.update(_listing(folder / split))
         else:
-            files = ([tvf.celeba_dir(root)] if part == "face" else
-                     [tvf.usps_file(root, s) for s in SPLITS] if part == "usps" else
-                     [tvf.svhn_file(root, s) for s in SPLITS] if part == "svhn" else [tvf.mnist_raw(root)])
-            for f in files:
-                h.update(_listing(f) if f is not None and f.is_dir() else
-                         f"{f.name} {f.stat().st_size}".encode() if f is not None else b"absent")
+            for f in _torchvision_paths(root, part):
+                h.update(b"absent" if f is None else
+                         _listing(f) if f.is_dir() else f"{f.name} {f.stat().st_size}".encode())
     return h.hexdigest()[:12]
+
+
+def _torchvision_paths(root: Path, part: str) -> list[Path | None]:
+    """The files (or folders) :mod:`hw3lib.data.torchvision_formats` reads ``part`` from; None where absent."""
+    if part == "face":
+        return [tvf.celeba_dir(root)]
+    if part == "usps":
+        return [tvf.usps_file(root, s) for s in SPLITS]
+    if part == "svhn":
+        return [tvf.svhn_file(root, s) for s in SPLITS]
+    return [tvf.mnist_raw(root)]
 
 
 def _listing(folder: Path) -> bytes:

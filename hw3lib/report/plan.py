@@ -105,7 +105,7 @@ def _on_data(cfg, data_dir, parts):
 
     try:
         return bind_data(cfg, data_dir, parts)
-    except (ValueError, OSError, TypeError):  # no data (yet): every run is still to train
+    except (ValueError, OSError):  # no data (yet): every run is still to train
         return cfg
 
 
