@@ -48,6 +48,7 @@ from hw3lib.eval.uda import accuracy
 from hw3lib.models.gta import NCLASSES, GTAClassifier, GTAConfig, build_gta, d_range, onehot, prepare
 from hw3lib.runtime import Runtime
 from hw3lib.train.common import TrainLoop
+from hw3lib.train.losses import realfake_bce as realfake_loss  # criterion_s: float32, outside autocast
 from hw3lib.train.uda.methods.base import Method, register
 from hw3lib.train.uda.select import Selector, eval_points
 
@@ -72,15 +73,6 @@ def lr_factor(step: int, lr_decay: float) -> float:
 def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy on class logits (the public code's ``criterion_c``), in float32."""
     return F.cross_entropy(logits.float(), labels)
-
-
-def realfake_loss(prob: torch.Tensor, real: bool) -> torch.Tensor:
-    """BCE of D's "real source image" probability against all-real / all-fake (``criterion_s``); float32 and
-    outside autocast, which refuses ``binary_cross_entropy`` on CUDA."""
-    with torch.autocast(prob.device.type, enabled=False):
-        prob = prob.float()
-        target = torch.ones_like(prob) if real else torch.zeros_like(prob)
-        return F.binary_cross_entropy(prob, target)
 
 
 def _average_grads(net: nn.Module, dist: DistInfo) -> None:
