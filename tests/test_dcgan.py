@@ -114,7 +114,7 @@ def test_train_gan_tiny_writes_checkpoint_and_snapshots(tiny_run, tiny_course_da
     for key in ("step", "loss_D", "loss_G", "D_x", "D_G_z1", "D_G_z2"):
         assert len(history[key]) == 3, key
     payload = checkpoint.load(run_dir)
-    assert payload["kind"] == "gan" and payload["finished"] and set(payload["models"]) == {"netG", "netD"}
+    assert payload["kind"] == "gan" and payload["finished"] and set(payload["models"]) == {"netG", "netD", "netG_ema"}
     snaps = payload["extra"]["snapshots"]
     assert snaps["step"] == [0, 2, 3]
     assert snaps["images"].dtype == torch.uint8 and snaps["images"].shape == (3, 16, 3, 64, 64)
@@ -195,7 +195,139 @@ def test_notebook_smoke(tmp_path):
                         cwd=str(nb.parent), progress_bar=False)
     import json
     m = json.loads((tmp_path / "gan" / "metrics.json").read_text())
-    assert set(m["samples"]) == {"dcgan", "vae", "untrained", "real_train"}
-    for name in ("fig2_2", "fig2_3_training_curves", "fig2_3_progression", "fig2_4_vae_vs_gan", "fig2_4_attributes",
+    assert set(m["samples"]) == {"dcgan", "dcgan_raw", "vae", "untrained", "real_train"}
+    assert all(0 <= s["c2st"] <= 1 for s in m["samples"].values())
+    for name in ("fig2_2", "fig2_2_raw_vs_average", "fig2_3_training_curves", "fig2_3_progression", "fig2_4_vae_vs_gan", "fig2_4_attributes",
                  "fig2_4_worst"):
         assert (tmp_path / "fig" / f"{name}.png").is_file(), name
+
+
+# -- the recipe: one real/fake loss, DiffAugment, the weight average ----------------------------------------
+def test_one_realfake_loss_for_the_dcgan_and_gta():
+    from hw3lib.train.gan import gan_loss
+    from hw3lib.train.losses import realfake_bce
+    from hw3lib.train.uda.methods.gta import realfake_loss
+
+    assert gan_loss is realfake_bce and realfake_loss is realfake_bce
+    p = torch.tensor([0.9, 0.2, 0.6])
+    assert float(gan_loss(p, 1.0)) == pytest.approx(float(-torch.log(p).mean()), rel=1e-6)
+    assert float(realfake_loss(p, False)) == pytest.approx(float(-torch.log(1 - p).mean()), rel=1e-6)
+    # one-sided label smoothing: target 0.9 on real images
+    assert float(gan_loss(p, 0.9)) == pytest.approx(float(-(0.9 * torch.log(p) + 0.1 * torch.log(1 - p)).mean()),
+                                                    rel=1e-6)
+
+
+def test_diffaugment_transforms():
+    from hw3lib.train import diffaugment as da
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 64, 64, generator=g) * 2 - 1
+    # translation: every image is a shifted copy (zero padding), by at most 8 pixels
+    t = da.translation(x, torch.Generator().manual_seed(1))
+    for i in range(6):
+        found = [(dy, dx) for dy in range(-8, 9) for dx in range(-8, 9)
+                 if torch.equal(t[i, :, 8:56, 8:56], x[i, :, 8 + dy:56 + dy, 8 + dx:56 + dx])]
+        assert len(found) == 1
+        dy, dx = found[0]
+        if dy > 0:
+            assert (t[i, :, 64 - dy:] == 0).all()
+    # cutout: a zeroed square of at most 32x32, the rest untouched
+    c = da.cutout(x, torch.Generator().manual_seed(2))
+    zero = (c == 0).all(1)
+    assert all(0 < int(zero[i].sum()) <= 32 * 32 for i in range(6))
+    assert torch.equal(c[~zero.unsqueeze(1).expand_as(c)], x[~zero.unsqueeze(1).expand_as(x)])
+    # colour: per image an affine map of the values, so a constant image stays constant
+    flat = torch.full((2, 3, 8, 8), 0.3)
+    col = da.color(flat, torch.Generator().manual_seed(3))
+    assert torch.allclose(col.flatten(1).std(1), torch.zeros(2), atol=1e-6)
+    # the whole policy: differentiable, the same layout, deterministic for a generator, identity when empty
+    y = x.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out = da.diff_augment(y, "color,translation,cutout", torch.Generator().manual_seed(4))
+    out.sum().backward()
+    assert out.shape == x.shape and y.grad is not None and y.grad.abs().sum() > 0
+    again = da.diff_augment(y.detach(), "cutout,translation,color", torch.Generator().manual_seed(4))
+    assert torch.equal(out.detach(), again)  # the order is fixed: colour, translation, cutout
+    assert da.diff_augment(x, "", g) is x
+    with pytest.raises(ValueError, match="unknown DiffAugment policy 'flip'"):
+        da.parse_policy("color,flip")
+
+
+def test_gan_config_checks_the_recipe_knobs():
+    from hw3lib.train.gan import GANConfig
+
+    with pytest.raises(ValueError, match="DiffAugment"):
+        GANConfig(diffaugment="colour")
+    with pytest.raises(ValueError, match="real_label"):
+        GANConfig(real_label=1.5)
+    cfg = GANConfig(batch_size=32, ema_kimg=10, ema_rampup=0.05)
+    # half-life min(10k, 0.05 · 32 · step) images: 1.6 images at step 1, 10k from step 6250 on
+    assert cfg.ema_beta(1) == pytest.approx(0.5 ** (32 / 1.6))
+    assert cfg.ema_beta(10_000) == pytest.approx(0.5 ** (32 / 10_000))
+    assert GANConfig(batch_size=32, ema_kimg=10, ema_rampup=None).ema_beta(1) == pytest.approx(0.5 ** (32 / 10_000))
+
+
+def test_weight_average_follows_the_schedule_and_is_what_samples():
+    from hw3lib.train.gan import GANConfig, build_models, ema_generator
+
+    cfg = GANConfig(ngf=8, ndf=8, batch_size=32)
+    G, _ = build_models(cfg)
+    ema = ema_generator(G, cfg)
+    start = {k: v.clone() for k, v in G.state_dict().items()}
+    ema.update_parameters(G)  # the first update copies G
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(1.0)
+        G.main[1].running_mean.add_(2.0)
+    ema.update_parameters(G)  # the second moves towards G by 1 − beta(1)
+    w = 1 - cfg.ema_beta(1)
+    avg = ema.module.state_dict()
+    assert torch.allclose(avg["main.0.weight"], start["main.0.weight"] + w)
+    assert torch.allclose(avg["main.1.running_mean"], start["main.1.running_mean"] + 2 * w)  # BatchNorm stats too
+    assert int(avg["main.1.num_batches_tracked"]) == int(G.state_dict()["main.1.num_batches_tracked"])
+
+
+def test_run_keeps_raw_and_averaged_generators(tiny_run, tiny_course_data, tmp_path):
+    from hw3lib.train.gan import GANConfig, load_models, load_raw_generator, sample_sets, train_or_load
+
+    run_dir, cfg, _ = tiny_run
+    payload = checkpoint.load(run_dir)
+    avg, _, _ = load_models(payload)
+    raw = load_raw_generator(payload)
+    assert not torch.equal(avg.main[0].weight, raw.main[0].weight)
+    assert torch.equal(avg.main[0].weight, payload["models"]["netG_ema"]["main.0.weight"])
+    assert torch.equal(raw.main[0].weight, payload["models"]["netG"]["main.0.weight"])
+    res = train_or_load(cfg, tiny_course_data, tmp_path)
+    assert torch.equal(res.netG_raw.main[0].weight.cpu(), checkpoint.load(tmp_path)["models"]["netG"]["main.0.weight"])
+    sets = sample_sets(res.netG, None, cfg, _faces(12), 6, seed=2, netG_raw=res.netG_raw)
+    assert list(sets) == ["dcgan", "dcgan_raw", "untrained", "real_train"]
+    assert not torch.equal(sets["dcgan"], sets["dcgan_raw"])
+    # without an average there is one generator, and the run stores none
+    plain = GANConfig(batch_size=8, ngf=8, ndf=8, max_steps=2, log_every=1, ema_kimg=0, diffaugment="", device="cpu")
+    res = train_or_load(plain, tiny_course_data, tmp_path / "plain")
+    assert res.netG_raw is res.netG and "netG_ema" not in checkpoint.load(tmp_path / "plain")["models"]
+
+
+def test_implementation_details_and_training_summary_read_the_run():
+    from hw3lib.eval import gan as gan_eval
+    from hw3lib.train.gan import GANConfig
+
+    cfg = GANConfig(batch_size=32, ngf=32, ndf=32, lr=1e-4, lr_d=4e-4, real_label=0.9)
+    table = gan_eval.implementation_details(cfg, 4000, 625)["choice"]
+    assert "4e-04 for D (two time-scale" in table["optimizer"] or "0.0004 for D (two time-scale" in table["optimizer"]
+    assert "real = 0.9" in table["labels"] and "label smoothing" in table["labels"]
+    assert "DiffAugment (color, translation, cutout)" in table["augmentation"]
+    assert "half-life 10k images" in table["samples"]
+    plain = gan_eval.implementation_details(GANConfig(diffaugment="", ema_kimg=0), 4000, 625)["choice"]
+    assert plain["augmentation"] == "none" and plain["samples"] == "from the trained G itself"
+
+    history = {"step": [10, 20, 30, 40], "loss_D": [1.4, 1.2, 0.6, 0.4], "loss_G": [0.7, 1.0, 3.0, 5.0],
+               "D_x": [0.5, 0.6, 0.8, 0.9], "D_G_z1": [0.5, 0.4, 0.2, 0.1], "D_G_z2": [0.5, 0.4, 0.1, 0.05]}
+    images = torch.zeros(3, 16, 3, 64, 64, dtype=torch.uint8)
+    images[1] += 51
+    images[2] += 102
+    text = gan_eval.training_summary(history, {"step": [0, 20, 40], "images": images},
+                                     real=_faces(8).images)
+    assert "D loss went from 1.400 (first quarter of the logged steps) to 0.400" in text
+    assert "a gap of 0.80, against 0.00 in the first quarter" in text
+    assert "0.400, 0.200 at steps 0, 20" in text  # distance of each snapshot from the last one
+    assert "0.00, 0.00, 0.00 at every snapshot" in text  # flat snapshots have no fine detail

@@ -7,8 +7,9 @@ import scipy.linalg
 import torch
 
 from hw3lib.data import FACE_ATTRIBUTES, FaceSet
-from hw3lib.eval.gen_metrics import (attribute_rates, frechet_distance, kernel_distance, manifold_distance,
-                                     prdc_metrics)
+from hw3lib.eval.c2st import c2st
+from hw3lib.eval.gen_metrics import (attribute_rates, frechet_distance, highfreq_energy, kernel_distance,
+                                     manifold_distance, mean_pairwise_distance, prdc_metrics)
 
 
 def _feats(n, d=16, seed=0, shift=0.0, scale=1.0):
@@ -107,5 +108,91 @@ def test_attribute_classifier_and_comparison(tmp_path):
     for key in ("fd", "kid", "precision", "recall", "density", "coverage", "attr_gap"):
         assert np.isfinite(comp.metrics["dcgan"][key])
     assert set(comp.attributes["dcgan"]) == set(FACE_ATTRIBUTES)
-    text = gan_eval.discussion(comp.metrics, comp.attributes)
-    assert "FD" in text
+    for key in ("c2st", "c2st_low", "c2st_high", "spread", "highfreq_ratio"):
+        assert np.isfinite(comp.metrics["dcgan"][key]), key
+    assert comp.metrics["dcgan"]["c2st_low"] <= comp.metrics["dcgan"]["c2st"] <= comp.metrics["dcgan"]["c2st_high"]
+    assert comp.reference["n"] == 40 and comp.reference["spread"] > 0
+    assert "C2ST acc. (0.5 best)" in comp.table.columns and "C2ST 95 % interval" in comp.table.columns
+
+
+# -- C2ST ---------------------------------------------------------------------------------------------------
+def test_c2st_real_against_real_is_chance_and_a_shifted_set_is_told_apart():
+    same = c2st(_feats(500, seed=10), _feats(500, seed=11), seed=0)
+    assert same.low <= 0.5 <= same.high and abs(same.accuracy - 0.5) < 0.07 and same.p_value > 0.01
+    assert same.n_test == 500
+    far = c2st(_feats(500, seed=10), _feats(500, seed=12, shift=1.0), seed=0)
+    assert far.accuracy > 0.95 and far.low > 0.9 and far.p_value < 1e-10
+    assert c2st(_feats(500, seed=10), _feats(500, seed=12, shift=1.0), seed=0) == far  # deterministic per seed
+
+
+def test_c2st_sees_a_set_that_is_too_narrow():
+    """Mean and spread direction unchanged, half the spread (a collapsing generator): the hidden layer finds it."""
+    narrow = c2st(_feats(500, seed=13), _feats(500, seed=14, scale=0.5), seed=0)
+    assert narrow.low > 0.6
+
+
+def test_c2st_rejects_tiny_sets():
+    with pytest.raises(ValueError, match="at least 4"):
+        c2st(_feats(3), _feats(10))
+
+
+def test_highfreq_energy_and_spread():
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(4, 3, 64, 64, generator=g)
+    blurred = torch.nn.functional.avg_pool2d(noise, 3, 1, 1)
+    # white noise of variance 1/12: the share of frequencies above 1/4 cycle per pixel (~80 %) of its variance
+    assert highfreq_energy(noise).mean() == pytest.approx(0.8 / 12, rel=0.05)
+    assert (highfreq_energy(blurred) < 0.1 * highfreq_energy(noise)).all()
+    assert highfreq_energy(torch.full((2, 3, 64, 64), 128, dtype=torch.uint8)).abs().max() < 1e-9
+    assert highfreq_energy((noise * 255).round().to(torch.uint8)).mean() == pytest.approx(
+        float(highfreq_energy(noise).mean()), rel=0.02)  # uint8 is read on the [0, 1] scale
+    pts = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    assert mean_pairwise_distance(pts) == pytest.approx((3 + 4 + 5) / 3)
+
+
+# -- the 2.4 discussion on hand-made numbers ----------------------------------------------------------------
+def _m(fd, c2, lo, hi, precision=0.5, recall=0.2, **kw):
+    return {"fd": fd, "kid": fd / 100, "kid_std": 0.01, "precision": precision, "recall": recall,
+            "density": precision, "coverage": recall, "c2st": c2, "c2st_low": lo, "c2st_high": hi, "spread": 8.0,
+            "n": 500, "attr_gap": 0.1, "highfreq_ratio": kw.pop("hf", 1.0), **kw}
+
+
+def _attributes(keys):
+    rates = {"Smiling": 0.5, "Male": 0.4}
+    return {"real_test_labels": rates, **{k: {"Smiling": 0.3, "Male": 0.4} for k in keys}}
+
+
+def _discussion(metrics):
+    from hw3lib.eval import gan as gan_eval
+    return gan_eval.discussion(metrics, _attributes(metrics), {"spread": 10.0, "n": 500})
+
+
+def test_discussion_follows_the_numbers_when_the_winner_changes():
+    real = _m(1.0, 0.49, 0.45, 0.54, precision=0.97, recall=0.97)
+    untrained = _m(60, 1.0, 0.99, 1.0)
+    dcgan_wins = _discussion({"dcgan": _m(20, 0.80, 0.76, 0.83, hf=0.9), "vae": _m(60, 1.0, 0.99, 1.0, hf=0.2),
+                              "untrained": untrained, "real_train": real})
+    assert "By FD, the DCGAN samples are closer" in dcgan_wins
+    assert "the DCGAN's samples are harder to tell from real faces than the VAE's" in dcgan_wins
+    assert "**Training beats an untrained generator.**" in dcgan_wins and "3.0x lower" in dcgan_wins
+    assert "0.49 [0.45–0.54], whose interval contains 0.5" in dcgan_wins
+    assert "DCGAN 0.90, VAE 0.20" in dcgan_wins  # fine detail, read from highfreq_ratio
+    assert "DCGAN 0.80, VAE 0.80" in dcgan_wins  # spread relative to the real faces' (8 / 10)
+    vae_wins = _discussion({"dcgan": _m(70, 1.0, 0.99, 1.0), "vae": _m(30, 0.9, 0.87, 0.93),
+                            "untrained": untrained, "real_train": _m(1.0, 0.60, 0.56, 0.64)})
+    assert "By FD, the VAE samples are closer" in vae_wins
+    assert "the VAE's samples are harder to tell from real faces than the DCGAN's" in vae_wins
+    assert "**Training has not clearly beaten an untrained generator.**" in vae_wins and "x lower" not in vae_wins
+    assert "does not contain 0.5" in vae_wins
+    tie = _discussion({"dcgan": _m(30, 0.9, 0.86, 0.94), "vae": _m(30.2, 0.91, 0.87, 0.95)})
+    assert "By FD, no clear difference" in tie and "equally hard to tell from real faces" in tie
+    for text in (dcgan_wins, vae_wins, tie):
+        assert "± 0.00" not in text
+
+
+def test_discussion_reports_the_weight_average_against_the_raw_generator():
+    text = _discussion({"dcgan": _m(20, 0.8, 0.76, 0.83, recall=0.3), "dcgan_raw": _m(35, 0.95, 0.93, 0.97, recall=0.1),
+                        "vae": _m(60, 1.0, 0.99, 1.0)})
+    assert "FD 20 and recall 0.30, the raw G of the same run FD 35 and recall 0.10" in text
+    assert "the averaged G's samples are harder to tell from real faces than the raw G's" in text
+    assert "Weight average" not in _discussion({"dcgan": _m(20, 0.8, 0.76, 0.83), "vae": _m(60, 1.0, 0.99, 1.0)})

@@ -65,15 +65,20 @@ def progression(snapshots: dict, rows: int = 8, per_row: int = 8) -> Figure:
     return fig
 
 
-def vae_vs_gan(vae: torch.Tensor, gan: torch.Tensor, nrow: int = 8, n: int = 32) -> Figure:
-    """Side-by-side uint8 sample grids: VAE (left) and DCGAN (right)."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
-    for ax, images, title in ((axes[0], vae, "VAE (Problem 1)"), (axes[1], gan, "DCGAN")):
+def sample_grids(panels: Mapping[str, torch.Tensor], nrow: int = 8, n: int = 32) -> Figure:
+    """Side-by-side uint8 sample grids [N,3,64,64], one panel per entry (title → images), left to right."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    for ax, (title, images) in zip(axes[0], panels.items()):
         ax.imshow(_grid(images[:n], nrow=nrow))
         ax.set_title(title)
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def vae_vs_gan(vae: torch.Tensor, gan: torch.Tensor, nrow: int = 8, n: int = 32) -> Figure:
+    """Side-by-side uint8 sample grids: VAE (left) and DCGAN (right)."""
+    return sample_grids({"VAE (Problem 1)": vae, "DCGAN": gan}, nrow=nrow, n=n)
 
 
 def attribute_rates(table: pd.DataFrame) -> Figure:
