@@ -22,7 +22,9 @@ def _runs(profile: str, tmp_path, counts_size: str | None = None, only=None):
 def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
     runs = _runs("quick", tmp_path, "quick")
     by_problem = {p: [r for r in runs if r.problem == p] for p in ("p1_vae", "p2_gan", "p3_dann", "p4_uda")}
-    assert [len(v) for v in by_problem.values()] == [1, 2, 9, 12]
+    # the attribute classifier is trained by Problem 1 (its sample metrics) and reused by Problem 2: listed once
+    assert [len(v) for v in by_problem.values()] == [2, 1, 9, 12]
+    assert [r.method for r in by_problem["p1_vae"]] == ["vae", "face-attr"]
     assert all(r.status == "to train" for r in runs)  # nothing under the empty runs folder
     dann = next(r for r in runs if r.method == "dann" and r.pair == "usps → mnistm")
     assert (dann.steps, dann.batch, dann.run_dir) == (400, 64, tmp_path / "runs" / "p3_dann" / "dann_usps_mnistm_s0")

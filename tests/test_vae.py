@@ -219,6 +219,69 @@ def test_eval_helpers():
     assert ev.reconstruction_table([f"{i}" for i in range(10)], [0.1] * 10).shape == (2, 5)
 
 
+def test_fitted_gaussian_kl_and_samples():
+    from hw3lib.eval import vae as ev
+
+    rng = torch.Generator().manual_seed(0)
+    z = torch.randn(4000, 8, generator=rng) * 0.5 + 1.0  # variance 0.25, mean 1 in every dimension
+    post = ev.posterior_summary(z.numpy())
+    # KL(N(1, 0.25 I) || N(0, I)) over 8 dims = ½ (8·0.25 + 8 − 8 − 8 ln 0.25)
+    assert post["kl_fitted_prior"] == pytest.approx(0.5 * (2 + 8 * 1.3862944), rel=0.03)
+    assert post["var_mean"] == pytest.approx(0.25, rel=0.05) and post["mean_norm"] == pytest.approx(8 ** 0.5, rel=0.02)
+    assert ev.kl_from_prior(ev.fit_gaussian(torch.randn(20000, 4, generator=rng).numpy())) < 0.01
+    torch.manual_seed(0)
+    model = VAE(latent_dim=8, hidden_dims=(8, 8, 8, 8, 8)).eval()
+    fitted = ev.fit_gaussian(z.numpy())
+    a, b = ev.fitted_samples(model, fitted, 6, seed=3), ev.fitted_samples(model, fitted, 6, seed=3)
+    assert a.dtype == torch.uint8 and a.shape == (6, 3, 64, 64) and torch.equal(a, b)
+    assert not torch.equal(a, ev.fitted_samples(model, fitted, 6, seed=4))
+    # the prior samples are the course grid's faces (train.vae.sample_grid), as uint8
+    grid = tv.sample_grid(model, 6, seed=3)
+    assert (ev.prior_samples(model, 6, seed=3).float() / 255 - grid).abs().max() <= 0.5 / 255 + 1e-6
+    faces = _faces(4, 1).images
+    assert ev.highfreq_ratio(faces, faces) == pytest.approx(1.0)
+    blurred = torch.nn.functional.avg_pool2d(faces.float() / 255, 5, 1, 2)
+    assert ev.highfreq_ratio(blurred, faces) < 0.5
+
+
+def _p1_metrics(*, fitted_fd=20.0, fitted_c2st=(0.8, 0.76, 0.84), prior_fd=60.0, prior_c2st=(1.0, 0.99, 1.0),
+                hf=0.3, probe=(0.85, 0.59)):
+    def sample(fd, c):
+        return {"fd": fd, "c2st": c[0], "c2st_low": c[1], "c2st_high": c[2], "spread": 5.0, "n": 500,
+                "highfreq_ratio": 0.25}
+    return {"final_train_mse": 0.0165, "final_test_mse": 0.0149, "final_train_kld": 343.0, "final_test_kld": 361.0,
+            "test_mse_mean": 0.0146, "baseline_mse": 0.0533, "baseline_ratio": 3.64, "recon_highfreq_ratio": hf,
+            "probe_male_accuracy": probe[0], "probe_male_majority": probe[1],
+            "posterior": {"kl_fitted_prior": 1234.0, "var_mean": 0.02, "var_min": 0.001, "var_max": 0.3,
+                          "mean_norm": 0.7, "latent_dim": 512},
+            "samples": {"prior": sample(prior_fd, prior_c2st), "fitted": sample(fitted_fd, fitted_c2st),
+                        "real_train": sample(1.0, (0.5, 0.46, 0.54))},
+            "reference_spread": 10.0}
+
+
+def test_p1_discussion_follows_the_numbers():
+    from hw3lib.eval import vae as ev
+
+    text = ev.discussion(_p1_metrics(), kld_weight=1e-5)
+    # the KL term's share of the loss: 1e-5·343 / (4·0.0165 + 1e-5·343)
+    assert "4.9% of the final training loss" in text
+    assert "keep 30% of the test images' high-frequency energy" in text and "blurrier" in text
+    assert "lies 1234 nats from N(0, I)" in text and "from 0.001 to 0.3 (mean 0.02; the prior's are 1)" in text
+    assert "lowers FD by 67%" in text
+    assert "the fitted Gaussian's samples are harder to tell from real faces than the prior's" in text
+    assert "1.00 [0.99–1.00]" in text and "0.80 [0.76–0.84]" in text
+    assert "is 50% and 50% of the test faces' own" in text
+    assert "gender is clearly separable" in text
+    flipped = ev.discussion(_p1_metrics(fitted_fd=80.0, fitted_c2st=(0.99, 0.97, 1.0), hf=1.3, probe=(0.6, 0.58)),
+                            kld_weight=1e-5)
+    assert "raises FD by 33%" in flipped and "intervals overlap" in flipped
+    assert "more fine detail than their inputs" in flipped and "barely separable" in flipped
+    worse = ev.discussion(_p1_metrics(fitted_c2st=(1.0, 0.99, 1.0), prior_c2st=(0.7, 0.66, 0.74)), kld_weight=1e-5)
+    assert "the prior's samples are harder to tell from real faces than the fitted Gaussian's" in worse
+    for t in (text, flipped, worse):
+        assert "± 0.00" not in t and "blurry" not in t.replace("blurrier", "")
+
+
 @pytest.mark.slow
 def test_notebook_smoke(tmp_path, tiny_course_data):
     """The notebook with the smoke parameters (~100 s under load, ~30 s alone)."""
@@ -227,12 +290,15 @@ def test_notebook_smoke(tmp_path, tiny_course_data):
     run, figs = tmp_path / "run", tmp_path / "figures"
     papermill.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), cwd=str(nb.parent), progress_bar=False,
                                parameters=dict(data_dir=str(tiny_course_data), run_dir=str(run),
-                                               figures_dir=str(figs), device="cpu", epochs=1, batch_size=8,
-                                               max_steps=3))
+                                               attr_run_dir=str(tmp_path / "attr"), figures_dir=str(figs),
+                                               device="cpu", epochs=1, batch_size=8, max_steps=3, attr_max_steps=4,
+                                               n_eval=32))
     m = json.loads((run / "metrics.json").read_text())
     for key in ("final_train_mse", "final_test_mse", "final_train_kld", "final_test_kld", "test_mse_mean",
                 "baseline_mse", "baseline_ratio", "example_mse", "probe_male_accuracy", "probe_male_majority",
-                "train_wall_s"):
+                "train_wall_s", "recon_highfreq_ratio", "posterior", "samples"):
         assert key in m, key
-    for name in ("fig1_2_learning_curves", "fig1_3_reconstructions", "fig1_4", "fig1_5_tsne", "fig1_7_latent_walk"):
+    assert set(m["samples"]) == {"prior", "fitted", "real_train"} and 0 <= m["samples"]["fitted"]["c2st"] <= 1
+    for name in ("fig1_2_learning_curves", "fig1_3_reconstructions", "fig1_4", "fig1_4_fitted", "fig1_5_tsne",
+                 "fig1_7_latent_walk"):
         assert (figs / f"{name}.png").is_file(), name

@@ -150,8 +150,14 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
     def add(problem, method, cfg, kind, steps, run_dir):
         cfg = _on_data(cfg, p["data_dir"], ("face",))
         run_dir = config_folder(run_dir, kind, cfg, say=False)
+        if any(r.run_dir == run_dir for r in runs):  # a run two notebooks share (the attribute classifier): once
+            return
         runs.append(PlannedRun(problem, method, "—", cfg.seed, steps, _progress(run_dir, kind, cfg, steps),
                                cfg.batch_size, run_dir, cfg))
+
+    def add_attr(problem):
+        cfg = AttrConfig(epochs=p["attr_epochs"], seed=p["seed"], max_steps=p["attr_max_steps"], device=p["device"])
+        add(problem, "face-attr", cfg, ATTR_KIND, cfg.total_steps(n_face), p["attr_run_dir"])
 
     for name, notebook in notebooks.items():
         p = {**_defaults(notebook), **params.get(name, {})}
@@ -160,13 +166,13 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
             cfg = VAEConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], kld_weight=p["kld_weight"],
                             seed=p["seed"], max_steps=p["max_steps"], device=p["device"])
             add(name, "vae", cfg, VAE_KIND, vae_steps(cfg, n_face), p["run_dir"])
+            if "attr_run_dir" in p:  # Problem 1's sample metrics use the attribute classifier too
+                add_attr(name)
         elif name == "p2_gan":
             cfg = GANConfig(epochs=p["epochs"], batch_size=p["batch_size"], ngf=p["ngf"], ndf=p["ndf"],
                             seed=p["seed"], max_steps=p["max_steps"], device=p["device"])
             add(name, "gan", cfg, GAN_KIND, cfg.total_steps(n_face), p["run_dir"])
-            cfg = AttrConfig(epochs=p["attr_epochs"], seed=p["seed"], max_steps=p["attr_max_steps"],
-                             device=p["device"])
-            add(name, "face-attr", cfg, ATTR_KIND, cfg.total_steps(n_face), p["attr_run_dir"])
+            add_attr(name)
         elif name == "p3_dann":
             base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                              optimizer=p["optimizer"], bn=p["bn"], evals=p["evals"], device=p["device"])
