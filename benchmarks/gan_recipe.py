@@ -1,0 +1,140 @@
+"""The DCGAN recipe's ablation on a validation split of the training faces (issue #31; table in docs/NOTES.md).
+
+    python -m benchmarks.gan_recipe --data DIR --out runs/gan_recipe [--conditions a,b] [--seeds 0,1,2]
+    python -m benchmarks.gan_recipe --data DIR --out runs/gan_recipe --table      # the table of what has run
+
+Each condition trains the quick profile's DCGAN (625 steps at batch 32, ngf = ndf = 32: what Problem 2 trains on the
+embedded quick data) on the training faces less a validation split of ``--val`` faces, and scores ``--n`` samples of
+the raw G and of its weight average against the validation faces in the feature space of an attribute classifier
+trained on the same reduced training set: FD, precision, recall, coverage, C2ST accuracy. The test faces are never
+read. Runs live in ``OUT/<condition>-s<seed>`` and are loaded when finished; scores are appended to
+``OUT/results.jsonl``; ``--table`` prints the means ± std over seeds (value and n = 1 for one seed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from hw3lib import checkpoint
+from hw3lib.data import FaceSet, load_faces
+from hw3lib.device import seed_everything
+from hw3lib.eval.gan import compare
+from hw3lib.models.attr import AttributeClassifier
+from hw3lib.train import gan
+from hw3lib.train.attr import AttrConfig, train_attr_classifier
+from hw3lib.train.common import finished_checkpoint
+
+POLICY = "color,translation,cutout"
+BASE = dict(epochs=10, max_steps=625, batch_size=32, ngf=32, ndf=32, device="cpu")
+# Every condition keeps a weight average (it changes no training step), so each run scores both the raw G and the
+# average. "baseline" is the recipe the report used before: no DiffAugment, no TTUR, no label smoothing.
+CONDITIONS = {
+    "baseline": dict(diffaugment=""),
+    "diffaug": dict(diffaugment=POLICY),
+    "diffaug_ttur": dict(diffaugment=POLICY, lr=1e-4, lr_d=4e-4),
+    "diffaug_ls": dict(diffaugment=POLICY, real_label=0.9),
+    "diffaug_ttur_ls": dict(diffaugment=POLICY, lr=1e-4, lr_d=4e-4, real_label=0.9),
+}
+METRICS = ("fd", "precision", "recall", "coverage", "c2st")
+VAL_SEED = 12345  # the permutation that picks the validation faces
+
+
+def split(train: FaceSet, n_val: int) -> tuple[FaceSet, FaceSet]:
+    """(fit, validation): a fixed random ``n_val`` of the training faces held out."""
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(VAL_SEED))
+
+    def take(idx):
+        return FaceSet(train.images[idx], train.attrs[idx], tuple(train.names[i] for i in idx.tolist()),
+                       train.attr_names, train.source)
+    return take(perm[n_val:]), take(perm[:n_val])
+
+
+def classifier(fit: FaceSet, out: Path) -> AttributeClassifier:
+    cfg = AttrConfig(epochs=2, seed=0, device="cpu")
+    seed_everything(cfg.seed)
+    model = AttributeClassifier(width=cfg.width)
+    train_attr_classifier(model, fit, cfg, run_dir=out / "attr")  # loads the finished run
+    return model.eval()
+
+
+def run(condition: str, seed: int, fit: FaceSet, out: Path) -> tuple[dict, float]:
+    cfg = gan.GANConfig(seed=seed, **BASE, **CONDITIONS[condition])
+    run_dir = out / f"{condition}-s{seed}"
+    if finished_checkpoint(run_dir, gan.KIND, cfg) is None:
+        seed_everything(seed)
+        netG, netD = gan.build_models(cfg)
+        gan.train_gan(netG, netD, fit, cfg, run_dir=run_dir)
+    payload = checkpoint.load(run_dir)
+    return payload, float(payload["extra"]["wall_s"])
+
+
+def score(payload: dict, model: AttributeClassifier, val: FaceSet, n: int, seed: int) -> dict[str, dict]:
+    ema, _, cfg = gan.load_models(payload)
+    raw = gan.load_raw_generator(payload)
+    samples = {"raw": gan.generate(raw, n, 1000 + seed), "ema": gan.generate(ema, n, 1000 + seed)}
+    return compare(model, val, samples, seed=seed).metrics
+
+
+def table(results: list[dict]) -> str:
+    """Markdown: one row per (condition, generator), mean ± std over seeds of :data:`METRICS` and wall time."""
+    import numpy as np
+
+    rows = {}
+    for r in results:
+        rows.setdefault((r["condition"], r["generator"]), []).append(r)
+    head = ["condition", "G", "n"] + list(METRICS) + ["train s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (cond, which), rs in rows.items():
+        def cell(values):
+            v = np.asarray(values, dtype=float)
+            return f"{v.mean():.3g}" if len(v) == 1 else f"{v.mean():.3g} ± {v.std(ddof=1):.2g}"
+        cells = [cell([r["metrics"][m] for r in rs]) for m in METRICS] + [cell([r["wall_s"] for r in rs])]
+        lines.append(f"| {cond} | {which} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--conditions", default=",".join(CONDITIONS))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--val", type=int, default=500, help="validation faces held out of the training faces")
+    ap.add_argument("--n", type=int, default=500, help="samples scored per generator")
+    ap.add_argument("--table", action="store_true", help="print the table of OUT/results.jsonl and exit")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    log = out / "results.jsonl"
+    if args.table:
+        print(table([json.loads(line) for line in log.read_text().splitlines() if line.strip()]))
+        return 0
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown:
+        print(f"gan_recipe: unknown condition {unknown[0]!r} (known: {', '.join(CONDITIONS)})", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    fit, val = split(load_faces(args.data, "train"), args.val)
+    model = classifier(fit, out)
+    done = {(r["condition"], r["seed"], r["generator"])
+            for r in map(json.loads, log.read_text().splitlines() if log.is_file() else [])}
+    for cond in conditions:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            if (cond, seed, "ema") in done:
+                continue
+            payload, wall = run(cond, seed, fit, out)
+            for which, m in score(payload, model, val, args.n, seed).items():
+                rec = {"condition": cond, "seed": seed, "generator": which, "wall_s": wall,
+                       "config": payload["config"], "metrics": m}
+                with log.open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                print(cond, seed, which, {k: round(m[k], 3) for k in METRICS}, f"{wall:.0f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
