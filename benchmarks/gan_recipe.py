@@ -9,10 +9,14 @@ the raw G and of its weight average against the validation faces in the feature 
 trained on the same reduced training set: FD, precision, recall, coverage, C2ST accuracy. The test faces are never
 read. Runs live in ``OUT/<condition>-s<seed>`` and are loaded when finished; scores are appended to
 ``OUT/results.jsonl``; ``--table`` prints the means ± std over seeds (value and n = 1 for one seed).
+
+``--reference test`` is the check after the choice, not part of it: the condition trained on all training faces and
+scored against the test faces, as Problem 2's table scores it (runs in ``OUT/test-<condition>-s<seed>``).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -53,17 +57,17 @@ def split(train: FaceSet, n_val: int) -> tuple[FaceSet, FaceSet]:
     return take(perm[n_val:]), take(perm[:n_val])
 
 
-def classifier(fit: FaceSet, out: Path) -> AttributeClassifier:
+def classifier(fit: FaceSet, run_dir: Path) -> AttributeClassifier:
+    """The quick profile's attribute classifier (``AttrConfig(epochs=2)``), trained on ``fit``."""
     cfg = AttrConfig(epochs=2, seed=0, device="cpu")
     seed_everything(cfg.seed)
     model = AttributeClassifier(width=cfg.width)
-    train_attr_classifier(model, fit, cfg, run_dir=out / "attr")  # loads the finished run
+    train_attr_classifier(model, fit, cfg, run_dir=run_dir)  # loads the finished run
     return model.eval()
 
 
-def run(condition: str, seed: int, fit: FaceSet, out: Path) -> tuple[dict, float]:
+def run(condition: str, seed: int, fit: FaceSet, run_dir: Path) -> tuple[dict, float]:
     cfg = gan.GANConfig(seed=seed, **BASE, **CONDITIONS[condition])
-    run_dir = out / f"{condition}-s{seed}"
     if finished_checkpoint(run_dir, gan.KIND, cfg) is None:
         seed_everything(seed)
         netG, netD = gan.build_models(cfg)
@@ -72,11 +76,16 @@ def run(condition: str, seed: int, fit: FaceSet, out: Path) -> tuple[dict, float
     return payload, float(payload["extra"]["wall_s"])
 
 
-def score(payload: dict, model: AttributeClassifier, val: FaceSet, n: int, seed: int) -> dict[str, dict]:
+def score(payload: dict, model: AttributeClassifier, ref: FaceSet, n: int, seed: int, noise: int,
+          which: tuple[str, ...] = ("raw", "ema", "ema_bn")) -> dict[str, dict]:
+    """Metrics of ``n`` samples (noise seed ``noise``) against ``ref`` of the raw G, the average as the checkpoint
+    holds it (``ema``) and the average with its BatchNorm statistics recomputed from 512 z (``ema_bn``, what
+    ``GANConfig.ema_bn_samples`` does at the end of a run; the same as ``ema`` for runs that did it)."""
     ema, _, cfg = gan.load_models(payload)
-    raw = gan.load_raw_generator(payload)
-    samples = {"raw": gan.generate(raw, n, 1000 + seed), "ema": gan.generate(ema, n, 1000 + seed)}
-    return compare(model, val, samples, seed=seed).metrics
+    nets = {"raw": gan.load_raw_generator(payload), "ema": ema, "ema_bn": copy.deepcopy(ema)}
+    gan.refresh_bn(nets["ema_bn"], 512, cfg.seed)
+    samples = {k: gan.generate(nets[k], n, noise) for k in which}
+    return compare(model, ref, samples, seed=seed).metrics
 
 
 def table(results: list[dict]) -> str:
@@ -85,16 +94,21 @@ def table(results: list[dict]) -> str:
 
     rows = {}
     for r in results:
-        rows.setdefault((r["condition"], r["generator"]), []).append(r)
-    head = ["condition", "G", "n"] + list(METRICS) + ["train s"]
+        rows.setdefault((r.get("reference", "validation"), r["condition"], r["generator"]), []).append(r)
+    head = ["scored against", "condition", "G", "n"] + list(METRICS) + ["train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (cond, which), rs in rows.items():
+    for (ref, cond, which), rs in rows.items():
         def cell(values):
             v = np.asarray(values, dtype=float)
             return f"{v.mean():.3g}" if len(v) == 1 else f"{v.mean():.3g} ± {v.std(ddof=1):.2g}"
         cells = [cell([r["metrics"][m] for r in rs]) for m in METRICS] + [cell([r["wall_s"] for r in rs])]
-        lines.append(f"| {cond} | {which} | {len(rs)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {ref} | {cond} | {which} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _append(log: Path, record: dict) -> None:
+    with log.open("a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--val", type=int, default=500, help="validation faces held out of the training faces")
     ap.add_argument("--n", type=int, default=500, help="samples scored per generator")
+    ap.add_argument("--reference", choices=("validation", "test"), default="validation",
+                    help="score against the held-out training faces (the choice) or the test faces (the check after)")
     ap.add_argument("--table", action="store_true", help="print the table of OUT/results.jsonl and exit")
+    ap.add_argument("--rescore", action="store_true",
+                    help="score the recomputed-statistics average (ema_bn) of every finished run that lacks it")
     args = ap.parse_args(argv)
     out = Path(args.out)
     log = out / "results.jsonl"
@@ -118,20 +136,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gan_recipe: unknown condition {unknown[0]!r} (known: {', '.join(CONDITIONS)})", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    fit, val = split(load_faces(args.data, "train"), args.val)
-    model = classifier(fit, out)
-    done = {(r["condition"], r["seed"], r["generator"])
-            for r in map(json.loads, log.read_text().splitlines() if log.is_file() else [])}
+    if args.reference == "test":
+        fit, ref = load_faces(args.data, "train"), load_faces(args.data, "test")
+        model, prefix = classifier(fit, out / "attr-test"), "test-"
+    else:
+        fit, ref = split(load_faces(args.data, "train"), args.val)
+        model, prefix = classifier(fit, out / "attr"), ""
+    records = [json.loads(line) for line in (log.read_text().splitlines() if log.is_file() else []) if line.strip()]
+    done = {(r.get("reference", "validation"), r["condition"], r["seed"], r["generator"]) for r in records}
+    if args.rescore:  # weights trained before ema_bn_samples existed: the statistics are recomputed here
+        for r in records:
+            key = (r.get("reference", "validation"), r["condition"], r["seed"])
+            if r["generator"] != "ema" or key[0] != args.reference or (*key, "ema_bn") in done:
+                continue
+            payload = checkpoint.load(out / f"{prefix}{r['condition']}-s{r['seed']}")
+            noise = r["seed"] + 1 if args.reference == "test" else 1000 + r["seed"]
+            m = score(payload, model, ref, args.n, r["seed"], noise, which=("ema_bn",))["ema_bn"]
+            _append(log, {**r, "generator": "ema_bn", "metrics": m})
+            done.add((*key, "ema_bn"))
+            print(r["condition"], r["seed"], "ema_bn", {k: round(m[k], 3) for k in METRICS}, flush=True)
+        return 0
     for cond in conditions:
         for seed in (int(s) for s in args.seeds.split(",")):
-            if (cond, seed, "ema") in done:
+            if (args.reference, cond, seed, "ema") in done:
                 continue
-            payload, wall = run(cond, seed, fit, out)
-            for which, m in score(payload, model, val, args.n, seed).items():
-                rec = {"condition": cond, "seed": seed, "generator": which, "wall_s": wall,
-                       "config": payload["config"], "metrics": m}
-                with log.open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
+            payload, wall = run(cond, seed, fit, out / f"{prefix}{cond}-s{seed}")
+            # the test check draws the noise Problem 2's table draws (seed + 1); the validation runs other noise
+            noise = seed + 1 if args.reference == "test" else 1000 + seed
+            for which, m in score(payload, model, ref, args.n, seed, noise).items():
+                _append(log, {"reference": args.reference, "condition": cond, "seed": seed, "generator": which,
+                              "wall_s": wall, "config": payload["config"], "metrics": m})
                 print(cond, seed, which, {k: round(m[k], 3) for k in METRICS}, f"{wall:.0f}s", flush=True)
     return 0
 

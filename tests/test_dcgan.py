@@ -331,3 +331,21 @@ def test_implementation_details_and_training_summary_read_the_run():
     assert "a gap of 0.80, against 0.00 in the first quarter" in text
     assert "0.400, 0.200 at steps 0, 20" in text  # distance of each snapshot from the last one
     assert "0.00, 0.00, 0.00 at every snapshot" in text  # flat snapshots have no fine detail
+
+
+def test_refresh_bn_recomputes_the_statistics_of_the_weights_it_has():
+    from hw3lib.train.gan import GANConfig, build_models, refresh_bn
+
+    G, _ = build_models(GANConfig(ngf=8, ndf=8))
+    with torch.no_grad():
+        G.main[1].running_mean.fill_(5.0)  # stale statistics
+    refresh_bn(G, 128, seed=3)  # two batches of 64: the statistics are the mean of the two batches'
+    z = torch.randn(128, G.nz, 1, 1, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        first = G.main[0](z)  # the first BatchNorm's input for those 128 draws
+    assert torch.allclose(G.main[1].running_mean, first.mean((0, 2, 3)), atol=1e-6)
+    var = (first[:64].var((0, 2, 3)) + first[64:].var((0, 2, 3))) / 2
+    assert torch.allclose(G.main[1].running_var, var, rtol=1e-4)
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    refresh_bn(G, 0, seed=3)  # off
+    assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())

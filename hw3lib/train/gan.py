@@ -12,10 +12,13 @@ The recipe's knobs (all :class:`GANConfig` fields, so part of the run's config h
 
 * ``diffaugment``: DiffAugment (Zhao et al., NeurIPS 2020) — every image D sees, real or generated, goes through the
   same random differentiable colour / translation / cutout transform (:mod:`hw3lib.train.diffaugment`).
-* ``ema_kimg`` / ``ema_rampup``: an exponential moving average of G's weights and BatchNorm statistics
-  (Karras et al., ICLR 2018; Yazıcı et al., ICLR 2019), with the half-life of StyleGAN2-ADA (Karras et al.,
-  NeurIPS 2020): ``ema_kimg`` thousand images, at most ``ema_rampup`` × the images seen so far. The averaged
-  generator is the one every sample, figure and metric uses; the raw G is kept beside it (``GANResult.netG_raw``).
+* ``ema_kimg`` / ``ema_rampup`` / ``ema_bn_samples``: an exponential moving average of G's weights (Karras et al.,
+  ICLR 2018; Yazıcı et al., ICLR 2019), with the half-life of StyleGAN2-ADA (Karras et al., NeurIPS 2020):
+  ``ema_kimg`` thousand images, at most ``ema_rampup`` × the images seen so far. Averaged weights do not match
+  anyone's running BatchNorm statistics, so the average's are recomputed from ``ema_bn_samples`` noise vectors
+  (``torch.optim.swa_utils.update_bn``, as SWA does, Izmailov et al. 2018; BigGAN's "standing statistics", Brock et
+  al. 2019) for every snapshot and at the end. The averaged generator is the one every sample, figure and metric
+  uses; the raw G is kept beside it (``GANResult.netG_raw``).
 * ``lr_d``: two time-scale update rule, D's own learning rate (TTUR; Heusel et al., NeurIPS 2017).
 * ``real_label``: one-sided label smoothing, D's target on real images below 1 (Salimans et al., NeurIPS 2016).
 
@@ -29,13 +32,14 @@ writes the course's 32-face grid (hw3_p2.sh) from the averaged G, deterministic 
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
+from torch.optim.swa_utils import AveragedModel, update_bn
 
 from hw3lib import checkpoint
 from hw3lib.data import FaceSet, load_faces
@@ -79,6 +83,7 @@ class GANConfig:
     diffaugment: str = "color,translation,cutout"  # DiffAugment policy on D's inputs (Zhao et al. 2020); "" = off
     ema_kimg: float = 10.0           # half-life of the EMA of G in thousands of images (Karras et al. 2018/2020); 0 = off
     ema_rampup: float | None = 0.05  # half-life at most this x the images seen so far (StyleGAN2-ADA); None = off
+    ema_bn_samples: int = 512        # the average's BatchNorm statistics recomputed from this many z (0 = averaged)
     ckpt_every: int = 500
     log_every: int = 10
     snapshot_every: int = 0          # 0: about 10 snapshots over the run
@@ -137,6 +142,18 @@ def ema_generator(netG: nn.Module, config: GANConfig, world_size: int = 1) -> Av
     return AveragedModel(netG, multi_avg_fn=ema, use_buffers=True)
 
 
+@torch.no_grad()
+def refresh_bn(netG: nn.Module, n: int, seed: int) -> None:
+    """Recompute ``netG``'s BatchNorm running statistics in place as the plain average over ``n`` draws of
+    z ~ N(0, I) (batches of 64, CPU noise from ``seed``; ``torch.optim.swa_utils.update_bn``). ``n`` = 0: no-op."""
+    if n <= 0:
+        return
+    g = torch.Generator().manual_seed(seed)
+    device = next(netG.parameters()).device
+    batches = [torch.randn(min(64, n - i), netG.nz, 1, 1, generator=g).to(device) for i in range(0, n, 64)]
+    update_bn(batches, netG)
+
+
 def build_models(config: GANConfig, device: torch.device | str = "cpu") -> tuple[Generator, Discriminator]:
     """Fresh G and D with the DCGAN initialisation (seeded by ``config.seed``)."""
     torch.manual_seed(config.seed)
@@ -191,12 +208,18 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
     ema = ema_generator(netG, config, rt.dist.world_size) if config.ema_kimg > 0 else None
     if ema is not None:
         models["netG_ema"] = ema.module  # the checkpoint holds a plain Generator
-    sampler = ema.module if ema is not None else G  # what the snapshots show
+
+    def sampler() -> nn.Module:  # what a snapshot shows: G, or a copy of the average with fresh BatchNorm statistics
+        if ema is None:
+            return G
+        net = copy.deepcopy(ema.module)
+        refresh_bn(net, config.ema_bn_samples, config.seed)
+        return net
     fixed_noise = make_fixed_noise(config, rt.device)
     loop = TrainLoop(KIND, config, rt, models=models, optimizers={"netG": optimizerG, "netD": optimizerD},
                      total_steps=total, run_dir=run_dir, desc="dcgan")
     if not loop.resume():
-        loop.extra["snapshots"] = {"step": [0], "images": _snapshot(sampler, fixed_noise)[None]}
+        loop.extra["snapshots"] = {"step": [0], "images": _snapshot(sampler(), fixed_noise)[None]}
     elif ema is not None:
         ema.n_averaged.fill_(loop.step)  # one update per step: the decay schedule goes on where it stopped
     every = config.snapshot_interval(total)
@@ -242,16 +265,18 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
         D_G_z2 = output.mean()
         optimizerG.step()
 
-        # (3) Move the weight average towards G
+        # (3) Move the weight average towards G; after the last step, its BatchNorm statistics for its own weights
         if ema is not None:
             ema.update_parameters(unwrap(G))
+            if step + 1 == total:
+                refresh_bn(ema.module, config.ema_bn_samples, config.seed)
 
         loop.log(loss_D=errD, loss_G=errG, D_x=D_x, D_G_z1=D_G_z1, D_G_z2=D_G_z2)
         if TrainLoop.every(step, every) or step + 1 == total:
             snaps = loop.extra["snapshots"]
             if snaps["step"][-1] != step + 1:
                 snaps["step"].append(step + 1)
-                snaps["images"] = torch.cat([snaps["images"], _snapshot(sampler, fixed_noise)[None]])
+                snaps["images"] = torch.cat([snaps["images"], _snapshot(sampler(), fixed_noise)[None]])
     rt.finish(netG, netD, *([ema.module] if ema is not None else []))
     return loop.history
 
