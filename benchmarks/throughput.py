@@ -44,7 +44,7 @@ from hw3lib.data.transforms import to_signed
 from hw3lib.device import amp_dtype, describe, get_device, seed_everything, tune_allocator
 from hw3lib.models import build
 from hw3lib.runtime import Runtime
-from hw3lib.train.common import step_clock
+from hw3lib.train.loop import step_clock
 
 ROOT = Path(__file__).resolve().parents[1]
 

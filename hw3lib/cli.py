@@ -60,7 +60,7 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from hw3lib.train.common import DivergenceError, Interrupted
+    from hw3lib.train.loop import DivergenceError, Interrupted
     try:
         return int(args.func(args) or 0)
     except Interrupted as exc:

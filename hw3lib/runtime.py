@@ -1,6 +1,6 @@
 """One object that owns where and how a run executes: device, process group, autocast and memory layout.
 
-Training loops hold a :class:`Runtime` (through :class:`hw3lib.train.common.TrainLoop`) instead of threading
+Training loops hold a :class:`Runtime` (through :class:`hw3lib.train.loop.TrainLoop`) instead of threading
 ``device=`` and ``dist=`` through every function — the shape of lucidrains' ``Trainer`` holding an
 ``Accelerator``::
 

@@ -46,7 +46,7 @@ def test_bad_amp_mode_is_rejected_by_the_uda_config():
 
 def test_amp_does_not_change_run_identity():
     """A run trained in bf16 on a GPU and one trained in float32 on the CPU are the same run for train-or-load."""
-    from hw3lib.train.common import same_config
+    from hw3lib.train.configs import same_config
     from hw3lib.train.gan import GANConfig
     from hw3lib.train.uda import UDAConfig
     from hw3lib.train.vae import VAEConfig

@@ -27,9 +27,9 @@ QUIET = 10**6  # log_every / ckpt_every / snapshot_every beyond the run: nothing
 def no_host_sync():
     """Make host syncs errors inside the steps 1 .. total-2 of every TrainLoop (step 0 warms up allocators and
     cuDNN; the last step may snapshot/evaluate)."""
-    from hw3lib.train import common
+    from hw3lib.train import loop as trainloop
 
-    orig = common.TrainLoop.__iter__
+    orig = trainloop.TrainLoop.__iter__
     checked = []
     if CUDA.type != "cuda":
         yield [True] * 4
@@ -45,11 +45,11 @@ def no_host_sync():
                 torch.cuda.set_sync_debug_mode("default")
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    common.TrainLoop.__iter__ = guarded
+    trainloop.TrainLoop.__iter__ = guarded
     try:
         yield checked
     finally:
-        common.TrainLoop.__iter__ = orig
+        trainloop.TrainLoop.__iter__ = orig
 
 
 def _finite(history: dict) -> bool:

@@ -67,7 +67,8 @@ def test_gan_resumes_single_process_checkpoint_under_torchrun(tmp_path, tiny_cou
     """Single-process DCGAN interrupted at step 2 (Ctrl-C path) → resumed by a 2-process run to step 4."""
     from hw3lib.data import load_faces
     from hw3lib.train import gan
-    from hw3lib.train.common import Interrupted, TrainLoop, bind_data
+    from hw3lib.train.configs import bind_data
+    from hw3lib.train.loop import Interrupted, TrainLoop
 
     class StopAt(TrainLoop):  # Ctrl-C arriving during step 2
         def log(self, **values):

@@ -113,7 +113,7 @@ def test_gta_training_step_agrees_in_both_layouts():
 @pytest.mark.parametrize("flag", ["channels_last", "compile"])
 def test_execution_flags_do_not_change_run_identity(flag):
     """Checkpoints trained with and without the fast path are the same run (resume/skip logic)."""
-    from hw3lib.train.common import same_config
+    from hw3lib.train.configs import same_config
     from hw3lib.train.uda import UDAConfig
 
     a = dataclasses.asdict(UDAConfig())

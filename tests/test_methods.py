@@ -176,7 +176,7 @@ def test_method_runs_on_the_loop_and_reports_its_validator_pick(method, tmp_path
 @pytest.mark.parametrize("method", ("dann",) + NEW)
 def test_interrupted_run_resumes_exactly(method, tmp_path, monkeypatch):
     from hw3lib import checkpoint
-    from hw3lib.train.common import Interrupted, TrainLoop
+    from hw3lib.train.loop import Interrupted, TrainLoop
 
     src, tgt = synthetic.digits("usps", 48), synthetic.digits("mnistm", 48, seed=1)
     cfg = UDAConfig(method=method, steps=8, batch_size=8, evals=3, log_every=2, ckpt_every=2, device="cpu")

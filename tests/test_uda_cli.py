@@ -152,7 +152,7 @@ def test_train_into_a_folder_of_another_config_refuses_and_keeps_it(trained, tmp
 
 def test_library_runs_of_another_config_go_beside_the_old_one(trained, tmp_path):
     from hw3lib.runtime import cpu
-    from hw3lib.train.common import config_hash
+    from hw3lib.train.configs import config_hash
     from hw3lib.train.uda import UDAConfig, train_or_load
 
     data, run = trained

@@ -4,13 +4,13 @@
 
 The runs are listed from the parameters ``hw3 report`` would pass to each notebook (profile → ``-p`` overrides →
 the builder's paths; each notebook's own defaults for the rest), built into the same configs the notebooks build,
-so the folders (``hw3lib.train.common.config_folder``) and step counts are the ones training will use (the smoke
+so the folders (``hw3lib.train.folders.config_folder``) and step counts are the ones training will use (the smoke
 report test checks that every run it trained is listed, and finished). Step counts come from each config's
 ``total_steps`` on the data's image counts: the data folder's CSVs, else the profile's embedded size, else the
 course's sizes.
 
 The estimate times each distinct training step (family, method, batch, widths) with the real training code on
-random images of the right shape, timed inside the training loop (``hw3lib.train.common.step_clock``), the first
+random images of the right shape, timed inside the training loop (``hw3lib.train.loop.step_clock``), the first
 step left out. A run's estimate is its remaining steps times that; GTA's warm-start steps (source-only
 F + C steps, a small fraction of a GTA step) are left out. Evaluation passes, t-SNE, notebook start-up and the PDF
 are not in it either: the totals are a lower bound.
@@ -91,7 +91,7 @@ def data_counts(sizes: dict | None, data_size: str | None) -> dict[str, dict[str
 
 def _progress(run_dir: Path, kind: str, config: Any, steps: int) -> int:
     """Steps already done: ``steps`` for a finished run of this config, the step of an unfinished one, else 0."""
-    from hw3lib.train.common import matching_checkpoint
+    from hw3lib.train.folders import matching_checkpoint
 
     payload = matching_checkpoint(run_dir, kind, config)
     if payload is None:
@@ -101,7 +101,7 @@ def _progress(run_dir: Path, kind: str, config: Any, steps: int) -> int:
 
 def _on_data(cfg, data_dir, parts):
     """``cfg`` bound to the data it will train on (what training does first), when that folder holds it."""
-    from hw3lib.train.common import bind_data
+    from hw3lib.train.configs import bind_data
 
     try:
         return bind_data(cfg, data_dir, parts)
@@ -120,7 +120,7 @@ def _uda_runs(problem: str, base, methods, pairs, seeds, run_root: Path, counts,
 
 
 def _uda_run(problem: str, cfg, run_dir: Path, counts, data_dir) -> PlannedRun:
-    from hw3lib.train.common import config_folder
+    from hw3lib.train.folders import config_folder
 
     cfg = _on_data(cfg.validate(), data_dir, (cfg.source, cfg.target))
     run_dir = config_folder(run_dir, cfg.kind, cfg, say=False)
@@ -135,7 +135,7 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
     ``params``: what ``hw3 report`` passes to each (``notebook_parameters``)."""
     from hw3lib.train.attr import KIND as ATTR_KIND
     from hw3lib.train.attr import AttrConfig
-    from hw3lib.train.common import config_folder
+    from hw3lib.train.folders import config_folder
     from hw3lib.train.gan import KIND as GAN_KIND
     from hw3lib.train.gan import GANConfig
     from hw3lib.train.uda import UDAConfig
@@ -266,7 +266,7 @@ def step_runner(run: PlannedRun, device: torch.device) -> Callable[[int], None]:
 
 def _timed_steps(steps: Callable[[int], None], n: int, device: torch.device) -> float:
     """Mean seconds of steps 2..n of one ``n``-step run (the first pays one-time costs)."""
-    from hw3lib.train.common import step_clock
+    from hw3lib.train.loop import step_clock
 
     with step_clock(torch.cuda.synchronize if device.type == "cuda" else None) as stamps:
         steps(n)

@@ -32,8 +32,9 @@ from hw3lib.distributed import unwrap
 from hw3lib.models.dcgan import Discriminator, Generator, weights_init
 from hw3lib.models.vae import VAE
 from hw3lib.runtime import Runtime, eval_mode, launch, train_mode
-from hw3lib.train import common
-from hw3lib.train.common import TrainLoop, config_from, config_from_args, epoch_steps
+from hw3lib.train import configs, folders
+from hw3lib.train.configs import config_from, config_from_args
+from hw3lib.train.loop import TrainLoop, epoch_steps
 
 KIND = "gan"
 REAL_LABEL, FAKE_LABEL = 1.0, 0.0
@@ -208,9 +209,9 @@ def train_or_load(config: GANConfig, data_dir: str | Path, run_dir: str | Path, 
     """The finished run in ``run_dir`` when its config matches; otherwise train (or resume) it there
     (``keyed``: another config's run in ``run_dir`` moves this one to ``run_dir-<config hash>``; else refuse)."""
     rt = runtime or Runtime.for_config(config)
-    config = common.bind_data(config, data_dir, ("face",))
+    config = configs.bind_data(config, data_dir, ("face",))
     if keyed:
-        run_dir = common.config_folder(run_dir, KIND, config)
+        run_dir = folders.config_folder(run_dir, KIND, config)
 
     def train() -> GANResult:
         seed_everything(config.seed)
@@ -222,7 +223,7 @@ def train_or_load(config: GANConfig, data_dir: str | Path, run_dir: str | Path, 
         netG, netD, cfg = load_models(payload, rt.device)
         return GANResult(netG, netD, payload["history"], payload["extra"]["snapshots"], cfg)
 
-    return common.train_or_load(KIND, config, run_dir, train=train, load=load)
+    return folders.train_or_load(KIND, config, run_dir, train=train, load=load)
 
 
 def generate(netG: Generator, n: int = 32, seed: int = 0, *, batch_stats: bool = False) -> torch.Tensor:

@@ -5,7 +5,7 @@ from hw3lib import checkpoint
 from hw3lib.data.layout import DIGIT_DOMAINS
 from hw3lib.device import AMP_HELP, AMP_MODES
 from hw3lib.runtime import launch
-from hw3lib.train.common import config_from
+from hw3lib.train.configs import config_from
 from hw3lib.train.uda import methods
 from hw3lib.train.uda.config import UDAConfig
 from hw3lib.train.uda.runs import train_or_load

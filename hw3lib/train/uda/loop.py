@@ -23,7 +23,7 @@ from hw3lib.data.transforms import strong_view, weak_view
 from hw3lib.eval.uda import target_bn_statistics
 from hw3lib.models.grl import dann_lr
 from hw3lib.runtime import Runtime
-from hw3lib.train.common import TrainLoop
+from hw3lib.train.loop import TrainLoop
 from hw3lib.train.uda.config import UDAConfig
 from hw3lib.train.uda.methods import Batch, Method, Step
 from hw3lib.train.uda.select import Selector, eval_points

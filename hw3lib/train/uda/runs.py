@@ -19,7 +19,7 @@ from hw3lib.data.sets import DigitSet
 from hw3lib.device import seed_everything
 from hw3lib.eval.uda import accuracy
 from hw3lib.runtime import Runtime
-from hw3lib.train import common
+from hw3lib.train import configs, folders
 from hw3lib.train.uda import loop, methods
 from hw3lib.train.uda.config import UDAConfig
 from hw3lib.train.uda.select import selection_metrics
@@ -127,10 +127,10 @@ def train_or_load(config: UDAConfig, data_root: str | Path, run_dir: str | Path 
                   runtime: Runtime | None = None, keyed: bool = True) -> UDAResult:
     """The finished run in ``run_dir`` when its config matches, else train (or resume) it there. When ``run_dir``
     holds another config's run, ``keyed`` moves this one to ``run_dir-<config hash>``
-    (:func:`hw3lib.train.common.config_folder`); without it (the CLI's explicit ``--out``) training refuses."""
-    config = common.bind_data(config.validate(), data_root, (config.source, config.target))
+    (:func:`hw3lib.train.folders.config_folder`); without it (the CLI's explicit ``--out``) training refuses."""
+    config = configs.bind_data(config.validate(), data_root, (config.source, config.target))
     if keyed:
-        run_dir = common.config_folder(run_dir, config.kind, config)
+        run_dir = folders.config_folder(run_dir, config.kind, config)
 
     def load(payload: dict) -> UDAResult:
         device = (runtime or Runtime.for_config(config)).device
@@ -139,7 +139,7 @@ def train_or_load(config: UDAConfig, data_root: str | Path, run_dir: str | Path 
             models, config, payload["history"], _on(digits(data_root, config.target, "test"), device))
         return UDAResult(config, models, payload["history"], dict(metrics), Path(run_dir), trained=False)
 
-    return common.train_or_load(config.kind, config, run_dir, load=load,
+    return folders.train_or_load(config.kind, config, run_dir, load=load,
                                 train=lambda: train_uda(config, data_root, run_dir, runtime=runtime))
 
 
@@ -210,9 +210,9 @@ def baseline_runs(base: UDAConfig, data_root: str | Path, p3_run_root: str | Pat
         for method in methods:
             for seed in seeds:
                 cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
-                cfg = common.bind_data(cfg, data_root, (src, tgt))
+                cfg = configs.bind_data(cfg, data_root, (src, tgt))
                 run_dir = Path(p3_run_root) / cfg.name
-                own = common.finished_checkpoint(common.config_folder(run_dir, cfg.kind, cfg, say=False), cfg.kind, cfg)
+                own = folders.finished_checkpoint(folders.config_folder(run_dir, cfg.kind, cfg, say=False), cfg.kind, cfg)
                 found = finished_config(run_dir, cfg.kind) if own is None else None
                 if found is not None and (found.method, found.source, found.target, found.seed) == \
                         (method, src, tgt, int(seed)):

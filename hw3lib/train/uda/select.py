@@ -20,7 +20,7 @@ from hw3lib.device import seed_everything
 from hw3lib.distributed import unwrap
 from hw3lib.eval import validators
 from hw3lib.eval.uda import accuracy, predict_logits, target_bn_statistics
-from hw3lib.train.common import TrainLoop
+from hw3lib.train.loop import TrainLoop
 
 SUBSET = 2000  # unlabelled target train images for the BatchNorm statistics, IM and SND of each checkpoint
 

@@ -47,7 +47,7 @@ from hw3lib.distributed import DistInfo
 from hw3lib.eval.uda import accuracy
 from hw3lib.models.gta import NCLASSES, GTAClassifier, GTAConfig, build_gta, d_range, onehot, prepare
 from hw3lib.runtime import Runtime
-from hw3lib.train.common import TrainLoop
+from hw3lib.train.loop import TrainLoop
 from hw3lib.train.uda.methods.base import Method, register
 from hw3lib.train.uda.select import Selector, eval_points
 
