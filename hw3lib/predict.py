@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from hw3lib import checkpoint
+from hw3lib import checkpoint, methods
 from hw3lib.data.layout import DIGIT_DOMAINS, DIGIT_SIZE
 
-PREFERENCE = ("dann", "gta", "source-only", "target-only")
+# Which run a folder of several runs for one target answers with: DANN, then the improved methods, then the bounds.
+PREFERENCE = (*methods.names("baseline"), *methods.names("improved"), *methods.names("bound"))
 
 
 def read_folder(folder: str | Path) -> tuple[list[str], torch.Tensor]:
@@ -137,7 +138,7 @@ def register(groups) -> None:
     p.add_argument("--images", required=True, help="folder of .png digits")
     p.add_argument("--target", choices=DIGIT_DOMAINS, default=None,
                    help="target domain of the run to use (checked against the checkpoint)")
-    p.add_argument("--method", choices=("source-only", "dann", "target-only", "gta"), default=None,
+    p.add_argument("--method", choices=methods.names(), default=None,
                    help="pick the run by method when --ckpt holds several")
     p.add_argument("--out", required=True, help="output CSV")
     p.add_argument("--device", default="auto")

@@ -63,14 +63,17 @@ class Runtime:
         return self.dist.is_main
 
     # -- models ------------------------------------------------------------------------------------
-    def prepare(self, model: nn.Module) -> nn.Module:
+    def prepare(self, model: nn.Module, *, ddp: bool = True, find_unused: bool = False) -> nn.Module:
         """Move ``model`` to the device (in place), switch its convolutions to channels_last when asked, and
-        wrap it in DDP under torchrun. Returns the module to call in the step (the DDP wrapper or ``model``);
-        ``model`` itself stays the one whose ``state_dict`` a checkpoint holds."""
+        wrap it in DDP under torchrun (unless ``ddp`` is False; ``find_unused``: some parameters may get no
+        gradient in a step). Returns the module to call in the step (the DDP wrapper or ``model``); ``model``
+        itself stays the one whose ``state_dict`` a checkpoint holds."""
         model.to(self.device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        return wrap(model, self.dist, self.device, sync_bn=self.sync_bn)
+        if not ddp:
+            return model
+        return wrap(model, self.dist, self.device, sync_bn=self.sync_bn, find_unused=find_unused)
 
     def finish(self, *models: nn.Module) -> None:
         """Back to the default layout and eval mode, so a trained model computes exactly what a reload of its

@@ -84,9 +84,9 @@ def test_uda_steps_make_no_host_sync(method):
 
     src, tgt = synthetic.digits("usps", 64, device=CUDA), synthetic.digits("mnistm", 64, seed=1, device=CUDA)
     tgt_test = synthetic.digits("mnistm", 16, seed=2, device=CUDA)
-    gta = {"batch_size": 16, "warmup_steps": 2} if method == "gta" else None
+    extra = {"warmup_steps": 2} if method == "gta" else {}
     cfg = UDAConfig(method=method, steps=6, batch_size=16, evals=0, log_every=QUIET, ckpt_every=QUIET,
-                    bn_eval="running", gta=gta, device=str(CUDA)).validate()
+                    bn_eval="running", device=str(CUDA), **extra).validate()
     with no_host_sync() as checked:
         h = synthetic.fit(cfg, src, tgt, tgt_test).history
     assert sum(checked) >= 4 and _finite(h)
@@ -99,8 +99,8 @@ def test_uda_trains_on_cuda_end_to_end_and_reloads(method, tiny_embedded_data, t
     from hw3lib import checkpoint
     from hw3lib.train.uda import UDAConfig, train_or_load, train_uda
 
-    gta = {"batch_size": 16, "ndf": 16, "ngf": 16, "warmup_steps": 4} if method == "gta" else None
-    cfg = UDAConfig(method=method, steps=24, batch_size=16, log_every=5, evals=2, gta=gta, device=str(CUDA))
+    extra = {"warmup_steps": 4, "knobs": {"ndf": 16, "ngf": 16}} if method == "gta" else {}
+    cfg = UDAConfig(method=method, steps=24, batch_size=16, log_every=5, evals=2, device=str(CUDA), **extra)
     r = train_uda(cfg, tiny_embedded_data, tmp_path / "run")
     assert _finite(r.history) and len(r.history["step"]) >= 4
     assert 0.0 <= r.metrics["target_acc"] <= 100.0

@@ -103,7 +103,7 @@ def test_gta_training_step_agrees_in_both_layouts():
     nets, hist = {}, {}
     for cl in (False, True):  # the same seed: the same initial weights and G's noise
         cfg = UDAConfig(method="gta", steps=2, channels_last=cl, device="cpu",
-                        gta={"batch_size": 8, "ndf": 8, "ngf": 8, "nz": 16})
+                        batch_size=8, knobs={"ndf": 8, "ngf": 8, "nz": 16})
         r = synthetic.fit(cfg, src, tgt)
         hist[cl], nets[cl] = r.history, r.models
     _assert_same_history(hist[False], hist[True])

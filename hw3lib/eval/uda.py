@@ -6,13 +6,14 @@ Accuracies are percentages on the *target test* split of the model after the las
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from hw3lib import methods
 from hw3lib.checkpoint import capture_rng, restore_rng
 from hw3lib.data import digits
 from hw3lib.data.batches import in_order
@@ -23,9 +24,31 @@ from hw3lib.distributed import unwrap
 from hw3lib.runtime import eval_mode
 
 ADABN = "source-only+bn"  # diagnostic: the source-only model with target BatchNorm statistics
-ROW_LABELS = {"source-only": "Source only (lower bound)", "dann": "DANN", "target-only": "Target only (upper bound)",
-              "cdan": "CDAN+E", "mcc": "MCC", "adamatch": "AdaMatch (self-training)",
-              "gta": "GTA", ADABN: "Source only + target BN statistics (AdaBN, diagnostic)"}
+WARM = "-warm"            # "<method>-warm": a method's model at the end of its warm start (source labels only)
+
+
+def row_label(key: str) -> str:
+    """The table label of a summary row: a registered method's label, or a derived row's (AdaBN, warm starts)."""
+    if key == ADABN:
+        return "Source only + target BN statistics (AdaBN, diagnostic)"
+    if key.endswith(WARM) and key[:-len(WARM)] in methods.REGISTRY:
+        return f"{methods.label(key[:-len(WARM)])}'s warm start (source labels only)"
+    return methods.label(key)
+
+
+def row_order(keys: Iterable[str]) -> list[str]:
+    """Summary rows in the registry's table order; a derived row beside its method (AdaBN after source-only, a warm
+    start before its method), unknown keys last."""
+    def rank(key: str) -> tuple[float, str]:
+        base, offset = key, 0.0
+        if key == ADABN:
+            base, offset = "source-only", 0.5
+        elif key.endswith(WARM):
+            base, offset = key[:-len(WARM)], -0.5
+        return (methods.REGISTRY[base].order + offset if base in methods.REGISTRY else float("inf"), key)
+    return sorted(keys, key=rank)
+
+
 # The seed report's own accuracies (%), measured on the real course data; never mixed with this run's numbers.
 SEED_REPORT = {
     "source-only": {"usps_mnistm": 29.92, "mnistm_svhn": 44.48, "svhn_usps": 39.66},
@@ -201,7 +224,7 @@ def results_table(summary: Mapping[str, Mapping[str, Any]],
     for m in methods:
         if m not in summary:
             continue
-        rows[ROW_LABELS.get(m, m)] = {
+        rows[row_label(m)] = {
             pair_label(*p): (f"{c['mean']:.2f} ± {c['std']:.2f}" if (c := summary[m].get(pair_key(*p))) else "—")
             for p in pairs}
     df = pd.DataFrame.from_dict(rows, orient="index")
@@ -212,10 +235,16 @@ def results_table(summary: Mapping[str, Mapping[str, Any]],
 def reference_table(methods: tuple[str, ...] = ("source-only", "dann", "target-only")) -> pd.DataFrame:
     """The seed report's own accuracies, labelled as such (a separate table, never mixed with this run's)."""
     df = pd.DataFrame.from_dict(
-        {ROW_LABELS[m]: {pair_label(*p): SEED_REPORT[m][pair_key(*p)] for p in UDA_PAIRS} for m in methods},
+        {row_label(m): {pair_label(*p): SEED_REPORT[m][pair_key(*p)] for p in UDA_PAIRS} for m in methods},
         orient="index")
     df.index.name = REFERENCE_LABEL
     return df
+
+
+def mean_over_pairs(summary: Mapping[str, Mapping[str, Any]], method: str) -> float | None:
+    """The mean over pairs of ``method``'s per-pair means (%), or None without cells."""
+    cells = summary.get(method) or {}
+    return round(float(np.mean([c["mean"] for c in cells.values()])), 2) if cells else None
 
 
 def gap_closed(summary: Mapping[str, Mapping[str, Any]], method: str = "dann") -> dict[str, float | None]:
@@ -257,7 +286,7 @@ def details_table(config: Any, n_seeds: int) -> pd.DataFrame:
         "Loss": "NLL(source labels) + NLL(source domain = 0) + NLL(target domain = 1), one update per step",
         "Optimizer": (f"Adam, lr {lr:g} (constant)" if opt == "adam"
                       else f"SGD momentum 0.9, lr {lr:g}/(1+10p)^0.75"),
-        "GRL coefficient λ": f"2/(1+exp(−{config.gamma:g}·p)) − 1, p = step/steps (0 → 1)",
+        "GRL coefficient λ": f"2/(1+exp(−{config.knobs.gamma:g}·p)) − 1, p = step/steps (0 → 1)",
         "Batch": f"{config.batch_size} source + {config.batch_size} target images per step",
         "BatchNorm across domains": ("one concatenated source+target batch per step" if config.bn == "joint"
                                      else "separate forward passes for source and target"),

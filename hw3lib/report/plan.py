@@ -11,8 +11,8 @@ course's sizes.
 
 The estimate times each distinct training step (family, method, batch, widths) with the real training code on
 random images of the right shape, timed inside the training loop (``hw3lib.train.loop.step_clock``), the first
-step left out. A run's estimate is its remaining steps times that; GTA's warm-start steps (source-only
-F + C steps, a small fraction of a GTA step) are left out. Evaluation passes, t-SNE, notebook start-up and the PDF
+step left out. A run's estimate is its remaining steps times that; warm-start steps (source-only steps, a
+small fraction of an adaptation step) are left out. Evaluation passes, t-SNE, notebook start-up and the PDF
 are not in it either: the totals are a lower bound.
 """
 from __future__ import annotations
@@ -59,10 +59,8 @@ class PlannedRun:
             return (self.method, c.batch_size)
         if self.method == "gan":
             return ("gan", c.batch_size, c.ngf, c.ndf)
-        if self.method == "gta":
-            return ("gta", c.gta.batch_size, c.gta.ngf, c.gta.ndf)  # luminance or colour: the same nets
-        spec = c.spec
-        return ("uda-bounds" if not spec.adapts else c.method, c.batch_size)
+        knobs = tuple(sorted(dataclasses.asdict(c.knobs).items()))  # widths and the like change a step's time
+        return ("uda-bounds", c.batch_size) if not c.spec.adapts else (c.method, c.batch_size, knobs)
 
 
 # ---------------------------------------------------------------- the runs
@@ -109,12 +107,13 @@ def _on_data(cfg, data_dir, parts):
         return cfg
 
 
-def _uda_runs(problem: str, base, methods, pairs, seeds, run_root: Path, counts, data_dir) -> list[PlannedRun]:
+def _uda_runs(problem: str, base, methods, pairs, seeds, run_root: Path, counts, data_dir,
+              knobs: dict | None = None) -> list[PlannedRun]:
     out = []
     for src, tgt in pairs:
         for method in methods:
             for seed in seeds:
-                cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
+                cfg = base.for_method(method, (knobs or {}).get(method), source=src, target=tgt, seed=int(seed))
                 out.append(_uda_run(problem, cfg, run_root / cfg.name, counts, data_dir))
     return out
 
@@ -125,9 +124,8 @@ def _uda_run(problem: str, cfg, run_dir: Path, counts, data_dir) -> PlannedRun:
     cfg = _on_data(cfg.validate(), data_dir, (cfg.source, cfg.target))
     run_dir = config_folder(run_dir, cfg.kind, cfg, say=False)
     steps = cfg.total_steps(counts[cfg.source]["train"], counts[cfg.target]["train"])
-    batch = cfg.gta.batch_size if cfg.gta is not None else cfg.batch_size
     return PlannedRun(problem, cfg.method, f"{cfg.source} → {cfg.target}", cfg.seed, steps,
-                      _progress(run_dir, cfg.kind, cfg, steps), batch, run_dir, cfg)
+                      _progress(run_dir, cfg.kind, cfg, steps), cfg.batch_size, run_dir, cfg)
 
 
 def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: dict) -> list[PlannedRun]:
@@ -138,8 +136,9 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
     from hw3lib.train.folders import config_folder
     from hw3lib.train.gan import KIND as GAN_KIND
     from hw3lib.train.gan import GANConfig
+    from hw3lib.methods import improved
     from hw3lib.train.uda import UDAConfig
-    from hw3lib.train.uda.runs import is_gray_pair
+    from hw3lib.train.uda.runs import gta_configs
     from hw3lib.train.vae import KIND as VAE_KIND
     from hw3lib.train.vae import VAEConfig
     from hw3lib.train.vae import total_steps as vae_steps
@@ -178,21 +177,13 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
             if "p3_dann" not in notebooks:  # Problem 3's runs, trained here when Problem 3 is not in the report
                 p3_root = Path(p["p3_run_dir"] or str(Path(p["run_dir"]).parent / "p3_dann"))
                 runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, p3_root, counts, p["data_dir"])
-            runs += _uda_runs(name, base, p["methods"], UDA_PAIRS, seeds, Path(p["run_dir"]), counts,
-                              p["data_dir"])
-            knobs = {"lr": float(p["gta_lr"]), "beta1": float(p["beta1"]), "adv_weight": float(p["adv_weight"]),
-                     "alpha": float(p["alpha"]), "lr_decay": float(p["lr_decay"]),
-                     "batch_size": int(p["gta_batch_size"]), "ndf": int(p["ndf"]), "ngf": int(p["ngf"]),
-                     "warmup_steps": int(p["warmup_steps"])}
-            gta = UDAConfig(method="gta", steps=p["gta_steps"], evals=p["gta_evals"], gta=knobs, device=p["device"])
-            gray_pairs = [tuple(g) for g in p["gray_pairs"]]
-            for src, tgt in UDA_PAIRS:  # hw3lib.train.uda.runs.gta_runs: luminance on the gray pairs
-                gray_main = is_gray_pair(src, tgt, gray_pairs)
-                settings = [gray_main] + ([not gray_main] if gray_main and p["compare_gray"] else [])
-                for seed in seeds:
-                    for gray in settings:
-                        cfg = dataclasses.replace(gta, source=src, target=tgt, seed=int(seed), gray=gray)
-                        runs.append(_uda_run(name, cfg, Path(p["run_dir"]) / cfg.name, counts, p["data_dir"]))
+            shared = p["methods"] or improved(shared_recipe=True)
+            runs += _uda_runs(name, base, shared, UDA_PAIRS, seeds, Path(p["run_dir"]), counts, p["data_dir"],
+                              knobs=p["knobs"])
+            gta = UDAConfig(method="gta", device=p["device"], **p["gta"])
+            for cfg, _ in gta_configs(gta, pairs=UDA_PAIRS, seeds=seeds, gray_pairs=p["gray_pairs"],
+                                      compare_gray=p["compare_gray"]):
+                runs.append(_uda_run(name, cfg, Path(p["run_dir"]) / cfg.name, counts, p["data_dir"]))
     return runs
 
 
@@ -258,8 +249,7 @@ def step_runner(run: PlannedRun, device: torch.device) -> Callable[[int], None]:
                    _random_digits(40, "target-test", device), _random_digits(40, "source-val", device))
 
     def steps(k):
-        gta = dataclasses.replace(c.gta, warmup_steps=0) if c.gta is not None else None
-        cfg = dataclasses.replace(c, steps=k, evals=0, max_steps=None, gta=gta)
+        cfg = dataclasses.replace(c, steps=k, evals=0, max_steps=None, warmup_steps=0)
         train_on(cfg, data, runtime=Runtime.for_config(cfg, device=device))
     return steps
 
@@ -300,7 +290,7 @@ def plan_table(runs: list[PlannedRun], times: dict[tuple, float]):
     rows = []
     for r in runs:
         s = times.get(r.bench_key)
-        warm = r.config.gta.warmup_steps if r.method == "gta" else 0
+        warm = getattr(r.config, "warmup_steps", 0)
         left = r.steps - max(min(r.done, r.steps), warm)
         rows.append({"problem": r.problem, "method": r.method, "pair": r.pair, "seed": r.seed, "steps": r.steps,
                      "batch": r.batch, "status": r.status, "s/step": s,

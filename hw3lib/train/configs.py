@@ -38,9 +38,22 @@ def config_hash(config: Any) -> str:
     return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
+    """One level of nesting flattened: ``{"knobs": {"tau": 0.9}}`` → ``{"knobs.tau": 0.9}``."""
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, Mapping) and v:
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
 def differing_fields(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """The fields that change results and differ between two config dicts, sorted."""
-    return sorted(k for k in (set(a) | set(b)) - EXECUTION_FIELDS if a.get(k) != b.get(k))
+    """The fields that change results and differ between two config dicts, sorted (a method's knobs by name:
+    ``knobs.temperature``)."""
+    a, b = _flat(a), _flat(b)
+    return sorted(k for k in (set(a) | set(b)) if k not in EXECUTION_FIELDS and a.get(k) != b.get(k))
 
 
 def same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -49,8 +62,11 @@ def same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
-    """``"batch_size 128 → 64, steps 400 → 300"``: the fields that change results and differ."""
+    """``"batch_size 128 → 64, knobs.tau 0.9 → 0.7"``: the fields that change results and differ."""
     keys = differing_fields(old, new)
+    if "method" in keys:  # another method's knobs differ as a matter of course: the method says it
+        keys = ["method"] + [k for k in keys if k != "method" and not k.startswith("knobs.")]
+    old, new = _flat(old), _flat(new)
     parts = [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in keys[:limit]]
     return ", ".join(parts + ([f"{len(keys) - limit} more"] if len(keys) > limit else []))
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
 
-from hw3lib import checkpoint
+from hw3lib import checkpoint, methods
 from hw3lib.data import digits
 from hw3lib.data.layout import UDA_PAIRS
 from hw3lib.data.sets import DigitSet
@@ -20,7 +20,7 @@ from hw3lib.device import seed_everything
 from hw3lib.eval.uda import accuracy
 from hw3lib.runtime import Runtime
 from hw3lib.train import configs, folders
-from hw3lib.train.uda import loop, methods
+from hw3lib.train.uda import loop
 from hw3lib.train.uda.config import UDAConfig
 from hw3lib.train.uda.select import selection_metrics
 
@@ -89,7 +89,7 @@ def train_on(config: UDAConfig, data: loop.Domains, run_dir: str | Path | None =
     spec = config.spec
     seed_everything(config.seed)
     nets = spec.nets(config)
-    history = (spec.fit or loop.fit)(spec, nets, data, config, runtime, run_dir)
+    history = loop.fit(spec, nets, data, config, runtime, run_dir)
     runtime.finish(*nets.values())
     metrics = _final_metrics(nets, config, history, data.target_test)
     _store_metrics(run_dir, metrics, runtime)
@@ -113,7 +113,7 @@ def load_models(payload_or_run_dir: dict | str | Path, device: str | torch.devic
     if payload.get("kind") not in KINDS:
         raise ValueError(f"checkpoint kind {payload.get('kind')!r} is not a digit-adaptation run "
                          f"({' or '.join(KINDS)})")
-    config = UDAConfig.from_dict(payload["config"])
+    config = configs.config_from(UDAConfig, payload["config"])
     models = config.spec.nets(config)
     for k, m in models.items():
         if k not in payload["models"]:
@@ -146,57 +146,53 @@ def train_or_load(config: UDAConfig, data_root: str | Path, run_dir: str | Path 
 def train_or_load_all(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
                       methods: Iterable[str] = ("source-only", "dann", "target-only"),
                       pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
-                      ) -> dict[Key, UDAResult]:
-    """Every (method, source, target, seed) run under ``run_root/{method}_{src}_{tgt}_s{seed}``, in that order."""
+                      knobs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[Key, UDAResult]:
+    """Every (method, source, target, seed) run under ``run_root/{method}_{src}_{tgt}_s{seed}``, in that order;
+    ``knobs``: per method, the knobs that differ from its defaults."""
     results = {}
     for src, tgt in pairs:
         for method in methods:
             for seed in seeds:
-                cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
+                cfg = base.for_method(method, (knobs or {}).get(method), source=src, target=tgt, seed=int(seed))
                 results[(method, src, tgt, int(seed))] = train_or_load(cfg, data_root, Path(run_root) / cfg.name)
     return results
 
 
-def is_gray_pair(src: str, tgt: str, gray_pairs: Iterable[Iterable[str]]) -> bool:
-    return (src, tgt) in {tuple(p) for p in gray_pairs}
+def gta_configs(base: UDAConfig, *, pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
+                gray_pairs: Iterable[Iterable[str]] = (("mnistm", "svhn"),), compare_gray: bool = True,
+                ) -> list[tuple[UDAConfig, bool]]:
+    """GTA's runs, ``(config, main)`` per pair, seed and image setting: luminance on ``gray_pairs`` (the course
+    report's choice for mnistm → svhn) and colour elsewhere is the main run; with ``compare_gray`` each gray pair also
+    trains in colour, for the gray-vs-colour table. (``hw3 report --plan`` lists the same configs.)"""
+    grays = {tuple(p) for p in gray_pairs}
+    out = []
+    for src, tgt in pairs:
+        gray_main = (src, tgt) in grays
+        settings = [gray_main] + ([not gray_main] if gray_main and compare_gray else [])
+        for seed in seeds:
+            for gray in settings:
+                knobs = dataclasses.replace(base.knobs, gray=gray)
+                out.append((dataclasses.replace(base, source=src, target=tgt, seed=int(seed), knobs=knobs),
+                            gray == gray_main))
+    return out
 
 
 def gta_runs(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
              pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
              gray_pairs: Iterable[Iterable[str]] = (("mnistm", "svhn"),), compare_gray: bool = True,
              ) -> tuple[dict[Key, UDAResult], dict[tuple[str, str, bool, int], UDAResult]]:
-    """Train or load GTA on every pair and seed.
-
-    Returns ``(main, variants)``: ``main[("gta", src, tgt, seed)]`` uses luminance images on ``gray_pairs``
-    (the seed report's choice for mnistm → svhn) and colour elsewhere; ``variants[(src, tgt, gray, seed)]``
-    holds both settings for each gray pair (when ``compare_gray``), for the gray-vs-colour table.
-    """
+    """Train or load GTA's runs (:func:`gta_configs`). Returns ``(main, variants)``: ``main[("gta", src, tgt,
+    seed)]`` the main run of each pair; ``variants[(src, tgt, gray, seed)]`` both settings of each compared gray pair."""
     main: dict[Key, UDAResult] = {}
     variants: dict[tuple[str, str, bool, int], UDAResult] = {}
-    for src, tgt in pairs:
-        gray_main = is_gray_pair(src, tgt, gray_pairs)
-        settings = [gray_main] + ([not gray_main] if gray_main and compare_gray else [])
-        for seed in seeds:
-            for gray in settings:
-                cfg = dataclasses.replace(base, method="gta", source=src, target=tgt, seed=int(seed), gray=gray)
-                r = train_or_load(cfg, data_root, Path(run_root) / cfg.name)
-                if gray == gray_main:
-                    main[("gta", src, tgt, int(seed))] = r
-                if gray_main and compare_gray:
-                    variants[(src, tgt, gray, int(seed))] = r
+    grays = {tuple(p) for p in gray_pairs}
+    for cfg, is_main in gta_configs(base, pairs=pairs, seeds=seeds, gray_pairs=gray_pairs, compare_gray=compare_gray):
+        r = train_or_load(cfg, data_root, Path(run_root) / cfg.name)
+        if is_main:
+            main[("gta", cfg.source, cfg.target, cfg.seed)] = r
+        if compare_gray and (cfg.source, cfg.target) in grays:
+            variants[(cfg.source, cfg.target, cfg.knobs.gray, cfg.seed)] = r
     return main, variants
-
-
-def finished_config(run_dir: Path, kind: str) -> UDAConfig | None:
-    """The config of the finished ``kind`` run in ``run_dir``, or None."""
-    file = checkpoint.resolve(run_dir)
-    if not file.is_file():
-        return None
-    try:
-        payload = checkpoint.load(file)
-    except ValueError:
-        return None
-    return UDAConfig.from_dict(payload["config"]) if payload.get("kind") == kind and payload.get("finished") else None
 
 
 def baseline_runs(base: UDAConfig, data_root: str | Path, p3_run_root: str | Path, *,
@@ -209,14 +205,13 @@ def baseline_runs(base: UDAConfig, data_root: str | Path, p3_run_root: str | Pat
     for src, tgt in pairs:
         for method in methods:
             for seed in seeds:
-                cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
-                cfg = configs.bind_data(cfg, data_root, (src, tgt))
+                cfg = configs.bind_data(base.for_method(method, source=src, target=tgt, seed=int(seed)), data_root,
+                                        (src, tgt))
                 run_dir = Path(p3_run_root) / cfg.name
                 own = folders.finished_checkpoint(folders.config_folder(run_dir, cfg.kind, cfg, say=False), cfg.kind, cfg)
-                found = finished_config(run_dir, cfg.kind) if own is None else None
-                if found is not None and (found.method, found.source, found.target, found.seed) == \
-                        (method, src, tgt, int(seed)):
-                    cfg = found
+                found = folders.finished_config(run_dir, cfg.kind) if own is None else None
+                if found is not None and (found.get("method"), found.get("source"), found.get("target"),
+                                          found.get("seed")) == (method, src, tgt, int(seed)):
+                    cfg = configs.config_from(UDAConfig, found)
                 results[(method, src, tgt, int(seed))] = train_or_load(cfg, data_root, run_dir)
     return results
-
