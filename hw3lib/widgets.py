@@ -275,7 +275,7 @@ def uda_view(r, data_dir, *, snapshot: int | None = None, per_domain: int = 200,
     test digits: accuracy, t-SNE (``per_domain`` test images of each domain), confusion matrix and the ``n_worst``
     worst-classified images; at ``r.snapshots[snapshot]`` instead of the final model when given."""
     from hw3lib.eval.uda import pair_label
-    from hw3lib.plots.seaborn_uda import confusion_figure, tsne_figure, worst_figure
+    from hw3lib.plots.uda import confusion_figure, tsne_figure, worst_figure
 
     digits = _uda_function("digits")
     c = r.config
