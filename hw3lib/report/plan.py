@@ -141,7 +141,6 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
     from hw3lib.train.uda.runs import gta_configs
     from hw3lib.train.vae import KIND as VAE_KIND
     from hw3lib.train.vae import VAEConfig
-    from hw3lib.train.vae import total_steps as vae_steps
 
     runs: list[PlannedRun] = []
     n_face = counts["face"]["train"]
@@ -158,7 +157,7 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
         if name == "p1_vae":
             cfg = VAEConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], kld_weight=p["kld_weight"],
                             seed=p["seed"], max_steps=p["max_steps"], device=p["device"])
-            add(name, "vae", cfg, VAE_KIND, vae_steps(cfg, n_face), p["run_dir"])
+            add(name, "vae", cfg, VAE_KIND, cfg.total_steps(n_face), p["run_dir"])
         elif name == "p2_gan":
             cfg = GANConfig(epochs=p["epochs"], batch_size=p["batch_size"], ngf=p["ngf"], ndf=p["ndf"],
                             seed=p["seed"], max_steps=p["max_steps"], device=p["device"])

@@ -22,7 +22,7 @@ from hw3lib.runtime import Runtime, eval_mode, launch
 from hw3lib.train import configs, folders
 from hw3lib.train.configs import config_from, config_from_args
 from hw3lib.train.folders import finished_checkpoint
-from hw3lib.train.loop import TrainLoop
+from hw3lib.train.loop import TrainLoop, epoch_steps
 
 KIND = "vae"
 GRID_N, GRID_ROW = 32, 8   # the course's fig1_4: 32 faces, 4 rows of 8
@@ -49,17 +49,14 @@ class VAEConfig:
     device: str = "auto"           # used when no runtime is given
     data_id: str = ""              # the data trained on (hw3lib.data.data_id), set by train_or_load
 
+    def total_steps(self, n_train: int, world_size: int = 1) -> int:
+        return epoch_steps(self.epochs, n_train, self.batch_size, world_size, self.max_steps)
+
 
 class VAEResult(NamedTuple):
     model: VAE               # eval mode, on the runtime's device
     history: dict
     config: VAEConfig        # the run's (a loaded run: the checkpoint's)
-
-
-def total_steps(config: VAEConfig, n_train: int, world_size: int = 1) -> int:
-    per_epoch = len(Batches(torch.empty(n_train), batch_size=config.batch_size, world_size=world_size))
-    steps = config.epochs * per_epoch
-    return min(steps, config.max_steps) if config.max_steps is not None else steps
 
 
 @torch.no_grad()
@@ -99,7 +96,7 @@ def train_vae(model: VAE, train: FaceSet, test: FaceSet | None, config: VAEConfi
                       rank=rt.dist.rank, world_size=rt.dist.world_size)
     steps_per_epoch = len(batches)
     loop = TrainLoop(KIND, config, rt, models={"vae": model}, optimizers={"vae": opt},
-                     total_steps=total_steps(config, len(train_images), rt.dist.world_size), run_dir=run_dir,
+                     total_steps=config.total_steps(len(train_images), rt.dist.world_size), run_dir=run_dir,
                      desc="VAE")
     if not loop.resume():
         seed_everything(config.seed + rt.dist.rank)
@@ -198,7 +195,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         h = train_vae(VAE(latent_dim=config.latent_dim), train, test, config, runtime=rt, run_dir=args.out)
         if rt.is_main:
             tail = f"; test mse {h['test_mse'][-1] / 4:.5f} ([0,1] scale)" if h.get("test_mse") else ""
-            print(f"trained VAE for {total_steps(config, len(train), rt.dist.world_size)} steps into {args.out}{tail}")
+            print(f"trained VAE for {config.total_steps(len(train), rt.dist.world_size)} steps into {args.out}{tail}")
     return 0
 
 
