@@ -1,7 +1,8 @@
 """Build hook: the wheel carries the repository's notebooks and profiles (all other metadata: pyproject.toml).
 
-``notebooks/*.ipynb`` and ``report/profiles/*.yaml`` stay where people edit them, at the top of the repository;
-``build_py`` copies them into ``hw3lib/_shipped/{notebooks,profiles}/`` of the build, so a non-editable install
+``notebooks/*.ipynb``, ``report/profiles/*.yaml`` and ``report/choices/*.json`` (recorded development choices) stay
+where people edit them, at the top of the repository;
+``build_py`` copies them into ``hw3lib/_shipped/{notebooks,profiles,choices}/`` of the build, so a non-editable install
 finds them (``hw3lib.project``). One source, no symlinks, no copies in git; editable installs read the checkout.
 """
 import shutil
@@ -11,7 +12,8 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-SHIPPED = {"notebooks": ("notebooks", "*.ipynb"), "profiles": ("report/profiles", "*.yaml")}
+SHIPPED = {"notebooks": ("notebooks", "*.ipynb"), "profiles": ("report/profiles", "*.yaml"),
+           "choices": ("report/choices", "*.json")}
 
 
 class BuildWithNotebooks(build_py):

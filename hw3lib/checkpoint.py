@@ -81,7 +81,7 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
 # What the knobs of hw3lib < 0.3 were (module constants then, config fields since): the values every digit-adaptation
 # run written before them trained with.
 _V02_KNOBS = {"dann": {"gamma": 10.0}, "cdan": {"gamma": 10.0, "entropy": True},
-              "mcc": {"temperature": 2.5, "weight": 1.0}, "adamatch": {"tau": 0.9}}
+              "mcc": {"temperature": 2.5, "weight": 1.0}, "adamatch": {"tau": 0.9, "ramp": 0.5}}
 
 
 def migrate(payload: dict[str, Any]) -> dict[str, Any]:

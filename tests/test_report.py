@@ -429,6 +429,17 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
                 assert not cell.get_text().strip().endswith("..."), f"{name}: table cell cut short: {cell.get_text()!r}"
     assert "t-sne" in soup.get_text().lower() or "tsne" in soup.get_text().lower()
 
+    # hw3_p4.sh hands in selected_runs: per pair, the run of the development protocol's choice (method and knobs).
+    from hw3lib import checkpoint
+
+    p4 = json.loads(Path(run["notebooks"]["p4_uda"]["metrics"]).read_text())
+    assert set(p4["selected_runs"]) == set(p4["development"]["pairs"]) == {"usps_mnistm", "mnistm_svhn", "svhn_usps"}
+    for key, entry in p4["development"]["pairs"].items():
+        config = checkpoint.load(p4["selected_runs"][key])["config"]
+        assert (config["source"], config["target"]) == tuple(key.split("_", 1)) and config["holdout"] == 0
+        assert config["method"] == entry["choice"]["method"]
+        assert all(config["knobs"][k] == v for k, v in entry["choice"]["knobs"].items())
+
     if CHROMIUM and POPPLER:
         assert result.pdf is not None
         text = subprocess.run(["pdftotext", str(result.pdf), "-"], capture_output=True, text=True).stdout

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hw3lib.data.layout import UDA_PAIRS
-from hw3lib.eval.uda import (REFERENCE_LABEL, SEED_REPORT, _pairs_in, mean_over_pairs, pair_key, pair_label,
+from hw3lib.eval.uda import (REFERENCE_LABEL, SEED_REPORT, _pairs_in, cell_text, mean_over_pairs, pair_key, pair_label,
                              results_table, row_label, summarize)
 
 Key = tuple[str, str, str, int]  # (method, source, target, seed)
@@ -43,14 +43,15 @@ def comparison_table(summary: Mapping[str, Mapping[str, Any]], gray_pairs: Itera
 
 
 def gain_table(summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Per pair: DANN and GTA means, GTA − DANN (points), both stds."""
+    """Per pair: DANN and GTA means, GTA − DANN (points), and both stds when the cells hold several seeds."""
     rows = {}
     for p in _pairs_in(summary):
         k = pair_key(*p)
         if k in summary.get("dann", {}) and k in summary.get("gta", {}):
             d, g = summary["dann"][k], summary["gta"][k]
-            rows[pair_label(*p)] = {"DANN": d["mean"], "GTA": g["mean"], "GTA − DANN": round(g["mean"] - d["mean"], 2),
-                                    "DANN std": d["std"], "GTA std": g["std"]}
+            rows[pair_label(*p)] = {"DANN": d["mean"], "GTA": g["mean"], "GTA − DANN": round(g["mean"] - d["mean"], 2)}
+            if d.get("std") is not None and g.get("std") is not None:
+                rows[pair_label(*p)].update({"DANN std": d["std"], "GTA std": g["std"]})
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "target-test accuracy (%)"
     return df
@@ -82,7 +83,7 @@ def gray_table(gray_summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     for k, cells in gray_summary.items():
         src, tgt = k.split("_", 1)
         rows[f"GTA {pair_label(src, tgt)}"] = {
-            ("luminance (gray, 3 ch)" if flag == "gray" else "colour"): f"{c['mean']:.2f} ± {c['std']:.2f}"
+            ("luminance (gray, 3 ch)" if flag == "gray" else "colour"): cell_text(c)
             for flag, c in cells.items()}
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "target-test accuracy (%)"
@@ -156,8 +157,7 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], gray_summary: Mapping[s
         pairs += 1
         wins += gain > 0
         ref = SEED_REPORT["gta"][k] - SEED_REPORT["dann"][k]
-        lines.append(f"- **{pair_label(*p)}**: DANN {d['mean']:.2f} ± {d['std']:.2f} %, GTA {g['mean']:.2f} ± "
-                     f"{g['std']:.2f} % → GTA {gain:+.2f} points (seed report on the real data: {ref:+.2f}).")
+        lines.append(f"- **{pair_label(*p)}**: DANN {cell_text(d)} %, GTA {cell_text(g)} % → GTA {gain:+.2f} points (seed report on the real data: {ref:+.2f}).")
     if pairs:
         dm, gm = mean_over_pairs(summary, "dann"), mean_over_pairs(summary, "gta")
         lines += ["", f"Over the pairs GTA averages {gm:.2f} % against DANN's {dm:.2f} % "

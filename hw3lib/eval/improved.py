@@ -15,8 +15,8 @@ import pandas as pd
 
 from hw3lib import methods as registry
 from hw3lib.eval import validators
-from hw3lib.eval.uda import (SEED_REPORT, _pairs_in, gap_closed, mean_over_pairs, pair_key, pair_label, row_label,
-                             row_order)
+from hw3lib.eval.uda import (HANDIN, SEED_REPORT, _pairs_in, cell_text, gap_closed, mean_over_pairs, pair_key,
+                             pair_label, row_label, row_order)
 PICKS = {f"acc@{v}": f"{v} pick" for v in validators.VALIDATORS} | {"acc@last": "last step", "acc@oracle":
                                                                      "oracle (target labels: not available)"}
 
@@ -28,7 +28,7 @@ def comparison_table(summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     pairs = _pairs_in(summary)
     rows = {}
     for m in row_order(summary):
-        row = {pair_label(*p): (f"{c['mean']:.2f} ± {c['std']:.2f}" if (c := summary[m].get(pair_key(*p))) else "—")
+        row = {pair_label(*p): (cell_text(c) if (c := summary[m].get(pair_key(*p))) else "—")
                for p in pairs}
         mean = mean_over_pairs(summary, m)
         row["mean over pairs"] = f"{mean:.2f}" if mean is not None else "—"
@@ -127,10 +127,10 @@ def label_free_choice(results: Mapping[tuple[str, str, str, int], Any], candidat
 
 
 def choice_note(selected: Mapping[str, str], results: Mapping[tuple[str, str, str, int], Any],
-                candidates: Iterable[str], seed: int) -> str:
-    """What choosing the *method* without target labels costs: per pair, the run :func:`label_free_choice`
-    picked (the one ``hw3_p4.sh`` hands in) against the candidate run of the same seed with the best target-test
-    accuracy (which needs the labels). Markdown."""
+                candidates: Iterable[str], seed: int, handin: Mapping[str, float] | None = None) -> str:
+    """A finding, not the hand-in: what choosing the *method* by the primary validator's score would have handed in
+    (per pair, :func:`label_free_choice`'s run of seed ``seed``), against the best candidate by target labels and
+    against the development protocol's hand-in (``handin``: pair key → its accuracy, same seed). Markdown."""
     candidates = list(candidates)
     runs = {(src, tgt): {} for (_, src, tgt, _) in results}
     for (m, src, tgt, sd), r in results.items():
@@ -144,15 +144,60 @@ def choice_note(selected: Mapping[str, str], results: Mapping[tuple[str, str, st
             continue
         best = max(by_method, key=lambda m: by_method[m].metrics["target_acc"])
         acc, top = by_method[chosen].metrics["target_acc"], by_method[best].metrics["target_acc"]
-        tail = ("the best method by target labels too" if chosen == best else
+        tail = ("the best candidate by target labels too" if chosen == best else
                 f"{top - acc:.2f} points below {row_label(best)}, the best by target labels")
+        if handin and pair_key(src, tgt) in handin:
+            tail += f"; {acc - handin[pair_key(src, tgt)]:+.2f} points against the hand-in"
         lines.append(f"{pair_label(src, tgt)}: {row_label(chosen)} ({acc:.2f} %, {tail})")
     if not lines:
         return ""
-    return (f"**The hand-in model, chosen without target labels.** Per pair, `hw3_p4.sh` deploys the method whose "
-            f"reported checkpoint has the highest **{validators.PRIMARY}** score (seed {seed}): " + "; ".join(lines)
-            + f". Comparing {validators.PRIMARY} scores across methods favours objectives that make predictions "
-            "confident; the comparison table above ranks the methods fairly, but only with the target labels.")
+    return (f"**A rule that does not work: choosing the method by the {validators.PRIMARY} score.** Per pair, the "
+            f"method whose reported checkpoint has the highest {validators.PRIMARY} score (seed {seed}) would be: "
+            + "; ".join(lines) + f". The {validators.PRIMARY} score ranks checkpoints of one objective; across "
+            "objectives it favours those that make predictions confident, so the hand-in is chosen on development "
+            "tasks instead.")
+
+
+def development_table(record: Mapping[str, Any], summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The development protocol's table: per course pair, every candidate's accuracy on its development task's
+    held-out split (mean over the development seeds, the validator's checkpoint), the choice, and — where the
+    candidate also ran on the course pair in this report — its target-test accuracy there (for reading the
+    protocol; it chose nothing)."""
+    rows = []
+    for key, entry in (record.get("pairs") or {}).items():
+        src, tgt = key.split("_", 1)
+        dev = pair_label(*entry["development_task"].split("_", 1))
+        chosen = entry["choice"]
+        for sc in entry["scores"]:
+            is_choice = sc["method"] == chosen["method"] and (sc.get("knobs") or {}) == (chosen.get("knobs") or {})
+            course = summary.get(HANDIN, {}).get(key) if is_choice else (
+                summary.get(sc["method"], {}).get(key) if not sc.get("knobs") else None)
+            n = len(sc["values"])
+            rows.append({"course pair": pair_label(src, tgt), "candidate": sc["label"], "development task": dev,
+                         "development accuracy (%)": f"{sc['accuracy']:.2f}" + (f" (n = {n})" if n > 1 else ""),
+                         "chosen": "✓" if is_choice else "",
+                         "course pair target-test (%), this report": cell_text(course) if course else "—"})
+    return pd.DataFrame(rows).set_index(["course pair", "candidate"]) if rows else pd.DataFrame()
+
+
+def handin_note(record: Mapping[str, Any], source: str, summary: Mapping[str, Mapping[str, Any]]) -> str:
+    """What Problem 4 hands in and why, from the choices and this run's numbers. Markdown."""
+    p = record.get("protocol") or {}
+    lines = [f"**The hand-in, chosen on development tasks** ({source}; {p.get('holdout')} held-out development "
+             f"images, {len(p.get('seeds') or [])} development seed(s), {len(p.get('candidates') or [])} "
+             "candidates per pair): "]
+    parts = []
+    for key, entry in (record.get("pairs") or {}).items():
+        src, tgt = key.split("_", 1)
+        best = next(sc for sc in entry["scores"] if sc["label"] == entry["choice"]["label"])
+        text = (f"{pair_label(src, tgt)}: {entry['choice']['label']} ({best['accuracy']:.2f} % on "
+                f"{pair_label(*entry['development_task'].split('_', 1))})")
+        hand, dann = summary.get(HANDIN, {}).get(key), summary.get("dann", {}).get(key)
+        if hand and dann:
+            text += (f", {hand['mean']:.2f} % on the course pair's target test against DANN's {dann['mean']:.2f} % "
+                     f"({hand['mean'] - dann['mean']:+.2f} points)")
+        parts.append(text)
+    return lines[0] + "; ".join(parts) + "."
 
 
 def discussion(summary: Mapping[str, Mapping[str, Any]], selection: Mapping[str, Any], n_seeds: int,
@@ -250,9 +295,10 @@ def details_table(configs: Mapping[str, Any], n_seeds: int) -> pd.DataFrame:
 
 
 def metrics_dict(summary: Mapping[str, Any], selection: Mapping[str, Any], configs: Mapping[str, Any], seeds: list[int],
-                 selected_runs: Mapping[str, str], data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 selected_runs: Mapping[str, str], data: Mapping[str, Any] | None = None, *,
+                 choices: Mapping[str, Any] | None = None, choices_source: str = "") -> dict[str, Any]:
     """Every number Problem 4's tables show, under readable keys (``run_dir/metrics.json``); ``selected_runs``
-    names, per pair, the run a user would hand in (chosen without target labels) for ``hw3_p4.sh``."""
+    names, per pair, the hand-in run (the development protocol's choice, ``choices``) for ``hw3_p4.sh``."""
     import dataclasses
 
     cell = lambda c: {kk: c[kk] for kk in ("mean", "std", "n", "values", "seeds")}  # noqa: E731
@@ -270,5 +316,10 @@ def metrics_dict(summary: Mapping[str, Any], selection: Mapping[str, Any], confi
         "selection": {m: {k: {**c, f"cost@{validators.PRIMARY}": round(c["acc@oracle"] - c[f"acc@{validators.PRIMARY}"], 2)}
                           for k, c in cells.items()} for m, cells in selection.items()},
         "selected_runs": dict(selected_runs),
+        "handin": {k: {**(choices or {}).get("pairs", {}).get(k, {}).get("choice", {}),
+                       "target_acc": cell(summary[HANDIN][k]) if k in summary.get(HANDIN, {}) else None}
+                   for k in (choices or {}).get("pairs", {})},
+        "development": dict(choices or {}),
+        "development_source": choices_source,
         "reference_seed_report": {m: SEED_REPORT[m] for m in SEED_REPORT},
     }

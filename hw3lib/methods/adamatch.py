@@ -22,6 +22,7 @@ from hw3lib.methods.base import Batch, Losses, Method, Step, accuracy_of, nll, r
 @dataclass(frozen=True)
 class AdaMatchKnobs:
     tau: float = 0.9    # relative confidence threshold (the paper's τ = 0.9)
+    ramp: float = 0.5   # share of the run over which the target term's weight rises to 1 (the paper's half)
 
 
 def pseudo_labels(p_source: torch.Tensor, p_target: torch.Tensor, tau: float = AdaMatchKnobs.tau
@@ -35,9 +36,10 @@ def pseudo_labels(p_source: torch.Tensor, p_target: torch.Tensor, tau: float = A
     return labels, (conf >= threshold).float()
 
 
-def ramp(progress: float) -> float:
-    """μ(p) = ½ − cos(min(π, 2πp)) / 2: 0 at the start, 1 from half the run on."""
-    return 0.5 - math.cos(min(math.pi, 2 * math.pi * progress)) / 2
+def ramp(progress: float, length: float = AdaMatchKnobs.ramp) -> float:
+    """μ(p) = ½ − cos(min(π, πp / length)) / 2: 0 at the start, 1 from ``length`` of the run on (the paper's
+    ½ − cos(min(π, 2πp)) / 2 for length ½)."""
+    return 0.5 - math.cos(min(math.pi, math.pi * progress / length)) / 2
 
 
 def adamatch_losses(nets, batch: Batch, step: Step) -> Losses:
@@ -51,7 +53,7 @@ def adamatch_losses(nets, batch: Batch, step: Step) -> Losses:
     out_t = net(batch.xt_strong, 0.0)
     target_loss = (F.nll_loss(out_t.class_logp.float(), labels, reduction="none") * mask).mean()
     source_loss = nll(logp_weak, batch.y) + nll(logp_strong, batch.y)
-    mu = ramp(step.progress)
+    mu = ramp(step.progress, step.knobs.ramp)
     return Losses(source_loss + mu * target_loss,
                   {"label_loss": source_loss / 2, "target_loss": target_loss, "mask_rate": mask.mean(), "mu": mu,
                    "train_acc": accuracy_of(logp_weak, batch.y)})
@@ -60,10 +62,10 @@ def adamatch_losses(nets, batch: Batch, step: Step) -> Losses:
 def _describe(k: AdaMatchKnobs) -> str:
     return ("NLL(source, weak + strong view) + μ(p) × NLL(strong target view, pseudo-label) where the weak "
             f"target view's prediction, distribution-aligned, passes {k.tau:g} × the mean source confidence; "
-            "μ ramps 0 → 1 over the first half; strong view: random affine, contrast/brightness, "
+            f"μ ramps 0 → 1 over the first {k.ramp:.0%} of the run; strong view: random affine, contrast/brightness, "
             "inversion (p = .5), 8×8 cutout")
 
 
 register(Method("adamatch", "AdaMatch (self-training)", "Berthelot et al., AdaMatch, ICLR 2022", "improved", 500,
-                describe=_describe, knobs=AdaMatchKnobs, grid={"tau": (0.9, 0.7)}, losses=adamatch_losses,
+                describe=_describe, knobs=AdaMatchKnobs, grid={"tau": (0.9, 0.7), "ramp": (0.5, 0.25)}, losses=adamatch_losses,
                 strong_views=True))

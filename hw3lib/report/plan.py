@@ -123,9 +123,39 @@ def _uda_run(problem: str, cfg, run_dir: Path, counts, data_dir) -> PlannedRun:
 
     cfg = _on_data(cfg.validate(), data_dir, (cfg.source, cfg.target))
     run_dir = config_folder(run_dir, cfg.kind, cfg, say=False)
-    steps = cfg.total_steps(counts[cfg.source]["train"], counts[cfg.target]["train"])
+    n_target = counts[cfg.target]["train"]
+    n_target -= min(cfg.holdout, n_target // 2) if cfg.holdout else 0  # a development run's pool
+    steps = cfg.total_steps(counts[cfg.source]["train"], n_target)
     return PlannedRun(problem, cfg.method, f"{cfg.source} → {cfg.target}", cfg.seed, steps,
                       _progress(run_dir, cfg.kind, cfg, steps), cfg.batch_size, run_dir, cfg)
+
+
+def _development_runs(problem: str, base, names: list[str], p: dict, seeds, counts) -> list[PlannedRun]:
+    """Problem 4's development runs when no recorded choice fits (:func:`hw3lib.train.uda.develop.choose`), else
+    the hand-in runs whose chosen knobs differ from the comparison's."""
+    from hw3lib.project import recorded_choices
+    from hw3lib.train.uda import develop
+
+    run_root, knobs = Path(p["run_dir"]), p["knobs"] or {}
+    dev_seeds = [int(s) for s in p["dev_seeds"]]
+    proto = develop.protocol(base, names, dev_seeds, p["dev_holdout"], knobs)
+    found = None
+    with contextlib.suppress(ValueError, OSError):  # no data yet: nothing recorded can match it
+        found = develop.recorded([*recorded_choices(), run_root / "choices.json"], p["data_dir"], proto)
+    out = []
+    for src, tgt in UDA_PAIRS:
+        if found is None:
+            dev_src, x = develop.development_task(src, tgt)
+            for cand in develop.candidates(names):
+                for seed in dev_seeds:
+                    cfg = develop.candidate_config(base, cand, dev_src, x, seed, holdout=p["dev_holdout"],
+                                                   knobs=knobs.get(cand.method))
+                    out.append(_uda_run(problem, cfg, develop.run_folder(run_root, cfg, cand), counts, p["data_dir"]))
+        elif (cand := develop.choice(found[0], src, tgt)).knobs:
+            for seed in seeds:
+                cfg = develop.candidate_config(base, cand, src, tgt, seed, knobs=knobs.get(cand.method))
+                out.append(_uda_run(problem, cfg, run_root / f"{cfg.name}{cand.tag}", counts, p["data_dir"]))
+    return out
 
 
 def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: dict) -> list[PlannedRun]:
@@ -179,6 +209,7 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
             shared = p["methods"] or improved(shared_recipe=True)
             runs += _uda_runs(name, base, shared, UDA_PAIRS, seeds, Path(p["run_dir"]), counts, p["data_dir"],
                               knobs=p["knobs"])
+            runs += _development_runs(name, base, ["dann", *shared], p, seeds, counts)
             gta = UDAConfig(method="gta", device=p["device"], **p["gta"])
             for cfg, _ in gta_configs(gta, pairs=UDA_PAIRS, seeds=seeds, gray_pairs=p["gray_pairs"],
                                       compare_gray=p["compare_gray"]):

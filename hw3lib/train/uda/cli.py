@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+from pathlib import Path
 from typing import Any, Iterable
 
 from hw3lib import checkpoint, methods
@@ -11,7 +13,7 @@ from hw3lib.device import AMP_HELP, AMP_MODES
 from hw3lib.runtime import launch
 from hw3lib.train.configs import config_from
 from hw3lib.train.uda.config import DEFAULT_BATCH, DEFAULT_LR, UDAConfig
-from hw3lib.train.uda.runs import train_or_load
+from hw3lib.train.uda.runs import store_extra, train_or_load
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -47,17 +49,48 @@ def parse_sets(items: Iterable[str], method: str) -> dict[str, Any]:
     return out
 
 
-def config_from_cli(args) -> UDAConfig:
+def applied_choice(args) -> dict[str, Any] | None:
+    """``--choices FILE``: the development protocol's choice for this pair, checked against ``--data`` (a choice
+    made on other data is refused) and ``--method``; what the run records."""
+    if not args.choices:
+        return None
+    from hw3lib.data import data_id
+    from hw3lib.train.uda import develop
+
+    path = Path(args.choices)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--choices {path}: not a readable choices file ({exc})") from None
+    cand = develop.choice(record, args.source, args.target)
+    made_on = record["pairs"][f"{args.source}_{args.target}"].get("data_id")
+    here = data_id(args.data, develop.development_task(args.source, args.target))
+    if made_on != here:
+        raise ValueError(f"--choices {path} was made on other data (data id {made_on}; --data {args.data} is "
+                         f"{here}): run hw3 develop on this data")
+    if args.method not in (None, cand.method):
+        raise ValueError(f"--method {args.method} contradicts --choices, which chose {cand.method} for "
+                         f"{args.source} → {args.target}")
+    return {"file": str(path.resolve()), "pair": f"{args.source}_{args.target}", "method": cand.method,
+            "knobs": cand.overrides, "label": cand.label}
+
+
+def config_from_cli(args, choice: dict[str, Any] | None = None) -> UDAConfig:
     """The run's config from ``hw3 train uda`` arguments (unset options keep the config's and the method's
-    defaults)."""
-    values = {k: v for k, v in vars(args).items() if v is not None and k != "set"}
-    return config_from(UDAConfig, {**values, "knobs": parse_sets(args.set or (), args.method)})
+    defaults); ``choice``: :func:`applied_choice`, whose method and knobs come under ``--set``."""
+    method = (choice or {}).get("method") or args.method or "dann"
+    values = {k: v for k, v in vars(args).items() if v is not None and k not in ("set", "choices", "method")}
+    knobs = {**(choice or {}).get("knobs", {}), **parse_sets(args.set or (), method)}
+    return config_from(UDAConfig, {**values, "method": method, "knobs": knobs})
 
 
 def _cli_train(args) -> int:
-    config = config_from_cli(args).validate()
+    choice = applied_choice(args)
+    config = config_from_cli(args, choice).validate()
     with launch(config) as rt:
         result = train_or_load(config, args.data, args.out, runtime=rt, keyed=False)
+        if choice is not None:
+            store_extra(args.out, rt, choices=choice)
     if rt.is_main:
         print(f"{config.name}: target ({config.target}) test accuracy {result.metrics['target_acc']:.2f}% "
               f"(reported model); checkpoint {checkpoint.resolve(args.out)}")
@@ -81,7 +114,7 @@ def register(groups) -> None:
         description="Train one digit adaptation run into a run folder (Problems 3-4). Target labels are never "
                     "used for training or model selection.",
         epilog=knobs_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", choices=methods.names(), default="dann")
+    p.add_argument("--method", choices=methods.names(), default=None, help="default: dann, or --choices' choice")
     p.add_argument("--source", choices=DIGIT_DOMAINS, required=True)
     p.add_argument("--target", choices=DIGIT_DOMAINS, required=True)
     p.add_argument("--data", default="data", help="data folder in the course layout (default: data)")
@@ -103,6 +136,9 @@ def register(groups) -> None:
     p.add_argument("--optimizer", choices=("adam", "sgd"), default=None)
     p.add_argument("--set", action="append", metavar="METHOD.KNOB=VALUE",
                    help="a knob of the method, e.g. --set mcc.temperature=2.0 (repeatable; see below)")
+    p.add_argument("--choices", metavar="FILE", default=None,
+                   help="apply the development protocol's choice for this pair (method and knobs) from a choices.json "
+                        "(hw3 develop, RUNS/p4_uda/choices.json) made on the same --data; the run records it")
     p.add_argument("--max-steps", type=int, default=None, help="stop early (smoke runs)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=AMP_MODES, default=None, help=AMP_HELP)

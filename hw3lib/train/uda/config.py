@@ -30,6 +30,8 @@ class UDAConfig:
     bn_eval: str = "target"        # adaptation methods' final BatchNorm statistics: "target" (re-estimated on the
                                    # unlabelled target train images after the last step) or "running"
     warmup_steps: int = 0          # steps on the labelled loss alone before adaptation (target batches from then)
+    holdout: int = 0               # > 0: a development run: that many labelled target *train* images (at most half)
+                                   # are held out and score the run; it adapts to the rest (hw3lib.train.uda.develop)
     seed: int = 0
     ckpt_every: int = 500
     log_every: int = 10
@@ -59,7 +61,7 @@ class UDAConfig:
                 raise ValueError(f"unknown {role} domain {getattr(self, role)!r}; known: {', '.join(DIGIT_DOMAINS)}")
         if self.source == self.target:
             raise ValueError(f"source and target are both {self.source!r}; adaptation needs two domains")
-        for name in ("steps", "epochs", "evals", "warmup_steps"):
+        for name in ("steps", "epochs", "evals", "warmup_steps", "holdout"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.batch_size <= 0:

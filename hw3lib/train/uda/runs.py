@@ -67,14 +67,15 @@ def _final_metrics(result_models, config: UDAConfig, history: dict, target_test:
     return metrics
 
 
-def _store_metrics(run_dir: Path | None, metrics: dict[str, float], runtime: Runtime) -> None:
-    """Add the final metrics to the finished checkpoint's ``extra`` (so a reload needs no evaluation)."""
-    if run_dir is None or not runtime.is_main:
+def store_extra(run_dir: str | Path | None, runtime: Runtime | None = None, **values: Any) -> None:
+    """Add ``values`` to the finished checkpoint's ``extra`` (rank 0): its final metrics (so a reload needs no
+    evaluation), the development choice it applied, ..."""
+    if run_dir is None or (runtime is not None and not runtime.is_main):
         return
     file = checkpoint.resolve(run_dir)
     if file.is_file():
         payload = checkpoint.load(file)
-        payload.setdefault("extra", {})["metrics"] = metrics
+        payload.setdefault("extra", {}).update(values)
         payload.pop("format", None), payload.pop("version", None)
         checkpoint.save(payload, file)
 
@@ -92,17 +93,41 @@ def train_on(config: UDAConfig, data: loop.Domains, run_dir: str | Path | None =
     history = loop.fit(spec, nets, data, config, runtime, run_dir)
     runtime.finish(*nets.values())
     metrics = _final_metrics(nets, config, history, data.target_test)
-    _store_metrics(run_dir, metrics, runtime)
+    store_extra(run_dir, runtime, metrics=metrics)
     return UDAResult(config, nets, history, metrics, run_dir, trained=True)
+
+
+DEV_SPLIT_SEED = 2018  # one fixed split of each domain's train images for every method, knob and seed
+
+
+def development_split(train: DigitSet, holdout: int) -> tuple[DigitSet, DigitSet]:
+    """``(pool, dev)``: ``min(holdout, len(train) // 2)`` images of ``train`` drawn by a fixed permutation are the
+    labelled development split; the pool keeps the rest, whose labels no training or selection reads."""
+    n = min(holdout, len(train) // 2)
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(DEV_SPLIT_SEED))
+    return train.subset(perm[n:].sort().values), train.subset(perm[:n].sort().values)
+
+
+def target_sets(config: UDAConfig, data_root: str | Path) -> tuple[DigitSet, DigitSet]:
+    """``(target train, scored set)``: the target train images and test split, or for a development run
+    (``config.holdout``) the train pool and its held-out development split (the target test split is not read)."""
+    train = digits(data_root, config.target, "train")
+    return development_split(train, config.holdout) if config.holdout else (
+        train, digits(data_root, config.target, "test"))
 
 
 def train_uda(config: UDAConfig, data_root: str | Path, run_dir: str | Path | None = None, *,
               runtime: Runtime | None = None) -> UDAResult:
-    """:func:`train_on` the source/target train and target test splits of ``data_root`` (course layout)."""
+    """:func:`train_on` the source train and test splits and the target sets (:func:`target_sets`) of
+    ``data_root`` (course layout or torchvision formats)."""
     runtime = runtime or Runtime.for_config(config)
-    data = loop.Domains(*(_on(digits(data_root, d, s), runtime.device)
-                          for d, s in ((config.source, "train"), (config.target, "train"), (config.target, "test"),
-                                       (config.source, "test"))))
+    source = digits(data_root, config.source, "train")
+    target, scored = target_sets(config, data_root)
+    # A development run reads no test split: its src_acc validator (informative only; IM picks) reads source train
+    # images, so it measures the fit, not held-out accuracy.
+    source_val = source.subset(torch.arange(min(len(source), 1000))) if config.holdout else \
+        digits(data_root, config.source, "test")
+    data = loop.Domains(*(_on(d, runtime.device) for d in (source, target, scored, source_val)))
     return train_on(config, data, run_dir, runtime=runtime)
 
 
@@ -136,7 +161,7 @@ def train_or_load(config: UDAConfig, data_root: str | Path, run_dir: str | Path 
         device = (runtime or Runtime.for_config(config)).device
         models, _ = load_models(payload, device)
         metrics = (payload.get("extra") or {}).get("metrics") or _final_metrics(
-            models, config, payload["history"], _on(digits(data_root, config.target, "test"), device))
+            models, config, payload["history"], _on(target_sets(config, data_root)[1], device))
         return UDAResult(config, models, payload["history"], dict(metrics), Path(run_dir), trained=False)
 
     return folders.train_or_load(config.kind, config, run_dir, load=load,
