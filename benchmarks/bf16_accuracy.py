@@ -20,6 +20,8 @@ import statistics
 import time
 from pathlib import Path
 
+from benchmarks import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -105,12 +107,8 @@ def main(argv=None) -> int:
                "Target accuracy of each run's selected checkpoint (`metrics[\"target_acc\"]`), mean ± std over the "
                "seeds; 'bf16 − fp32' is the mean over seeds of the same seed's difference; 'within noise': its size "
                "is at most the seed-to-seed std of the six runs.\n")
-    from benchmarks import write_section
-
-    write_section(args.out, "bf16-accuracy", section)
-    print(text)
     print(f"({time.perf_counter() - t0:.0f} s)")
-    return 0
+    return write_section(args.out, "bf16-accuracy", section, echo=text)
 
 
 if __name__ == "__main__":

@@ -442,9 +442,7 @@ def main(argv=None) -> int:
             "step at that level is compute-bound, and only less arithmetic (or lower precision on hardware that "
             "has it) makes it much faster.\n")
     from benchmarks import write_section
-    write_section(args.out, "throughput", text)
-    print(table)
-    return 0
+    return write_section(args.out, "throughput", text, echo=table)
 
 
 def _has_tabulate() -> bool:

@@ -18,7 +18,7 @@ COMMAND_MODULES = (
     "hw3lib.train.uda",
     "hw3lib.predict",
     "hw3lib.report.build",
-    "hw3lib.report.pool",
+    "hw3lib.report.runs",
     "hw3lib.project",
     "hw3lib.handin",
     "hw3lib.results",

@@ -128,3 +128,21 @@ def test_ctrl_c_checkpoints_every_worker_and_the_same_call_resumes(tmp_path, tin
     assert [o.status for o in result.outcomes] == ["finished"] * 3
     for r, p in zip(runs[:2], saved):
         assert checkpoint.load(r.run_dir)["extra"]["resumed_at"] == [p["step"]]
+
+
+def test_cli_trains_the_profiles_runs_and_hw3_results_shows_their_threads(tmp_path, tiny_embedded_data, monkeypatch,
+                                                                          capsys):
+    from hw3lib.cli import main
+
+    monkeypatch.chdir(tmp_path)  # the smoke profile's runs_root is relative
+    assert main(["runs", "train", "--profile", "smoke", "--only", "p1", "--data", str(tiny_embedded_data),
+                 "--jobs", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert main(["runs", "train", "--profile", "smoke", "--only", "p1", "--data", str(tiny_embedded_data)]) == 0
+    err = capsys.readouterr().err
+    assert "1 of 1 runs to train on cpu" in err and "1 thread(s) per run" in err and "1 trained, 0 failed" in err
+    assert main(["runs", "train", "--profile", "smoke", "--only", "p1", "--data", str(tiny_embedded_data)]) == 0
+    assert "all 1 runs finished" in capsys.readouterr().err
+    assert main(["results", str(tmp_path / "runs" / "smoke")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "threads" in out[0].split() and out[1].split()[0] == "p1_vae"

@@ -1,5 +1,6 @@
-"""``hw3 runs train``: every run of a profile's plan (:mod:`hw3lib.report.plan`) trained by a pool of worker
-processes, before the notebooks execute; the notebooks then load finished runs. ``hw3 report`` calls it first.
+"""The local pool behind ``hw3 runs train`` (:mod:`hw3lib.report.runs`) and ``hw3 report``: every run of a
+profile's plan (:mod:`hw3lib.report.plan`) trained by worker processes before the notebooks execute; the notebooks
+then load finished runs.
 
     hw3 runs train --profile quick [--data DIR] [--jobs N] [--threads T]
     hw3 runs train --profile full --data DIR --launcher slurm --partition gpu --time 240 --gpus 1  (hw3lib.report.slurm)
@@ -196,7 +197,8 @@ class Outcome:
         return self.log_file or self.run_dir / LOG_NAME
 
     def line(self) -> str:
-        return f"hw3 runs: FAILED {self.run_dir}: {self.error} (log: {self.log})"
+        why = self.error or "stopped by a signal (the same command resumes it)"
+        return f"hw3 runs: {self.status.upper()} {self.run_dir}: {why} (log: {self.log})"
 
 
 _STOP = None  # the pool's stop event, in a worker
@@ -305,12 +307,14 @@ class PoolResult:
 
     @property
     def exit_code(self) -> int:
-        return int(bool(self.failed))
+        """1 when a run failed or was stopped, else 0."""
+        return int(any(o.status != "finished" for o in self.outcomes))
 
     def summary(self) -> str:
         n = sum(o.status == "finished" for o in self.outcomes)
+        rate = f", {3600 * n / self.wall_s:.0f} runs/h" if n and self.wall_s > 0 else ""
         return (f"hw3 runs: {n} trained, {len(self.failed)} failed, {self.already} already finished "
-                f"({fmt_seconds(self.wall_s)})")
+                f"({fmt_seconds(self.wall_s)}{rate})")
 
 
 @contextlib.contextmanager
@@ -362,7 +366,7 @@ def run_pool(runs: list[PlannedRun], data_dir: str | Path, layout: Layout, *, pr
                     except Exception as exc:  # noqa: BLE001 — e.g. the run could not be sent to a worker
                         outcome = Outcome(futures[fut].run_dir, "failed", _one_line(exc))
                     outcomes.append(outcome)
-                    if outcome.status == "failed":
+                    if outcome.status != "finished":
                         tqdm.write(outcome.line(), file=sys.stderr)
                     bar.update(1)
             except KeyboardInterrupt:
@@ -389,77 +393,3 @@ def train_planned(runs: list[PlannedRun], data_dir: str | Path, device, *, jobs:
     result = run_pool(runs, data_dir, layout, progress=progress)
     print(result.summary(), file=sys.stderr, flush=True)
     return result
-
-
-# ---------------------------------------------------------------- CLI
-
-def profile_runs(profile, data=None, device: str = "auto", overrides=(), only=None):
-    """``(runs, data folder, device)`` of a profile: the plan ``hw3 report`` would train (its data made when
-    the profile has embedded data and none is there yet)."""
-    from hw3lib.report import build
-
-    plan = build.plan_report(profile, "report", device, overrides, only)
-    found = build.resolve_data(plan.profile, data, plan.figures)
-    return build.planned(plan, found.dir, found.sizes), found.dir, plan.device
-
-
-def _cli_train(args) -> int:
-    overrides = [tuple(p) for p in (args.param or [])]
-    device = args.device
-    if args.launcher == "slurm" and device == "auto":
-        device = "cuda" if args.gpus else "cpu"  # chosen for the cluster's nodes, not this (login) machine's
-    runs, data_dir, dev = profile_runs(args.profile, args.data, "cpu" if args.launcher == "slurm" else device,
-                                       overrides, args.only)
-    progress = os.environ.get("HW3_PROGRESS", "1") != "0"
-    try:
-        if args.launcher == "slurm":
-            from hw3lib.report.slurm import SlurmOptions, train_on_slurm
-
-            opts = SlurmOptions(partition=args.partition, time_min=args.time, gpus=args.gpus,
-                                threads=args.threads or 1, extra=dict(args.slurm or []))
-            result = train_on_slurm(runs, data_dir, device, opts, progress=progress)
-        else:
-            result = train_planned(runs, data_dir, dev, jobs=args.jobs, threads=args.threads, progress=progress)
-    except KeyboardInterrupt:
-        print("hw3 runs: interrupted; every run in progress saved a checkpoint: the same command resumes",
-              file=sys.stderr)
-        return 130
-    if not result.outcomes and not result.failed:
-        print(f"hw3 runs: all {result.already} runs finished", file=sys.stderr)
-    return result.exit_code
-
-
-def register(groups) -> None:
-    runs = groups["root"].add_parser("runs", help="train a profile's runs in parallel (before the report)",
-                                     description="Train the runs a profile's report uses.")
-    sub = runs.add_subparsers(dest="runs_command", metavar="WHAT")
-    sub.required = True
-    desc = ("Train every run of a profile's plan (`hw3 report --plan` lists them) that is not finished, in a "
-            "pool of worker processes (default: one thread per run, one worker per core; on CUDA as many runs "
-            "as the GPU's memory holds), or as Slurm jobs with --launcher slurm. Ctrl-C checkpoints every run "
-            "in progress; the same command resumes. `hw3 report` then loads the finished runs.")
-    p = sub.add_parser("train", help="train the profile's unfinished runs in parallel", description=desc)
-    p.add_argument("--profile", default="quick", metavar="NAME|PATH.yaml", help="smoke, quick (default), full, "
-                                                                                "or a profile YAML")
-    p.add_argument("--data", default=None, metavar="DIR",
-                   help="data folder (default: the profile's data_dir, made with the embedded generator if absent)")
-    p.add_argument("--device", default="auto", help="auto (default: cuda if available), cpu, cuda, cuda:N")
-    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
-                   help="notebook parameter override, as for hw3 report (repeatable)")
-    p.add_argument("--only", default=None, metavar="p1,p3", help="only these problems' runs")
-    p.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: from the "
-                                                                       "cores and the device)")
-    p.add_argument("--threads", type=int, default=None, metavar="T",
-                   help="threads per run (default 1 on the CPU; a run's numbers depend on it)")
-    p.add_argument("--launcher", choices=("local", "slurm"), default="local",
-                   help="local: a pool on this machine (default); slurm: one Slurm job per run through submitit "
-                        "(pip install hw3lib[cluster])")
-    g = p.add_argument_group("slurm (with --launcher slurm)")
-    g.add_argument("--partition", default=None, help="Slurm partition")
-    g.add_argument("--time", type=int, default=240, metavar="MIN", help="time limit per job in minutes "
-                                                                         "(default 240; a job that reaches it "
-                                                                         "checkpoints and is requeued)")
-    g.add_argument("--gpus", type=int, default=0, metavar="G", help="GPUs per job (default 0)")
-    g.add_argument("--slurm", nargs=2, action="append", metavar=("KEY", "VALUE"),
-                   help="any other sbatch option, e.g. --slurm account myproject --slurm mem 16G (repeatable)")
-    p.set_defaults(func=_cli_train)
