@@ -100,8 +100,8 @@ def test_a_failed_run_is_one_line_and_the_others_finish(tmp_path, tiny_embedded_
 
 def test_ctrl_c_checkpoints_every_worker_and_the_same_call_resumes(tmp_path, tiny_embedded_data, monkeypatch):
     monkeypatch.setenv("HW3_CKPT_EVERY", "5")  # the workers inherit it: checkpoints show that training runs
-    runs = [moved(r, r.run_dir, steps=400) for r in smoke_runs(tmp_path, tiny_embedded_data)
-            if r.method == "dann"]
+    dann = [r for r in smoke_runs(tmp_path, tiny_embedded_data) if r.method == "dann"]
+    runs = [moved(r, r.run_dir, steps=300) for r in dann[:2]] + dann[2:3]  # two long ones, one queued
     layout = pool.choose_layout("cpu", jobs=2, threads=1)
 
     def step(run) -> int:
@@ -120,7 +120,7 @@ def test_ctrl_c_checkpoints_every_worker_and_the_same_call_resumes(tmp_path, tin
     with pytest.raises(KeyboardInterrupt):
         pool.run_pool(runs, tiny_embedded_data, layout, progress=False)
     saved = [checkpoint.load(r.run_dir) for r in runs[:2]]
-    assert all(0 < p["step"] < 400 and not p["finished"] for p in saved), [p["step"] for p in saved]
+    assert all(0 < p["step"] < 300 and not p["finished"] for p in saved), [p["step"] for p in saved]
     assert all("interrupted" in (r.run_dir / pool.LOG_NAME).read_text() for r in runs[:2])
     assert not (runs[2].run_dir / pool.LOG_NAME).exists()  # queued: never started
 

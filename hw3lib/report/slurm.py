@@ -124,8 +124,7 @@ def wait(jobs: list[tuple[PlannedRun, Any]], opts: SlurmOptions, *, already: int
                 job.result()
                 outcome = Outcome(run.run_dir, "finished")
             except Exception as exc:  # noqa: BLE001 — submitit's FailedJobError, UncompletedJobError...
-                outcome = Outcome(run.run_dir, "failed", _one_line(exc).split("\n")[0][:200],
-                                  log_file=Path(job.paths.stderr))
+                outcome = Outcome(run.run_dir, "failed", _one_line(exc), log_file=Path(job.paths.stderr))
                 tqdm.write(outcome.line(), file=sys.stderr)
             outcomes.append(outcome)
             bar.update(1)
