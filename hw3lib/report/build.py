@@ -461,8 +461,13 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
     if jobs != 0:  # the plan's runs first, in parallel; the notebooks then load them
         from hw3lib.report.pool import train_planned
 
-        train_planned(planned(plan, found.dir, found.sizes, params), found.dir, plan.device, jobs=jobs,
-                      threads=threads, progress=progress)
+        try:
+            to_train = planned(plan, found.dir, found.sizes, params)
+        except KeyError as exc:  # a notebook of your own without a parameter the plan reads
+            print(f"hw3 report: no run plan (a notebook has no parameter {exc}): each notebook trains its own runs",
+                  file=sys.stderr, flush=True)
+            to_train = []
+        train_planned(to_train, found.dir, plan.device, jobs=jobs, threads=threads, progress=progress)
     runs = run_notebooks(plan, params, progress=progress)
     header = report_header(plan, found, params, runs)
     html = write_html(plan, header, runs)
