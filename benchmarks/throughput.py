@@ -339,7 +339,7 @@ def _hw3_runner(family, data, device, batch, compile_):
 
     def run(n):
         cfg = UDAConfig(method=family, source="usps", target="mnistm", steps=n, batch_size=batch, evals=0,
-                        device=str(device), gta={"batch_size": batch} if family == "gta" else None)
+                        device=str(device))
         train_uda(cfg, data)
     return run, (load_digits(data, "usps", "train").images, load_digits(data, "mnistm", "train").images)
 
@@ -441,10 +441,8 @@ def main(argv=None) -> int:
             "convolutions can exceed a plain matmul): a "
             "step at that level is compute-bound, and only less arithmetic (or lower precision on hardware that "
             "has it) makes it much faster.\n")
-    from hw3lib.checkpoint import atomic_write_text
-    atomic_write_text(args.out, text)
-    print(table)
-    return 0
+    from benchmarks import write_section
+    return write_section(args.out, "throughput", text, echo=table)
 
 
 def _has_tabulate() -> bool:

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "hw3lib.predict",
     "hw3lib.report.build",
     "hw3lib.report.develop",
+    "hw3lib.report.runs",
     "hw3lib.project",
     "hw3lib.handin",
     "hw3lib.results",

@@ -125,6 +125,22 @@ def train_mode(*models: nn.Module) -> contextlib.AbstractContextManager[None]:
 
 
 @contextlib.contextmanager
+def channels_last_mode(*models: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """The 4-d parameters (convolution weights) of ``models`` in channels_last (NHWC) for the block, then the
+    tensors they were before: for forward passes only (evaluation, BatchNorm re-estimation), whose NHWC
+    convolutions are faster on oneDNN and give the NCHW numbers up to float rounding."""
+    params = [p for m in models for p in m.parameters() if p.dim() == 4] if enabled else []
+    was = [p.data for p in params]
+    try:
+        for p in params:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+        yield
+    finally:
+        for p, data in zip(params, was):
+            p.data = data
+
+
+@contextlib.contextmanager
 def launch(config) -> Iterator[Runtime]:
     """The runtime of a command-line run of ``config``: under torchrun, this rank's process group and device
     (:func:`hw3lib.distributed.setup`), torn down when the block ends; a single process otherwise."""

@@ -230,7 +230,7 @@ def dummy_report(tmp_path_factory):
     nbs, profile = _dummy_project(tmp)
     result = build_report(profile, data=_embedded_data(tmp / "data"), out=tmp / "out", device="cpu",
                           overrides=[("p2.fail", "true")], only="p1,p2,p3", notebooks=nbs,
-                          runs_root=tmp / "runs", figures_dir=tmp / "figures", progress=False)
+                          runs_root=tmp / "runs", figures_dir=tmp / "figures", progress=False, jobs=0)
     return tmp, result
 
 

@@ -21,7 +21,7 @@ from hw3lib.data.layout import UDA_PAIRS
 from hw3lib.data.sets import DigitSet
 from hw3lib.device import seed_everything
 from hw3lib.distributed import unwrap
-from hw3lib.runtime import eval_mode
+from hw3lib.runtime import channels_last_mode, eval_mode
 
 ADABN = "source-only+bn"  # diagnostic: the source-only model with target BatchNorm statistics
 WARM = "-warm"            # "<method>-warm": a method's model at the end of its warm start (source labels only)
@@ -81,12 +81,22 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+EVAL_BATCH = 128  # images per forward pass when scoring: the fastest measured (benchmarks/RESULTS.md, evaluation)
+
+
+def _nhwc(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
 @torch.no_grad()
-def predict_logits(classifier: nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
-    """Class scores [N,10] for uint8 images [N,3,28,28] (any device), in eval mode, on the classifier's device."""
+def predict_logits(classifier: nn.Module, images: torch.Tensor, *, batch_size: int = EVAL_BATCH,
+                   channels_last: bool = True) -> torch.Tensor:
+    """Class scores [N,10] for uint8 images [N,3,28,28] (any device), in eval mode, on the classifier's device.
+    Computed in channels_last (NHWC: weights for the call, batches) at ``batch_size`` images per forward — the
+    fastest layout and batch measured (benchmarks/RESULTS.md); the scores are the NCHW ones up to float rounding."""
     device = _device(classifier)
-    with eval_mode(classifier):
-        out = [classifier(x.to(device)) for (x,) in in_order(images, batch_size=batch_size)]
+    with eval_mode(classifier), channels_last_mode(classifier, enabled=channels_last):
+        out = [classifier(_nhwc(x.to(device), channels_last)) for (x,) in in_order(images, batch_size=batch_size)]
     return torch.cat(out) if out else torch.empty(0, 10)
 
 
@@ -104,12 +114,14 @@ def accuracy(classifier: nn.Module, ds: DigitSet) -> float:
 
 
 @torch.no_grad()
-def target_bn_statistics(classifier: nn.Module, images: torch.Tensor, *, batch_size: int = 500) -> None:
+def target_bn_statistics(classifier: nn.Module, images: torch.Tensor, *, batch_size: int = 500,
+                         channels_last: bool = True) -> None:
     """Re-estimate the BatchNorm running statistics of ``classifier`` on unlabelled uint8 ``images``
     [N,3,28,28] (AdaBN: Li et al., "Revisiting Batch Normalization For Practical Domain Adaptation", 2016).
 
     Exact averages over ``images`` (cumulative moving average), gathered in training mode as during training;
-    weights are untouched and the classifier is left in eval mode.
+    weights are untouched and the classifier is left in eval mode. ``batch_size`` stays 500: the averages are
+    over the batches' own statistics, so another partition gives other numbers. In channels_last (NHWC).
     """
     net = unwrap(classifier)
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
@@ -120,8 +132,9 @@ def target_bn_statistics(classifier: nn.Module, images: torch.Tensor, *, batch_s
     net.train()
     device = _device(net)
     try:
-        for (x,) in in_order(images, batch_size=batch_size):
-            net(x.to(device))
+        with channels_last_mode(net, enabled=channels_last):
+            for (x,) in in_order(images, batch_size=batch_size):
+                net(_nhwc(x.to(device), channels_last))
     finally:
         for m, mom in zip(bns, momenta):
             m.momentum = mom

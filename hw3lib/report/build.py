@@ -10,6 +10,8 @@
    ``hw3lib.data.make.make_data`` at the profile's ``data_size`` when absent (profiles without one, ``full``, need
    ``--data``);
 3. :func:`notebook_parameters` — profile + ``-p`` overrides + absolute data/run/figures paths and the device;
+   then every run the notebooks will train (:func:`planned`) is trained by a pool of workers
+   (:func:`hw3lib.report.pool.train_planned`; ``jobs=0`` leaves training to the notebooks);
 4. :func:`run_notebooks` — ``pN_xxx.ipynb`` (the project's, the checkout's or the installed copies:
    ``hw3lib.project``) run with papermill (cwd: their folder, kernel ``python3`` of this interpreter) into
    ``OUT/executed/``, ``$HW3_TABLES_DIR`` = ``OUT/tables``, one live progress line per notebook
@@ -307,6 +309,18 @@ def notebook_parameters(plan: Plan, data_dir: Path) -> dict[str, dict]:
     return params
 
 
+def planned(plan: Plan, data_dir: Path, sizes: dict, params: dict[str, dict] | None = None) -> list:
+    """Every run the selected notebooks train, from the parameters they get
+    (:func:`hw3lib.report.plan.planned_runs`); step counts from ``sizes`` (:func:`data_sizes`), else the
+    profile's embedded size."""
+    from hw3lib.report import plan as planning
+
+    params = params if params is not None else notebook_parameters(plan, data_dir)
+    counts = planning.data_counts(sizes, plan.profile.data_size)
+    return planning.planned_runs({n: plan.source(n) for n in plan.notebooks if plan.declared[n] is not None},
+                                 params, counts)
+
+
 def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True) -> dict[str, Execution]:
     """Execute the selected notebooks into ``OUT/executed/`` (a missing or failing one is recorded, the others
     still run)."""
@@ -432,16 +446,29 @@ def write_run_json(plan: Plan, data: Data, params: dict[str, dict], runs: dict[s
 def build_report(profile: str | Path | Profile, data: str | Path | None = None, out: str | Path = "report",
                  device: str = "auto", overrides=(), only=None, *, notebooks: str | Path | None = None,
                  runs_root: str | Path | None = None, figures_dir: str | Path | None = None, pdf: bool = True,
-                 progress: bool = True) -> ReportResult:
+                 progress: bool = True, jobs: int | None = None, threads: int | None = None) -> ReportResult:
     """Run the pipeline (see the module docstring). ``overrides``: ``[(KEY, VALUE), ...]`` as ``-p``;
     ``only``: ``"p1,p3"`` or a list. ``notebooks``/``runs_root``/``figures_dir`` override the repository's
-    notebooks folder and the profile's folders (tests)."""
+    notebooks folder and the profile's folders (tests). ``jobs``/``threads``: the pool that trains the planned
+    runs before the notebooks (:mod:`hw3lib.report.pool`; default from the machine); ``jobs=0``: no pool, each
+    notebook trains its own runs in its kernel."""
     started = time.perf_counter()
     plan = plan_report(profile, out, device, overrides, only, notebooks=notebooks, runs_root=runs_root,
                        figures_dir=figures_dir)
     found = resolve_data(plan.profile, data, plan.figures)
     params = notebook_parameters(plan, found.dir)
-    runs = run_notebooks(plan, params, progress=progress and os.environ.get("HW3_PROGRESS", "1") != "0")
+    progress = progress and os.environ.get("HW3_PROGRESS", "1") != "0"
+    if jobs != 0:  # the plan's runs first, in parallel; the notebooks then load them
+        from hw3lib.report.pool import train_planned
+
+        try:
+            to_train = planned(plan, found.dir, found.sizes, params)
+        except KeyError as exc:  # a notebook of your own without a parameter the plan reads
+            print(f"hw3 report: no run plan (a notebook has no parameter {exc}): each notebook trains its own runs",
+                  file=sys.stderr, flush=True)
+            to_train = []
+        train_planned(to_train, found.dir, plan.device, jobs=jobs, threads=threads, progress=progress)
+    runs = run_notebooks(plan, params, progress=progress)
     header = report_header(plan, found, params, runs)
     html = write_html(plan, header, runs)
     pdf_path, pdf_note = print_report_pdf(html) if pdf else (None, None)
@@ -467,10 +494,7 @@ def print_plan(profile, data=None, out="report", device="auto", overrides=(), on
     # A profile without embedded data (full) is planned on the course's sizes unless --data names the folder.
     counted = data is not None or (plan.profile.data_size is not None and _has_data(root))
     sizes = data_sizes(root) if counted else {}
-    counts = planning.data_counts(sizes, plan.profile.data_size)
-    params = notebook_parameters(plan, root)
-    runs = planning.planned_runs({n: plan.source(n) for n in plan.notebooks if plan.declared[n] is not None},
-                                 params, counts)
+    runs = planned(plan, root, sizes)
     times = planning.estimate(runs, plan.device)
     where = (f"image counts of {root}" if sizes else
              f"image counts of the embedded {plan.profile.data_size} data (none in {root} yet)"
@@ -489,7 +513,7 @@ def _run(args) -> int:
         return 0
     try:
         result = build_report(args.profile, data=args.data, out=args.out, device=args.device, overrides=overrides,
-                              only=args.only, pdf=not args.no_pdf)
+                              only=args.only, pdf=not args.no_pdf, jobs=args.jobs, threads=args.threads)
     except KeyboardInterrupt:
         print("hw3 report: interrupted (finished training steps are checkpointed; re-run to resume)",
               file=sys.stderr)
@@ -517,6 +541,10 @@ def register(groups) -> None:
                         "or p1.KEY for one (repeatable)")
     p.add_argument("--only", default=None, metavar="p1,p3", help="run and report only these problems")
     p.add_argument("--no-pdf", action="store_true", help="skip the PDF")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="workers that train the planned runs before the notebooks (default: from the cores and "
+                        "the device, as hw3 runs train; 0: each notebook trains its own runs)")
+    p.add_argument("--threads", type=int, default=None, metavar="T", help="threads per run (default 1 on the CPU)")
     p.add_argument("--plan", action="store_true",
                    help="print every run the profile will train (problem, method, pair, seed, steps), which are "
                         "finished, and an estimate of their time from a short measured benchmark of each step on "

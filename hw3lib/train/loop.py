@@ -62,6 +62,15 @@ class RunConflict(ValueError):
     """The run folder holds a run of another kind or config: it is never overwritten."""
 
 
+def _threads_record(before: int | list[int] | None, now: int) -> int | list[int]:
+    """``extra["threads"]``: the intra-op threads the run trained with (a CPU run's numbers depend on them,
+    through the order of oneDNN's reductions), or the list of counts when resumed sessions used different ones."""
+    if before is None or before == now:
+        return now
+    counts = before if isinstance(before, list) else [before]
+    return counts if now in counts else [*counts, now]
+
+
 class DivergenceError(RuntimeError):
     """A loss became NaN/inf. The last good checkpoint (if any) is kept untouched."""
 
@@ -286,6 +295,7 @@ class TrainLoop:
                          disable=not progress_enabled(self.dist), leave=False)
         # Training wall time, summed over resumed sessions: extra["wall_s"] (hw3 results, the report's timings).
         t0 = time.perf_counter() - float(self.extra.get("wall_s", 0.0))
+        self.extra["threads"] = _threads_record(self.extra.get("threads"), torch.get_num_threads())
         try:
             for m in self.models.values():
                 m.train()
