@@ -186,15 +186,14 @@ def development_table(record: Mapping[str, Any], summary: Mapping[str, Mapping[s
 def handin_note(record: Mapping[str, Any], source: str, summary: Mapping[str, Mapping[str, Any]]) -> str:
     """What Problem 4 hands in and why, from the choices and this run's numbers. Markdown."""
     p = record.get("protocol") or {}
-    lines = [f"**The hand-in, chosen on development tasks** ({source}; {p.get('holdout')} held-out development "
-             f"images, {len(p.get('seeds') or [])} development seed(s), {len(p.get('candidates') or [])} "
-             "candidates per pair): "]
+    lines = [f"**The hand-in, chosen on development tasks** ({source}; {len(p.get('seeds') or [])} development "
+             f"seed(s), {len(p.get('candidates') or [])} candidates per pair): "]
     parts = []
     for key, entry in (record.get("pairs") or {}).items():
         src, tgt = key.split("_", 1)
         best = next(sc for sc in entry["scores"] if sc["label"] == entry["choice"]["label"])
         text = (f"{pair_label(src, tgt)}: {entry['choice']['label']} ({best['accuracy']:.2f} % on "
-                f"{pair_label(*entry['development_task'].split('_', 1))})")
+                f"{entry.get('held_out', '?')} held-out images of {pair_label(*entry['development_task'].split('_', 1))})")
         hand, dann = summary.get(HANDIN, {}).get(key), summary.get("dann", {}).get(key)
         if hand and dann:
             text += (f", {hand['mean']:.2f} % on the course pair's target test against DANN's {dann['mean']:.2f} % "

@@ -29,7 +29,7 @@ def run_develop(profile: str, data: str | None = None, overrides=(), device: str
                      device=str(plan.device))
     names = ["dann", *(p["methods"] or improved(shared_recipe=True))]
     record, where = develop.choose(base, root, p["run_dir"], names=names, pairs=UDA_PAIRS, seeds=p["dev_seeds"],
-                                   holdout=p["dev_holdout"], knobs=p["knobs"] or {},
+                                   holdout=p["dev_holdout"], knobs=p["knobs"] or {}, grid=p["dev_grid"],
                                    recorded_files=() if fresh else recorded_choices())
     return record, where, Path(p["run_dir"]) / "choices.json"
 

@@ -131,27 +131,30 @@ def _uda_run(problem: str, cfg, run_dir: Path, counts, data_dir) -> PlannedRun:
 
 
 def _development_runs(problem: str, base, names: list[str], p: dict, seeds, counts) -> list[PlannedRun]:
-    """Problem 4's development runs when no recorded choice fits (:func:`hw3lib.train.uda.develop.choose`), else
-    the hand-in runs whose chosen knobs differ from the comparison's."""
+    """Problem 4's development runs unless choices shipped with the package fit this data and protocol
+    (:func:`hw3lib.train.uda.develop.choose`), and, once the choices are known, the hand-in runs whose chosen knobs
+    differ from the comparison's."""
     from hw3lib.project import recorded_choices
     from hw3lib.train.uda import develop
 
     run_root, knobs = Path(p["run_dir"]), p["knobs"] or {}
     dev_seeds = [int(s) for s in p["dev_seeds"]]
-    proto = develop.protocol(base, names, dev_seeds, p["dev_holdout"], knobs)
-    found = None
+    proto = develop.protocol(base, names, dev_seeds, p["dev_holdout"], knobs, p["dev_grid"])
+    shipped = made_here = None
     with contextlib.suppress(ValueError, OSError):  # no data yet: nothing recorded can match it
-        found = develop.recorded([*recorded_choices(), run_root / "choices.json"], p["data_dir"], proto)
+        shipped = develop.recorded(recorded_choices(), p["data_dir"], proto)
+        made_here = develop.recorded([run_root / "choices.json"], p["data_dir"], proto)
+    found = shipped or made_here
     out = []
     for src, tgt in UDA_PAIRS:
-        if found is None:
+        if shipped is None:  # developed here (or to be): its runs are this report's
             dev_src, x = develop.development_task(src, tgt)
-            for cand in develop.candidates(names):
+            for cand in develop.candidates(names, p["dev_grid"]):
                 for seed in dev_seeds:
                     cfg = develop.candidate_config(base, cand, dev_src, x, seed, holdout=p["dev_holdout"],
                                                    knobs=knobs.get(cand.method))
                     out.append(_uda_run(problem, cfg, develop.run_folder(run_root, cfg, cand), counts, p["data_dir"]))
-        elif (cand := develop.choice(found[0], src, tgt)).knobs:
+        if found is not None and (cand := develop.choice(found[0], src, tgt)).knobs:
             for seed in seeds:
                 cfg = develop.candidate_config(base, cand, src, tgt, seed, knobs=knobs.get(cand.method))
                 out.append(_uda_run(problem, cfg, run_root / f"{cfg.name}{cand.tag}", counts, p["data_dir"]))

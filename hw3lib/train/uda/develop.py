@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from hw3lib import methods
-from hw3lib.data import data_id
+from hw3lib.data import data_id, digits
 from hw3lib.data.layout import DIGIT_DOMAINS, UDA_PAIRS
 from hw3lib.train.uda.config import UDAConfig
 from hw3lib.train.uda.runs import train_or_load
@@ -66,7 +66,7 @@ class Candidate:
     @property
     def label(self) -> str:
         spec = methods.get(self.method)
-        return spec.label + (" (" + ", ".join(f"{k} = {v}" for k, v in self.knobs) + ")" if self.knobs else "")
+        return spec.label + "".join(f", {k} = {v}" for k, v in self.knobs)
 
     def as_dict(self) -> dict[str, Any]:
         return {"method": self.method, "knobs": self.overrides, "label": self.label}
@@ -76,14 +76,15 @@ class Candidate:
         return cls(str(d["method"]), tuple(sorted((d.get("knobs") or {}).items())))
 
 
-def candidates(names: Iterable[str]) -> list[Candidate]:
-    """Each method with its paper's knobs, then each value of its grid that differs from them, one knob at a time."""
+def candidates(names: Iterable[str], grid: bool = True) -> list[Candidate]:
+    """Each method with its paper's knobs, then (``grid``) each value of its grid that differs from them, one knob
+    at a time."""
     out = []
     for name in names:
         spec = methods.get(name)
         defaults = dataclasses.asdict(spec.knobs())
         out.append(Candidate(name))
-        for knob, values in spec.grid.items():
+        for knob, values in (spec.grid.items() if grid else ()):
             out += [Candidate(name, ((knob, v),)) for v in values if v != defaults[knob]]
     return out
 
@@ -106,20 +107,20 @@ def _recipe(base: UDAConfig) -> dict[str, Any]:
 
 
 def protocol(base: UDAConfig, names: Iterable[str], seeds: Iterable[int], holdout: int = HOLDOUT,
-             knobs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+             knobs: Mapping[str, Mapping[str, Any]] | None = None, grid: bool = True) -> dict[str, Any]:
     """What a choice depends on besides the data: holdout, seeds, recipe, candidates (with the profile's knobs)."""
     return {"holdout": int(holdout), "seeds": [int(s) for s in seeds], "recipe": _recipe(base),
-            "candidates": [c.as_dict() for c in candidates(names)],
+            "candidates": [c.as_dict() for c in candidates(names, grid)],
             "knobs": {m: dict(v) for m, v in (knobs or {}).items()}}
 
 
 def develop(base: UDAConfig, data_root: str | Path, run_root: str | Path, *, names: Iterable[str],
             pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,), holdout: int = HOLDOUT,
-            knobs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+            knobs: Mapping[str, Mapping[str, Any]] | None = None, grid: bool = True) -> dict[str, Any]:
     """Train (or load) every candidate on every pair's development task and choose; returns the choices dict."""
     names, seeds, knobs = list(names), [int(s) for s in seeds], dict(knobs or {})
-    cands = candidates(names)
-    record = {"version": VERSION, "protocol": protocol(base, names, seeds, holdout, knobs), "pairs": {}}
+    cands = candidates(names, grid)
+    record = {"version": VERSION, "protocol": protocol(base, names, seeds, holdout, knobs, grid), "pairs": {}}
     for src, tgt in pairs:
         dev_src, x = development_task(src, tgt)
         scores = []
@@ -131,7 +132,8 @@ def develop(base: UDAConfig, data_root: str | Path, run_root: str | Path, *, nam
                                          .metrics["target_acc"]), 2))
             scores.append({**cand.as_dict(), "values": values, "accuracy": round(float(np.mean(values)), 2)})
         best = max(range(len(scores)), key=lambda i: (scores[i]["accuracy"], -i))
-        record["pairs"][f"{src}_{tgt}"] = {"development_task": f"{dev_src}_{x}",
+        held_out = min(holdout, len(digits(data_root, x, "train")) // 2)  # development_split's count
+        record["pairs"][f"{src}_{tgt}"] = {"development_task": f"{dev_src}_{x}", "held_out": held_out,
                                            "data_id": data_id(data_root, (dev_src, x)), "scores": scores,
                                            "choice": {k: scores[best][k] for k in ("method", "knobs", "label")}}
     return record
@@ -166,21 +168,21 @@ def recorded(files: Iterable[str | Path], data_root: str | Path, proto: Mapping[
 
 def choose(base: UDAConfig, data_root: str | Path, run_root: str | Path, *, names: Iterable[str],
            pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,), holdout: int = HOLDOUT,
-           knobs: Mapping[str, Mapping[str, Any]] | None = None, recorded_files: Iterable[str | Path] = ()
-           ) -> tuple[dict[str, Any], str]:
+           knobs: Mapping[str, Mapping[str, Any]] | None = None, grid: bool = True,
+           recorded_files: Iterable[str | Path] = ()) -> tuple[dict[str, Any], str]:
     """The choices for ``pairs``: recorded ones made on this data with this protocol (``recorded_files``, e.g. the
     shipped quick-profile choices, then ``run_root/choices.json``), else :func:`develop` here. Returns the choices
     and where they come from (``"recorded in FILE"`` or ``"developed here"``); writes ``run_root/choices.json``."""
     from hw3lib.checkpoint import atomic_write_text
 
     names, pairs = list(names), [tuple(p) for p in pairs]
-    proto = protocol(base, names, seeds, holdout, knobs)
+    proto = protocol(base, names, seeds, holdout, knobs, grid)
     found = recorded([*recorded_files, Path(run_root) / "choices.json"], data_root, proto, pairs)
     if found is not None:
         record, where = found[0], f"recorded in {found[1]}"
     else:
         record = develop(base, data_root, run_root, names=names, pairs=pairs, seeds=seeds, holdout=holdout,
-                         knobs=knobs)
+                         knobs=knobs, grid=grid)
         where = "developed here"
     atomic_write_text(Path(run_root) / "choices.json", json.dumps(record, indent=1))
     return record, where
