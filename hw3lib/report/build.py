@@ -189,8 +189,10 @@ def _execute(src: Path, dst: Path, params: dict, cell_timeout: int | None = None
         src_lines = [ln for ln in str(exc.source).splitlines() if ln.strip()]
         return "failed", time.perf_counter() - t0, ProblemError(
             exc.ename, str(exc.evalue), "\n".join(src_lines[:6]), exc.cell_index)
-    except CellTimeoutError:
-        return "failed", time.perf_counter() - t0, _timed_out(dst, running[0] if running else None, cell_timeout)
+    except CellTimeoutError as exc:
+        if "Cell execution timed out" in str(exc):  # not the 4 s wait for a finished cell's last outputs
+            return "failed", time.perf_counter() - t0, _timed_out(dst, running[0] if running else None, cell_timeout)
+        return "failed", time.perf_counter() - t0, ProblemError("CellTimeoutError", str(exc).strip().splitlines()[0], "")
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 — a dead kernel...: report it, run the others
