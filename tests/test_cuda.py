@@ -144,7 +144,9 @@ def test_vae_steps_make_no_host_sync():
 def test_gan_steps_make_no_host_sync():
     from hw3lib.train.gan import GANConfig, build_models, train_gan
 
-    cfg = GANConfig(epochs=100, batch_size=8, max_steps=6, log_every=QUIET, ckpt_every=QUIET, snapshot_every=QUIET)
+    width = {} if SYNC.type == "cuda" else {"ngf": 16, "ndf": 16}  # the code path, not the width, is checked
+    cfg = GANConfig(epochs=100, batch_size=8, max_steps=6, log_every=QUIET, ckpt_every=QUIET, snapshot_every=QUIET,
+                    **width)
     g, d = build_models(cfg, SYNC)
     with no_host_sync() as checked:
         h = train_gan(g, d, synthetic.faces(32, SYNC), cfg, runtime=Runtime.for_config(cfg, device=SYNC))
@@ -165,7 +167,8 @@ def test_uda_steps_make_no_host_sync(method, monkeypatch):
 
     src, tgt = synthetic.digits("usps", 64, device=SYNC), synthetic.digits("mnistm", 64, seed=1, device=SYNC)
     tgt_test = synthetic.digits("mnistm", 16, seed=2, device=SYNC)
-    gta = {"batch_size": 16, "warmup_steps": 2} if method == "gta" else None
+    gta = {"batch_size": 16, "warmup_steps": 2, **({} if SYNC.type == "cuda" else {"ndf": 16, "ngf": 16})} \
+        if method == "gta" else None
     cfg = UDAConfig(method=method, steps=6, batch_size=16, evals=0, log_every=QUIET, ckpt_every=QUIET,
                     bn_eval="running", gta=gta, device=str(SYNC)).validate()
     with no_host_sync() as checked:
