@@ -13,7 +13,8 @@
 4. :func:`run_notebooks` — ``pN_xxx.ipynb`` (the project's, the checkout's or the installed copies:
    ``hw3lib.project``) run with papermill (cwd: their folder, kernel ``python3`` of this interpreter) into
    ``OUT/executed/``, ``$HW3_TABLES_DIR`` = ``OUT/tables``, one live progress line per notebook
-   (``hw3lib.report.progress``); a failing notebook is recorded and the others still run;
+   (``hw3lib.report.progress``); a failing notebook is recorded and the others still run; a cell running past
+   the profile's ``cell_timeout`` is stopped with its kernel and recorded as that notebook's failure;
 5. :func:`report_header` and :func:`write_html` — one self-contained HTML (``hw3lib.report.html``);
 6. :func:`print_report_pdf` — a PDF printed by headless Chromium (``hw3lib.report.pdf``);
 7. :func:`write_run_json` — ``OUT/run.json``: profile, parameters, status and wall time per notebook, data,
