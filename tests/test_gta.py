@@ -22,8 +22,11 @@ from hw3lib.train.uda import UDAConfig
 from hw3lib.methods.gta import build_nets, lr_factor
 import synthetic
 
-SMOKE_NB = {"seeds": [0], "steps": 4, "batch_size": 16, "tsne_per_domain": 30, "images_per_class": 1,
-            "dann_steps": 4, "dann_batch_size": 16}
+# notebooks/p4_uda.ipynb's parameters at smoke budgets (names from its parameters cell: papermill only warns about
+# unknown ones, so the test checks them against the notebook before running it)
+SMOKE_NB = {"seeds": [0], "steps": 4, "batch_size": 16, "evals": 2, "gta_steps": 4, "gta_batch_size": 16,
+            "gta_evals": 2, "ndf": 16, "ngf": 16, "warmup_steps": 4, "compare_gray": True, "tsne_per_domain": 30,
+            "images_per_class": 1}
 
 # The seed report's Problem 4.3 printouts. Two transcription slips of the report are repaired: its
 # "_netF(\n feature): ..." / "_netC(\n main): ..." / "_netG(\n main): ..." lost the opening "(" of the
@@ -283,7 +286,7 @@ def test_generated_figure():
 
 
 @pytest.mark.slow
-def test_notebook_smoke(tmp_path):
+def test_notebook_smoke(tmp_path, monkeypatch):
     """papermill runs notebooks/p4_uda.ipynb end to end with tiny parameters (trains the DANN runs too)."""
     import json
     from pathlib import Path
@@ -293,17 +296,26 @@ def test_notebook_smoke(tmp_path):
     root = Path(__file__).resolve().parents[1]
     from conftest import write_tiny_course_data
     data = write_tiny_course_data(tmp_path / "data", digits={d: (40, 20) for d in ("usps", "mnistm", "svhn")})
-    run_dir, figs = tmp_path / "runs" / "p4_uda", tmp_path / "figures"
-    pm.execute_notebook(str(root / "notebooks" / "p4_uda.ipynb"), str(tmp_path / "out.ipynb"),
+    notebook = root / "notebooks" / "p4_uda.ipynb"
+    assert set(SMOKE_NB) <= set(pm.inspect_notebook(str(notebook))), set(SMOKE_NB) - set(pm.inspect_notebook(str(notebook)))
+    run_dir, figs, tables = tmp_path / "runs" / "p4_uda", tmp_path / "figures", tmp_path / "tables"
+    monkeypatch.setenv("HW3_TABLES_DIR", str(tables))  # the kernel inherits it: tables stay out of the checkout
+    pm.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"),
                         cwd=str(root / "notebooks"), progress_bar=False, kernel_name="python3",
                         parameters={"data_dir": str(data), "run_dir": str(run_dir), "figures_dir": str(figs),
                                     "device": "cpu", **SMOKE_NB})
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["target_accuracy"]) == {"source-only", "dann", "target-only", "gta", "gta-warm"}
-    assert set(metrics["gray_vs_color"]) == {"mnistm_svhn"}
+    pairs = {"usps_mnistm", "mnistm_svhn", "svhn_usps"}
+    accuracy = metrics["target_accuracy"]
+    assert {"source-only", "dann", "target-only", "gta", "gta-warm", "cdan", "mcc", "adamatch"} <= set(accuracy)
+    assert all(set(accuracy[m]) == pairs for m in ("dann", "gta", "cdan", "mcc", "adamatch")), accuracy
+    gray = (tables / "p4_gray.csv").read_text()  # compare_gray: GTA on luminance vs colour for mnistm → svhn
+    assert "mnistm" in gray and "svhn" in gray
     names = {p.name for p in figs.glob("*.png")}
-    assert {"fig4_2_tsne_usps_mnistm.png", "fig4_2_tsne_mnistm_svhn.png", "fig4_2_tsne_svhn_usps.png",
-            "fig4_4_generated.png"} <= names
+    # t-SNE of GTA and of the best modern method, per pair; GTA's generated images and losses; the selection figure
+    assert {f"fig4_2_tsne_gta_{p}.png" for p in pairs} | {"fig4_1_selection.png", "fig4_4_generated.png",
+                                                          "fig4_5_gta_losses.png"} <= names, names
+    assert len([n for n in names if n.startswith("fig4_2_tsne_") and not n.startswith("fig4_2_tsne_gta_")]) == 3
     assert len(list((tmp_path / "runs" / "p3_dann").glob("*_s0/checkpoint.pt"))) == 9
 
 
