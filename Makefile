@@ -8,7 +8,7 @@ PROFILE ?= quick
 
 LAB_ARGS ?=
 
-.PHONY: report test test-all test-lab lab install chromium clean
+.PHONY: report test test-slow test-all test-lab lab install chromium clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -36,6 +36,11 @@ report: install chromium
 
 test: install chromium
 	$(PY) -m pytest
+
+# The slow tests only (measurements, notebooks, the wheel in a fresh venv, JupyterLab in Chromium): what CI runs
+# after `make test` (.ci/run). `make test-all` runs both suites in one go.
+test-slow: install chromium
+	$(PY) -m pytest -m slow
 
 test-all: install chromium
 	$(PY) -m pytest -m ""

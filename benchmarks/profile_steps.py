@@ -5,7 +5,7 @@
 For each family, hw3lib's public training function runs on random images of the real shapes: a 1-step and a
 3-step run under ``torch.utils.flop_counter`` (their difference: forward and backward FLOPs per step, per
 operator), then several steps under ``torch.profiler`` (operator time; the step time from
-``hw3lib.train.common.step_clock``). The table groups the operators of the timed steps into convolutions,
+``hw3lib.train.loop.step_clock``). The table groups the operators of the timed steps into convolutions,
 matmuls, BatchNorm, pooling, the optimiser and the rest, and gives each group's share of the step and, where it
 has FLOPs, its GFLOP/s as a share of a float32 matmul measured in the same run. A family below 70 % of the matmul
 rate is then either slow in its arithmetic (convolutions under the matmul rate) or busy outside it (memory-bound
@@ -24,7 +24,7 @@ from torch.profiler import ProfilerActivity, profile
 from benchmarks.throughput import matmul_rate
 from hw3lib.device import get_device
 from hw3lib.report.plan import PlannedRun, step_runner
-from hw3lib.train.common import step_clock
+from hw3lib.train.loop import step_clock
 from hw3lib.train.gan import GANConfig
 from hw3lib.train.uda import UDAConfig
 from hw3lib.train.vae import VAEConfig

@@ -44,7 +44,7 @@ from hw3lib.data.transforms import to_signed
 from hw3lib.device import amp_dtype, describe, get_device, seed_everything, tune_allocator
 from hw3lib.models import build
 from hw3lib.runtime import Runtime
-from hw3lib.train.common import step_clock
+from hw3lib.train.loop import step_clock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -339,7 +339,7 @@ def _hw3_runner(family, data, device, batch, compile_):
 
     def run(n):
         cfg = UDAConfig(method=family, source="usps", target="mnistm", steps=n, batch_size=batch, evals=0,
-                        device=str(device), gta={"batch_size": batch} if family == "gta" else None)
+                        device=str(device))
         train_uda(cfg, data)
     return run, (load_digits(data, "usps", "train").images, load_digits(data, "mnistm", "train").images)
 
@@ -441,10 +441,8 @@ def main(argv=None) -> int:
             "convolutions can exceed a plain matmul): a "
             "step at that level is compute-bound, and only less arithmetic (or lower precision on hardware that "
             "has it) makes it much faster.\n")
-    from hw3lib.checkpoint import atomic_write_text
-    atomic_write_text(args.out, text)
-    print(table)
-    return 0
+    from benchmarks import write_section
+    return write_section(args.out, "throughput", text, echo=table)
 
 
 def _has_tabulate() -> bool:

@@ -75,7 +75,38 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
         raise ValueError(f"refusing to load {file}: not a safe hw3lib checkpoint ({first[:200]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "models" not in payload:
         raise ValueError(f"{file} is not an hw3lib checkpoint (format {FORMAT})")
-    return payload
+    return migrate(payload)
+
+
+# What the knobs of hw3lib < 0.3 were (module constants then, config fields since): the values every digit-adaptation
+# run written before them trained with.
+_V02_KNOBS = {"dann": {"gamma": 10.0}, "cdan": {"gamma": 10.0, "entropy": True},
+              "mcc": {"temperature": 2.5, "weight": 1.0}, "adamatch": {"tau": 0.9, "ramp": 0.5}}
+
+
+def migrate(payload: dict[str, Any]) -> dict[str, Any]:
+    """An older checkpoint's dict in today's layout (the one place old layouts are known).
+
+    Digit-adaptation runs of hw3lib < 0.3 kept GTA's knobs in ``config["gta"]`` (with its batch, learning rate and
+    warm start) and ``gray`` beside it, DANN's and CDAN's λ steepness in ``config["gamma"]``, and the other methods'
+    knobs as module constants: they become the shared fields and ``config["knobs"]``. GTA runs of hw3lib < 0.2 fed F
+    images in [-1,1], not the public ``Normalize(0.44, 0.19)``."""
+    config = payload.get("config")
+    if payload.get("kind") not in ("uda", "gta") or not isinstance(config, dict) or "knobs" in config:
+        return payload
+    config = dict(config)
+    gamma, gray, gta = config.pop("gamma", 10.0), config.pop("gray", False), dict(config.pop("gta", None) or {})
+    if config.get("method") == "gta":
+        gta.setdefault("in_mean", 0.5), gta.setdefault("in_std", 0.5)
+        config["batch_size"] = gta.pop("batch_size", 100)
+        config["lr"] = gta.pop("lr", 5e-4)
+        config["warmup_steps"] = gta.pop("warmup_steps", 0)
+        config["knobs"] = {**gta, "gray": bool(gray)}
+    else:
+        config.setdefault("warmup_steps", 0)
+        knobs = _V02_KNOBS.get(config.get("method"), {})
+        config["knobs"] = {k: (gamma if k == "gamma" else v) for k, v in knobs.items()}
+    return {**payload, "config": config}
 
 
 def capture_rng() -> dict[str, Any]:

@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "hw3lib.train.uda",
     "hw3lib.predict",
     "hw3lib.report.build",
+    "hw3lib.report.develop",
+    "hw3lib.report.runs",
     "hw3lib.project",
     "hw3lib.handin",
     "hw3lib.results",
@@ -60,7 +62,7 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from hw3lib.train.common import DivergenceError, Interrupted
+    from hw3lib.train.loop import DivergenceError, Interrupted
     try:
         return int(args.func(args) or 0)
     except Interrupted as exc:

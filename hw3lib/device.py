@@ -84,6 +84,35 @@ def set_deterministic(enabled: bool = True) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none: macOS, Windows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_isa(flags: frozenset[str] | None = None) -> str:
+    """The widest vector instruction set of the CPU, with its bf16 support: ``AMX (amx_bf16)``,
+    ``AVX-512 with avx512_bf16``, ``AVX-512``, ``AVX2``, else the machine name (``aarch64``...)."""
+    flags = cpu_flags() if flags is None else flags
+    if "amx_bf16" in flags:
+        return "AMX (amx_bf16)"
+    if "avx512f" in flags:
+        return "AVX-512 with avx512_bf16" if "avx512_bf16" in flags else "AVX-512"
+    return "AVX2" if "avx2" in flags else platform.machine() or "unknown"
+
+
+def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
+    """Native bf16 arithmetic on the CPU (``avx512_bf16`` dot products or AMX tiles)."""
+    flags = cpu_flags() if flags is None else flags
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
 def describe(device: torch.device) -> str:
     """A human line for reports: ``cuda (NVIDIA H200)`` or ``cpu (2 threads)``."""
     if device.type == "cuda":

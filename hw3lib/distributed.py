@@ -60,12 +60,14 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
-def wrap(model: nn.Module, info: DistInfo, device: torch.device, *, sync_bn: bool = False) -> nn.Module:
+def wrap(model: nn.Module, info: DistInfo, device: torch.device, *, sync_bn: bool = False,
+         find_unused: bool = False) -> nn.Module:
     """DDP-wrap ``model`` when distributed; identity otherwise.
 
     BatchNorm: per-rank statistics by default (what single-GPU training with the same per-GPU batch does,
     and it avoids a collective per BN layer); ``sync_bn=True`` converts to SyncBatchNorm, which matters when the
-    per-rank batch gets small.
+    per-rank batch gets small. ``find_unused``: parameters a step leaves without gradient (a head one method
+    does not use) are found by DDP in every step instead of raising.
     """
     if not info.enabled:
         return model
@@ -77,7 +79,8 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device, *, sync_bn: boo
     with warnings.catch_warnings():
         # Newer torch deprecates broadcast_buffers but says to keep it for rank-local buffers (our case).
         warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
-        return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False,
+                                                     find_unused_parameters=find_unused)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

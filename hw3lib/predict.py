@@ -12,35 +12,30 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
-from hw3lib import checkpoint
+from hw3lib import checkpoint, methods
 from hw3lib.data.layout import DIGIT_DOMAINS, DIGIT_SIZE
 
-PREFERENCE = ("dann", "gta", "source-only", "target-only")
+# Which run a folder of several runs for one target answers with: DANN, then the improved methods, then the bounds.
+PREFERENCE = (*methods.names("baseline"), *methods.names("improved"), *methods.names("bound"))
 
 
 def read_folder(folder: str | Path) -> tuple[list[str], torch.Tensor]:
-    """Every ``*.png`` in ``folder`` (sorted by name) as uint8 [N,3,28,28] (grayscale repeated, other sizes resized)."""
+    """Every ``*.png`` in ``folder`` (sorted by name) as uint8 [N,3,28,28]: the course-layout loader's decoding
+    (:func:`hw3lib.data.loaders.decode_pngs`): grey repeated, other square sizes resized (said once on stderr),
+    a non-square or unreadable file one error naming it."""
+    from hw3lib.data.loaders import DIGIT_MODES_READ, announce_resized, decode_pngs
+
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"image folder not found: {folder}")
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and p.is_file())
     if not files:
         raise ValueError(f"no .png images in {folder}")
-    arrays = []
-    for p in files:
-        try:
-            with Image.open(p) as im:
-                im = im.convert("RGB")
-                if im.size != (DIGIT_SIZE, DIGIT_SIZE):
-                    im = im.resize((DIGIT_SIZE, DIGIT_SIZE), Image.BILINEAR)
-                arrays.append(np.asarray(im))
-        except OSError as exc:
-            raise ValueError(f"cannot read image {p}: {exc}") from None
-    return [p.name for p in files], torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    images, _, resized = decode_pngs(files, DIGIT_SIZE, DIGIT_MODES_READ, resize=True)
+    announce_resized(f"digits in {folder}", resized, DIGIT_SIZE)
+    return [p.name for p in files], images
 
 
 def find_run(ckpt: str | Path, target: str | None, method: str | None = None) -> Path:
@@ -69,11 +64,11 @@ def predict_folder(ckpt: str | Path, images: str | Path, *, target: str | None =
     from hw3lib.eval.uda import predict_labels
     from hw3lib.train.uda import load_models
 
+    names, x = read_folder(images)  # the inputs first: a bad image folder is named before any model loads
     file = find_run(ckpt, target, method)
     models, config = load_models(checkpoint.load(file), get_device(device))
     if target is not None and config.target != target:
         raise ValueError(f"{file} was trained for target {config.target!r}, not {target!r}")
-    names, x = read_folder(images)
     return names, predict_labels(config.spec.classifier(models, config), x).tolist()
 
 
@@ -137,7 +132,7 @@ def register(groups) -> None:
     p.add_argument("--images", required=True, help="folder of .png digits")
     p.add_argument("--target", choices=DIGIT_DOMAINS, default=None,
                    help="target domain of the run to use (checked against the checkpoint)")
-    p.add_argument("--method", choices=("source-only", "dann", "target-only", "gta"), default=None,
+    p.add_argument("--method", choices=methods.names(), default=None,
                    help="pick the run by method when --ckpt holds several")
     p.add_argument("--out", required=True, help="output CSV")
     p.add_argument("--device", default="auto")

@@ -120,3 +120,11 @@ def register(groups) -> None:
     p.add_argument("--profile", default="quick", help="profile to copy: smoke, quick (default) or full")
     p.add_argument("--name", default="my", help="name of the copied profile (default: my → my.yaml)")
     p.set_defaults(func=_cli_init)
+
+
+def recorded_choices() -> list[Path]:
+    """Development choices recorded with the package (``report/choices/*.json`` of the checkout, else the installed
+    copies): Problem 4 loads one made on the same data with the same protocol instead of developing again."""
+    root = checkout_root()
+    folder = root / "report" / "choices" if root else SHIPPED_DIR / "choices"
+    return sorted(folder.glob("*.json"))

@@ -1,7 +1,7 @@
 """``hw3 results [RUNS_ROOT]``: one line per finished run, read from the run folders' checkpoints.
 
-    problem  method  pair           seed  metric                steps      wall        run
-    p3_dann  dann    usps → mnistm  0     target acc 71.20 %    300/300    1 min 02 s  p3_dann/dann_usps_mnistm_s0
+    problem  method  pair           seed  metric              steps    threads  wall        run
+    p3_dann  dann    usps → mnistm  0     target acc 71.20 %  300/300  1        1 min 02 s  p3_dann/dann_usps_mnistm_s0
 
 Every ``checkpoint.pt`` below RUNS_ROOT (default ``$HW3_RUNS``, else ``runs/`` of the project) is read with
 :func:`hw3lib.checkpoint.load`; missing fields show as ``—``. :func:`read_run` is also what ``hw3 report``'s
@@ -34,6 +34,7 @@ class RunRecord:
     total_steps: int | None
     finished: bool
     wall_s: float | None        # extra["wall_s"]
+    threads: str = "—"          # extra["threads"]: intra-op threads it trained with ("2,1": resumed at another count)
 
 
 def _int(value) -> int | None:
@@ -67,12 +68,14 @@ def read_run(file: str | Path) -> RunRecord:
     problem = next((p for p in reversed(file.parent.parts) if _PROBLEM.match(p)), "—")
     src, tgt = config.get("source"), config.get("target")
     wall = extra.get("wall_s")
+    threads = extra.get("threads")
     return RunRecord(
         path=file, problem=problem, method=str(config.get("method") or payload.get("kind") or "—"),
         pair=f"{src} → {tgt}" if src and tgt else "—",
         seed=str(config["seed"]) if config.get("seed") is not None else "—",
         metric=_metric(extra, history), step=_int(payload.get("step")), total_steps=_int(payload.get("total_steps")),
-        finished=bool(payload.get("finished")), wall_s=float(wall) if isinstance(wall, (int, float)) else None)
+        finished=bool(payload.get("finished")), wall_s=float(wall) if isinstance(wall, (int, float)) else None,
+        threads=",".join(map(str, threads)) if isinstance(threads, list) else str(threads or "—"))
 
 
 def checkpoints(root: str | Path) -> list[Path]:
@@ -101,7 +104,7 @@ def default_root() -> Path:
 
 def table(records: list[RunRecord], root: Path) -> list[str]:
     """Aligned lines: a header, then one per record."""
-    head = ("problem", "method", "pair", "seed", "metric", "steps", "wall", "run")
+    head = ("problem", "method", "pair", "seed", "metric", "steps", "threads", "wall", "run")
     rows = [head]
     for r in records:
         try:
@@ -109,7 +112,7 @@ def table(records: list[RunRecord], root: Path) -> list[str]:
         except ValueError:
             where = str(r.path.parent)
         steps = f"{'?' if r.step is None else r.step}/{'?' if r.total_steps is None else r.total_steps}"
-        rows.append((r.problem, r.method, r.pair, r.seed, r.metric, steps, fmt_seconds(r.wall_s), where))
+        rows.append((r.problem, r.method, r.pair, r.seed, r.metric, steps, r.threads, fmt_seconds(r.wall_s), where))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head) - 1)]
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] for row in rows]
 
@@ -143,8 +146,8 @@ def _cli_results(args) -> int:
 def register(groups) -> None:
     p = groups["root"].add_parser("results", help="list finished runs: problem, method, pair, seed, metric, time",
                                   description="One line per finished run below RUNS_ROOT, read from its "
-                                              "checkpoint.pt (problem, method, pair, seed, metric, steps, wall "
-                                              "time, folder).")
+                                              "checkpoint.pt (problem, method, pair, seed, metric, steps, "
+                                              "threads it trained with, wall time, folder).")
     p.add_argument("root", nargs="?", default=None, metavar="RUNS_ROOT",
                    help="folder of run folders (default: $HW3_RUNS, else runs/ of the project)")
     p.set_defaults(func=_cli_results)

@@ -1,6 +1,6 @@
 """One object that owns where and how a run executes: device, process group, autocast and memory layout.
 
-Training loops hold a :class:`Runtime` (through :class:`hw3lib.train.common.TrainLoop`) instead of threading
+Training loops hold a :class:`Runtime` (through :class:`hw3lib.train.loop.TrainLoop`) instead of threading
 ``device=`` and ``dist=`` through every function — the shape of lucidrains' ``Trainer`` holding an
 ``Accelerator``::
 
@@ -63,14 +63,17 @@ class Runtime:
         return self.dist.is_main
 
     # -- models ------------------------------------------------------------------------------------
-    def prepare(self, model: nn.Module) -> nn.Module:
+    def prepare(self, model: nn.Module, *, ddp: bool = True, find_unused: bool = False) -> nn.Module:
         """Move ``model`` to the device (in place), switch its convolutions to channels_last when asked, and
-        wrap it in DDP under torchrun. Returns the module to call in the step (the DDP wrapper or ``model``);
-        ``model`` itself stays the one whose ``state_dict`` a checkpoint holds."""
+        wrap it in DDP under torchrun (unless ``ddp`` is False; ``find_unused``: some parameters may get no
+        gradient in a step). Returns the module to call in the step (the DDP wrapper or ``model``); ``model``
+        itself stays the one whose ``state_dict`` a checkpoint holds."""
         model.to(self.device)
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        return wrap(model, self.dist, self.device, sync_bn=self.sync_bn)
+        if not ddp:
+            return model
+        return wrap(model, self.dist, self.device, sync_bn=self.sync_bn, find_unused=find_unused)
 
     def finish(self, *models: nn.Module) -> None:
         """Back to the default layout and eval mode, so a trained model computes exactly what a reload of its
@@ -119,6 +122,22 @@ def eval_mode(*models: nn.Module) -> contextlib.AbstractContextManager[None]:
 def train_mode(*models: nn.Module) -> contextlib.AbstractContextManager[None]:
     """Put ``models`` in train mode for the block (BatchNorm on batch statistics), then restore each one's mode."""
     return _mode(True, models)
+
+
+@contextlib.contextmanager
+def channels_last_mode(*models: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """The 4-d parameters (convolution weights) of ``models`` in channels_last (NHWC) for the block, then the
+    tensors they were before: for forward passes only (evaluation, BatchNorm re-estimation), whose NHWC
+    convolutions are faster on oneDNN and give the NCHW numbers up to float rounding."""
+    params = [p for m in models for p in m.parameters() if p.dim() == 4] if enabled else []
+    was = [p.data for p in params]
+    try:
+        for p in params:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+        yield
+    finally:
+        for p, data in zip(params, was):
+            p.data = data
 
 
 @contextlib.contextmanager

@@ -275,7 +275,7 @@ def uda_view(r, data_dir, *, snapshot: int | None = None, per_domain: int = 200,
     test digits: accuracy, t-SNE (``per_domain`` test images of each domain), confusion matrix and the ``n_worst``
     worst-classified images; at ``r.snapshots[snapshot]`` instead of the final model when given."""
     from hw3lib.eval.uda import pair_label
-    from hw3lib.plots.seaborn_uda import confusion_figure, tsne_figure, worst_figure
+    from hw3lib.plots.uda import confusion_figure, tsne_figure, worst_figure
 
     digits = _uda_function("digits")
     c = r.config
@@ -307,12 +307,14 @@ def uda_explorer(results: Mapping[tuple[str, str, str, int], Any], data_dir, *, 
         from hw3lib.widgets import uda_explorer
         display(uda_explorer(results, data_dir, per_domain=tsne_per_domain, seed=seed))
     """
-    from hw3lib.eval.uda import pair_label
+    from hw3lib.eval.uda import pair_label, row_label, row_order
 
     keys = list(results)
     pairs = list(dict.fromkeys((s, t) for _, s, t, _ in keys))
     pair = W.Dropdown(options=[(pair_label(s, t), (s, t)) for s, t in pairs], description="pair")
-    method = W.Dropdown(options=list(dict.fromkeys(m for m, *_ in keys)), description="method")
+    # The registry's labels, in its table order.
+    method = W.Dropdown(options=[(row_label(m), m) for m in row_order(dict.fromkeys(m for m, *_ in keys))],
+                        description="method")
     run_seed = W.Dropdown(options=sorted({sd for *_, sd in keys}), description="seed")
     step = W.SelectionSlider(options=[("final", FINAL)], description="step", continuous_update=False)
     status = W.HTML()

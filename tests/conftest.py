@@ -1,7 +1,8 @@
 """Shared fixtures.
 
 - ``tiny_course_data`` (session): a course-layout data folder (``face/`` + ``digits/{usps,mnistm,svhn}/``, a few
-  dozen images per split, made by the real generators, no manifest, i.e. like the course's ``hw3_data``).
+  dozen images per split, made by the real generators — never random stand-ins — and no manifest, i.e. like the
+  course's ``hw3_data``).
   Treat it as read-only (loading it writes only the decode cache); copy it (``course_copy``) to modify it.
 - ``tiny_embedded_data`` (session): the same sizes, with an ``hw3_data.json`` manifest (source "embedded").
 - ``course_copy`` (function): a private, modifiable copy of ``tiny_course_data``.
@@ -10,12 +11,10 @@
 """
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 TINY_FACES = (24, 8)  # (train, test)
@@ -33,56 +32,15 @@ def _hw3_env(monkeypatch, _session_cache_dir):
     monkeypatch.setenv("HW3_CACHE_DIR", str(_session_cache_dir))
 
 
-def _fallback_faces(root: Path, n_train: int, n_test: int, seed: int) -> None:
-    from hw3lib.data.layout import FACE_ATTRIBUTES, FACE_SIZE
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
-        (root / "face" / split).mkdir(parents=True, exist_ok=True)
-        with open(root / "face" / f"{split}.csv", "w", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(["image_name", *FACE_ATTRIBUTES])
-            for i in range(n):
-                img = rng.integers(0, 256, (FACE_SIZE, FACE_SIZE, 3), dtype=np.uint8)
-                Image.fromarray(img, "RGB").save(root / "face" / split / f"{i:05d}.png")
-                w.writerow([f"{i:05d}.png", *rng.integers(0, 2, len(FACE_ATTRIBUTES))])
-
-
-def _fallback_digits(root: Path, sizes: dict, seed: int) -> None:
-    from hw3lib.data.layout import DIGIT_MODES, DIGIT_SIZE
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for domain, counts in sizes.items():
-        for split, n in zip(("train", "test"), counts):
-            folder = root / "digits" / domain
-            (folder / split).mkdir(parents=True, exist_ok=True)
-            with open(folder / f"{split}.csv", "w", newline="") as fh:
-                w = csv.writer(fh, lineterminator="\n")
-                w.writerow(["image_name", "label"])
-                for i in range(n):
-                    shape = (DIGIT_SIZE, DIGIT_SIZE) + (() if DIGIT_MODES[domain] == "L" else (3,))
-                    img = rng.integers(0, 256, shape, dtype=np.uint8)
-                    Image.fromarray(img, DIGIT_MODES[domain]).save(folder / split / f"{i:05d}.png")
-                    w.writerow([f"{i:05d}.png", i % 10])
-
-
 def write_tiny_course_data(root: Path, seed: int = 0, faces=TINY_FACES, digits=TINY_DIGITS) -> Path:
-    """Write a tiny course-layout folder with the generators (random images when they are missing)."""
+    """Write a tiny course-layout folder with the embedded generators. No fallback: a generator that fails to
+    import fails every test that uses this data, rather than testing on random images."""
+    from hw3lib.data.synth_digits import write_digits
+    from hw3lib.data.synth_faces import write_faces
+
     root.mkdir(parents=True, exist_ok=True)
-    try:
-        from hw3lib.data.synth_faces import write_faces
-    except ImportError:
-        _fallback_faces(root, *faces, seed)
-    else:
-        write_faces(root, *faces, seed=seed, progress=False)
-    try:
-        from hw3lib.data.synth_digits import write_digits
-    except ImportError:
-        _fallback_digits(root, digits, seed)
-    else:
-        write_digits(root, digits, seed=seed, progress=False)
+    write_faces(root, *faces, seed=seed, progress=False)
+    write_digits(root, digits, seed=seed, progress=False)
     return root
 
 

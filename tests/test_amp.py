@@ -46,7 +46,7 @@ def test_bad_amp_mode_is_rejected_by_the_uda_config():
 
 def test_amp_does_not_change_run_identity():
     """A run trained in bf16 on a GPU and one trained in float32 on the CPU are the same run for train-or-load."""
-    from hw3lib.train.common import same_config
+    from hw3lib.train.configs import same_config
     from hw3lib.train.gan import GANConfig
     from hw3lib.train.uda import UDAConfig
     from hw3lib.train.vae import VAEConfig
@@ -59,8 +59,8 @@ def test_amp_does_not_change_run_identity():
 def test_losses_are_float32_under_autocast():
     from hw3lib.models.vae import VAEOutput, vae_loss
     from hw3lib.train.gan import gan_loss
-    from hw3lib.train.uda.methods import nll
-    from hw3lib.train.uda.methods.gta import class_loss, realfake_loss
+    from hw3lib.methods import nll
+    from hw3lib.methods.gta import class_loss, realfake_loss
 
     p = torch.full((8,), 0.3, dtype=BF16)
     logits = torch.randn(8, 10).to(BF16)
@@ -79,7 +79,7 @@ def test_confident_discriminator_keeps_a_finite_loss_in_bf16(name, shape):
     reads log(1 - 1) (clamped to 100, with a 1e12 gradient). The discriminators apply their Sigmoid to a float32
     logit, so the loss stays -log(1 - sigmoid(7)) = 7.0009."""
     from hw3lib.train.gan import gan_loss
-    from hw3lib.train.uda.methods.gta import realfake_loss
+    from hw3lib.methods.gta import realfake_loss
 
     torch.manual_seed(0)
     net = build(name).eval()
@@ -163,7 +163,7 @@ def test_gta_step_in_bf16_matches_float32():
     got = {}
     for amp in ("off", "bf16"):  # the same seed: the same initial weights and G's noise
         cfg = UDAConfig(method="gta", steps=2, log_every=1, amp=amp, device="cpu",
-                        gta={"batch_size": 8, "ndf": 8, "ngf": 8, "nz": 16, "warmup_steps": 1})
+                        batch_size=8, warmup_steps=1, knobs={"ndf": 8, "ngf": 8, "nz": 16})
         r = synthetic.fit(cfg, src, tgt)
         h = r.history
         assert _params_float32(*r.models.values())

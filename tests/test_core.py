@@ -14,7 +14,8 @@ from hw3lib import checkpoint
 from hw3lib.data.batches import Batches, in_order
 from hw3lib.device import get_device, seed_everything
 from hw3lib.runtime import cpu
-from hw3lib.train.common import DivergenceError, Interrupted, TrainLoop, finished_checkpoint
+from hw3lib.train.folders import finished_checkpoint
+from hw3lib.train.loop import DivergenceError, Interrupted, TrainLoop
 
 
 def test_batches_cover_each_epoch_once_and_depend_only_on_seed_and_epoch():

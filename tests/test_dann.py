@@ -184,9 +184,67 @@ def test_dann_loss_decreases_on_separable_toy(toy):
     assert h["label_loss"][-1] < 0.7 * h["label_loss"][0]
 
 
-def test_sgd_and_joint_bn_run(toy):
-    h = train_uda(_cfg(method="dann", optimizer="sgd", lr=0.01, bn="joint", max_steps=3), toy).history
-    assert len(h["label_loss"]) >= 1
+class _Params(torch.nn.Module):
+    def __init__(self, w):
+        super().__init__()
+        self.w = w
+
+
+def test_sgd_follows_the_papers_annealing_and_adam_stays_constant(toy, tmp_path):
+    """optimizer="sgd": momentum 0.9 and μ_p = μ0 / (1 + 10 p)^0.75 per step (Ganin & Lempitsky 2015, §5.2);
+    "adam": a constant rate, no scheduler. Checked on the optimiser and on a trained run's checkpoint."""
+    from hw3lib import checkpoint
+    from hw3lib.models.grl import dann_lr
+    from hw3lib.train.uda.loop import default_optimizers
+
+    w = torch.nn.Parameter(torch.zeros(2))
+    opts, sched = default_optimizers({"w": _Params(w)}, _cfg(optimizer="sgd", lr=0.01), total=10)
+    opt = opts["dann"]
+    assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["momentum"] == 0.9
+    seen = []
+    for _ in range(10):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched["lr"].step()
+    want = [0.01 / (1 + 10 * k / 10) ** 0.75 for k in range(10)]
+    assert seen == pytest.approx(want, rel=1e-9) and want[-1] < 0.2 * want[0]
+    assert seen == pytest.approx([0.01 * dann_lr(k / 10, 1.0) for k in range(10)], rel=1e-12)
+    adam, none = default_optimizers({"w": _Params(w)}, _cfg(optimizer="adam", lr=0.01), total=10)
+    assert isinstance(adam["dann"], torch.optim.Adam) and none == {}
+
+    cfg = _cfg(method="dann", optimizer="sgd", lr=0.01, max_steps=3, evals=0)
+    train_uda(cfg, toy, tmp_path / "sgd")
+    state = checkpoint.load(tmp_path / "sgd")["schedulers"]["lr"]
+    assert state["last_epoch"] == 3 and state["_last_lr"] == pytest.approx([0.01 * dann_lr(3 / 3, 1.0)])
+
+
+def test_joint_bn_normalises_the_concatenated_batch(toy):
+    """bn="joint": one forward pass of source+target, so every BatchNorm sees Ns+Nt rows and the source logits
+    depend on the target images; bn="separate": two passes of Ns and Nt rows, source logits from source alone."""
+    from hw3lib.methods.base import Batch, Step, nll
+    from hw3lib.methods.dann import dann_losses
+
+    torch.manual_seed(0)
+    net = build("dann").train()
+    for m in net.modules():  # deterministic forward passes: dropout off, BatchNorm still on batch statistics
+        if isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)):
+            m.eval()
+    rows = []
+    net.feature.f_bn1.register_forward_hook(lambda mod, inp, out: rows.append(len(inp[0])))
+    x, xt = torch.rand(6, 3, 28, 28) * 2 - 1, torch.rand(4, 3, 28, 28) * 0.5  # the target domain is brighter
+    y = torch.arange(6) % 10
+    losses = {}
+    for bn in ("joint", "separate"):
+        rows.clear()
+        with torch.no_grad():
+            losses[bn] = dann_losses({"dann": net}, Batch(x, y, xt), Step(0, 10, _cfg(bn=bn), None)).logs
+        assert rows == ([10] if bn == "joint" else [6, 4])
+    with torch.no_grad():
+        joint_ref = nll(net(torch.cat([x, xt]), 0.0).class_logp[:6], y)
+        alone_ref = nll(net(x, 0.0).class_logp, y)
+    assert losses["joint"]["label_loss"] == pytest.approx(float(joint_ref), abs=1e-6)
+    assert losses["separate"]["label_loss"] == pytest.approx(float(alone_ref), abs=1e-6)
+    assert abs(float(joint_ref) - float(alone_ref)) > 1e-3  # the target batch changed the source's normalisation
 
 
 def test_train_or_load_skips_finished_run(toy, tmp_path, monkeypatch):

@@ -205,8 +205,8 @@ def test_notebook_smoke(tmp_path):
 # -- the recipe: one real/fake loss, DiffAugment, the weight average ----------------------------------------
 def test_one_realfake_loss_for_the_dcgan_and_gta():
     from hw3lib.train.gan import gan_loss
-    from hw3lib.train.losses import realfake_bce
-    from hw3lib.train.uda.methods.gta import realfake_loss
+    from hw3lib.models.functional import realfake_bce
+    from hw3lib.methods.gta import realfake_loss
 
     assert gan_loss is realfake_bce and realfake_loss is realfake_bce
     p = torch.tensor([0.9, 0.2, 0.6])

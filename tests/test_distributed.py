@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.distributed as tdist
 
-from hw3lib import checkpoint
+from hw3lib import checkpoint, methods
 
 pytestmark = pytest.mark.skipif(not (tdist.is_available() and tdist.is_gloo_available()),
                                 reason="torch.distributed with the gloo backend is not available in this build")
@@ -45,10 +45,10 @@ def _dann_args(data, out, *more: str, method: str = "dann") -> list[str]:
             "--out", str(out), "--batch-size", "8", "--device", "cpu", *more]
 
 
-@pytest.mark.parametrize("method", ["dann", *(pytest.param(m, marks=pytest.mark.slow) for m in ("cdan", "mcc",
-                                                                                               "adamatch"))])
+@pytest.mark.parametrize("method", ["dann", *(pytest.param(m, marks=pytest.mark.slow) for m in methods.names()
+                                               if m != "dann" and methods.get(m).adapts)])
 def test_torchrun_uda_method_trains_and_replicas_agree(method, tmp_path, tiny_course_data):
-    """Every DANN-network method under DDP (the new ones are slow-marked: one torchrun launch each)."""
+    """Every adaptation method of the registry under DDP (all but DANN slow-marked: one torchrun launch each)."""
     out = tmp_path / method
     proc = _run(_torchrun(*_dann_args(tiny_course_data, out, "--max-steps", "3", "--evals", "2", method=method)))
     assert proc.stdout.count("test accuracy") == 1, "only rank 0 prints the result"
@@ -57,17 +57,18 @@ def test_torchrun_uda_method_trains_and_replicas_agree(method, tmp_path, tiny_co
     assert payload["extra"]["ddp_max_param_diff"] == 0.0
     assert "target_acc" in payload["extra"]["metrics"]
     # Same format as single-process: unwrapped keys (no "module." prefix), loadable without a process group.
-    assert not any(k.startswith("module.") for k in payload["models"]["dann"])
+    assert not any(k.startswith("module.") for state in payload["models"].values() for k in state)
     from hw3lib.train.uda import load_models
     models, config = load_models(payload)
-    assert "dann" in models and config.method == method
+    assert set(models) == set(payload["models"]) and config.method == method
 
 
 def test_gan_resumes_single_process_checkpoint_under_torchrun(tmp_path, tiny_course_data, monkeypatch):
     """Single-process DCGAN interrupted at step 2 (Ctrl-C path) → resumed by a 2-process run to step 4."""
     from hw3lib.data import load_faces
     from hw3lib.train import gan
-    from hw3lib.train.common import Interrupted, TrainLoop, bind_data
+    from hw3lib.train.configs import bind_data
+    from hw3lib.train.loop import Interrupted, TrainLoop
 
     class StopAt(TrainLoop):  # Ctrl-C arriving during step 2
         def log(self, **values):

@@ -1,5 +1,5 @@
-"""Problem 4 (Generate To Adapt) tests: the four nets vs the seed printouts, G's 651-channel → 32x32 shape, one
-``fit_gta`` step updating every net, a tiny ``train_uda(method="gta")`` run + reload, the lr decay, and the
+"""Problem 4 (Generate To Adapt) tests: the four nets vs the course report's printouts, G's 651-channel → 32x32
+shape, one GTA update on the shared loop updating every net, a tiny ``train_uda(method="gta")`` run + reload, the lr decay, and the
 notebook's helpers.
 
 Smoke parameters of notebooks/p4_uda.ipynb (smoke data profile):
@@ -19,11 +19,14 @@ from hw3lib.models import build
 from hw3lib.models.gta import build_gta, onehot
 from hw3lib.models.gta import GTAConfig, d_range, prepare
 from hw3lib.train.uda import UDAConfig
-from hw3lib.train.uda.methods.gta import build_nets, lr_factor
+from hw3lib.methods.gta import build_nets, lr_factor
 import synthetic
 
-SMOKE_NB = {"seeds": [0], "steps": 4, "batch_size": 16, "tsne_per_domain": 30, "images_per_class": 1,
-            "dann_steps": 4, "dann_batch_size": 16}
+# notebooks/p4_uda.ipynb's parameters at smoke budgets (names from its parameters cell: papermill only warns about
+# unknown ones, so the test checks them against the notebook before running it)
+SMOKE_NB = {"seeds": [0], "steps": 4, "batch_size": 16, "evals": 2, "gta_steps": 4, "gta_batch_size": 16,
+            "gta_evals": 2, "ndf": 16, "ngf": 16, "warmup_steps": 4, "compare_gray": True, "tsne_per_domain": 30,
+            "images_per_class": 1}
 
 # The seed report's Problem 4.3 printouts. Two transcription slips of the report are repaired: its
 # "_netF(\n feature): ..." / "_netC(\n main): ..." / "_netG(\n main): ..." lost the opening "(" of the
@@ -137,7 +140,7 @@ def test_prepare_resizes_normalises_and_grays():
     imgs = torch.randint(0, 256, (4, 3, 28, 28), dtype=torch.uint8)
     imgs[0] = 0
     imgs[1] = 255
-    cfg = UDAConfig(method="gta").gta
+    cfg = UDAConfig(method="gta").knobs
     x = prepare(imgs, cfg)
     assert x.shape == (4, 3, 32, 32)
     # F's input: the public main.py's Normalize(0.44, 0.19) on [0,1] pixels.
@@ -147,7 +150,7 @@ def test_prepare_resizes_normalises_and_grays():
     d = prepare(imgs, cfg, for_d=True)
     assert d.min() >= -1 and d.max() <= 1 and d[0].eq(-1).all() and d[1].eq(1).all()
     assert torch.allclose(d_range(x, cfg), d, atol=1e-5)
-    g = prepare(imgs, cfg, gray=True)
+    g = prepare(imgs, dataclasses.replace(cfg, gray=True))
     assert torch.allclose(g[:, 0], g[:, 1]) and torch.allclose(g[:, 1], g[:, 2])
     assert not torch.allclose(x[2:, 0], x[2:, 1])
     legacy = prepare(imgs, GTAConfig(in_mean=0.5, in_std=0.5))
@@ -155,15 +158,23 @@ def test_prepare_resizes_normalises_and_grays():
 
 
 def test_gta_config_records_every_knob_and_old_checkpoints_keep_their_inputs():
-    cfg = UDAConfig(method="gta", gta={"ndf": 32})
-    recorded = dataclasses.asdict(cfg)["gta"]
-    assert recorded["ndf"] == 32 and recorded["in_mean"] == 0.44 and set(recorded) == {
+    from hw3lib.checkpoint import migrate
+    from hw3lib.train.configs import config_from
+
+    cfg = UDAConfig(method="gta", knobs={"ndf": 32})
+    recorded = dataclasses.asdict(cfg)
+    assert recorded["knobs"]["ndf"] == 32 and recorded["knobs"]["in_mean"] == 0.44 and set(recorded["knobs"]) == {
         f.name for f in dataclasses.fields(GTAConfig)}
-    # A checkpoint written before the knob existed was trained on [-1,1] inputs and is read back that way.
-    old = UDAConfig.from_dict({"method": "gta", "gta": {"ndf": 32}, "source": "usps", "target": "mnistm"})
-    assert old.gta.in_mean == 0.5 and old.gta.in_std == 0.5 and old.gta.ndf == 32
-    assert UDAConfig(method="dann").gta is None
-    assert UDAConfig.from_dict(dataclasses.asdict(cfg)) == cfg
+    assert (recorded["batch_size"], recorded["lr"]) == (100, 5e-4)  # the public code's, GTA's defaults
+    # A checkpoint of hw3lib < 0.2 was trained on [-1,1] inputs and is read back that way; one of < 0.3 kept GTA's
+    # knobs, batch, lr and warm start in config["gta"] and ``gray`` beside it.
+    payload = {"kind": "gta", "config": {"method": "gta", "gray": True, "batch_size": 128, "lr": 1e-3, "gamma": 10.0,
+                                         "gta": {"ndf": 32, "batch_size": 32, "lr": 2e-4, "warmup_steps": 7},
+                                         "source": "usps", "target": "mnistm"}}
+    old = config_from(UDAConfig, migrate(payload)["config"])
+    assert (old.knobs.in_mean, old.knobs.in_std, old.knobs.ndf, old.knobs.gray) == (0.5, 0.5, 32, True)
+    assert (old.batch_size, old.lr, old.warmup_steps) == (32, 2e-4, 7)
+    assert config_from(UDAConfig, dataclasses.asdict(cfg)) == cfg
 
 
 def test_lr_decay_schedule():
@@ -181,7 +192,7 @@ def _digits(domain: str, n: int, seed: int):
 
 def test_fit_gta_step_updates_all_nets_and_decays_lr(tmp_path):
     torch.manual_seed(0)
-    cfg = UDAConfig(method="gta", steps=3, gta={"batch_size": 8, "lr_decay": 0.5})
+    cfg = UDAConfig(method="gta", steps=3, batch_size=8, knobs={"lr_decay": 0.5})
     torch.manual_seed(cfg.seed)
     before = {k: [p.detach().clone() for p in n.parameters()] for k, n in build_nets(cfg).items()}
     r = synthetic.fit(cfg, _digits("usps", 16, 0), _digits("mnistm", 16, 1), run_dir=tmp_path / "run")
@@ -200,8 +211,8 @@ def test_fit_gta_step_updates_all_nets_and_decays_lr(tmp_path):
 
 
 def test_unknown_gta_option_is_rejected():
-    with pytest.raises(ValueError, match="unknown GTA option"):
-        UDAConfig(method="gta", gta={"learning_rate": 1.0})
+    with pytest.raises(ValueError, match="unknown knob.*learning_rate.*'gta'"):
+        UDAConfig(method="gta", knobs={"learning_rate": 1.0})
 
 
 @pytest.fixture
@@ -211,8 +222,8 @@ def toy(tiny_course_data):
 
 def test_train_uda_gta_and_reload(toy, tmp_path):
     from hw3lib.train.uda import train_or_load
-    cfg = UDAConfig(method="gta", source="mnistm", target="svhn", steps=5, max_steps=2, gray=True,
-                    gta={"batch_size": 8})
+    cfg = UDAConfig(method="gta", source="mnistm", target="svhn", steps=5, max_steps=2, batch_size=8,
+                    knobs={"gray": True})
     r = train_or_load(cfg, toy, tmp_path / "gta")
     assert r.trained and set(r.models) == {"netF", "netC", "netG", "netD"}
     assert 0 <= r.metrics["target_acc"] <= 100
@@ -241,7 +252,7 @@ def test_tables_and_discussion():
     assert "+5.00 points" in text and "ahead on 3 of 3" in text
     m = metrics_dict(summary, gray, UDAConfig(method="gta"), UDAConfig(), [0, 1], [("mnistm", "svhn")])
     assert m["gta_minus_dann"]["usps_mnistm"] == 5.0 and m["gray_vs_color"]["mnistm_svhn"]["gray"]["mean"] == 51.0
-    assert m["config"]["gta"]["gta"] == m["config"]["gta_knobs"] and m["config"]["gta_knobs"]["in_std"] == 0.19
+    assert m["config"]["gta"]["knobs"] == m["config"]["gta_knobs"] and m["config"]["gta_knobs"]["in_std"] == 0.19
 
 
 def test_game_balance_reads_the_runs_histories():
@@ -249,7 +260,7 @@ def test_game_balance_reads_the_runs_histories():
 
     from hw3lib.eval.gta import discussion, game_balance
 
-    cfg = UDAConfig(method="gta", steps=250, gta={"batch_size": 32, "warmup_steps": 400}).validate()
+    cfg = UDAConfig(method="gta", steps=250, batch_size=32, warmup_steps=400).validate()
     run = lambda real, fake: SimpleNamespace(  # noqa: E731
         config=cfg, history={"d_real": [0.5] * 5 + [real] * 5, "d_fake_src": [0.5] * 5 + [fake] * 5,
                              "d_fake_tgt": [0.5] * 5 + [fake / 2] * 5})
@@ -275,7 +286,7 @@ def test_generated_figure():
 
 
 @pytest.mark.slow
-def test_notebook_smoke(tmp_path):
+def test_notebook_smoke(tmp_path, monkeypatch):
     """papermill runs notebooks/p4_uda.ipynb end to end with tiny parameters (trains the DANN runs too)."""
     import json
     from pathlib import Path
@@ -285,17 +296,26 @@ def test_notebook_smoke(tmp_path):
     root = Path(__file__).resolve().parents[1]
     from conftest import write_tiny_course_data
     data = write_tiny_course_data(tmp_path / "data", digits={d: (40, 20) for d in ("usps", "mnistm", "svhn")})
-    run_dir, figs = tmp_path / "runs" / "p4_uda", tmp_path / "figures"
-    pm.execute_notebook(str(root / "notebooks" / "p4_uda.ipynb"), str(tmp_path / "out.ipynb"),
+    notebook = root / "notebooks" / "p4_uda.ipynb"
+    assert set(SMOKE_NB) <= set(pm.inspect_notebook(str(notebook))), set(SMOKE_NB) - set(pm.inspect_notebook(str(notebook)))
+    run_dir, figs, tables = tmp_path / "runs" / "p4_uda", tmp_path / "figures", tmp_path / "tables"
+    monkeypatch.setenv("HW3_TABLES_DIR", str(tables))  # the kernel inherits it: tables stay out of the checkout
+    pm.execute_notebook(str(notebook), str(tmp_path / "out.ipynb"),
                         cwd=str(root / "notebooks"), progress_bar=False, kernel_name="python3",
                         parameters={"data_dir": str(data), "run_dir": str(run_dir), "figures_dir": str(figs),
                                     "device": "cpu", **SMOKE_NB})
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["target_accuracy"]) == {"source-only", "dann", "target-only", "gta", "gta-warm"}
-    assert set(metrics["gray_vs_color"]) == {"mnistm_svhn"}
+    pairs = {"usps_mnistm", "mnistm_svhn", "svhn_usps"}
+    accuracy = metrics["target_accuracy"]
+    assert {"source-only", "dann", "target-only", "gta", "gta-warm", "cdan", "mcc", "adamatch"} <= set(accuracy)
+    assert all(set(accuracy[m]) == pairs for m in ("dann", "gta", "cdan", "mcc", "adamatch")), accuracy
+    gray = (tables / "p4_gray.csv").read_text()  # compare_gray: GTA on luminance vs colour for mnistm → svhn
+    assert "mnistm" in gray and "svhn" in gray
     names = {p.name for p in figs.glob("*.png")}
-    assert {"fig4_2_tsne_usps_mnistm.png", "fig4_2_tsne_mnistm_svhn.png", "fig4_2_tsne_svhn_usps.png",
-            "fig4_4_generated.png"} <= names
+    # t-SNE of GTA and of the best modern method, per pair; GTA's generated images and losses; the selection figure
+    assert {f"fig4_2_tsne_gta_{p}.png" for p in pairs} | {"fig4_1_selection.png", "fig4_4_generated.png",
+                                                          "fig4_5_gta_losses.png"} <= names, names
+    assert len([n for n in names if n.startswith("fig4_2_tsne_") and not n.startswith("fig4_2_tsne_gta_")]) == 3
     assert len(list((tmp_path / "runs" / "p3_dann").glob("*_s0/checkpoint.pt"))) == 9
 
 
@@ -304,7 +324,7 @@ def test_warm_start_trains_f_and_c_alone_then_the_gta_steps(tmp_path):
     schedule counted from their own start; the warm start's target accuracy is logged for the report."""
     torch.manual_seed(0)
     src, tgt = _digits("usps", 16, 0), _digits("mnistm", 16, 1)
-    warm_only = UDAConfig(method="gta", steps=0, epochs=0, gta={"batch_size": 8, "warmup_steps": 3})
+    warm_only = UDAConfig(method="gta", steps=0, epochs=0, batch_size=8, warmup_steps=3)
     torch.manual_seed(warm_only.seed)
     before = {k: [p.detach().clone() for p in n.parameters()] for k, n in build_nets(warm_only).items()}
     r = synthetic.fit(warm_only, src, tgt, _digits("mnistm", 12, 2))
@@ -314,11 +334,11 @@ def test_warm_start_trains_f_and_c_alone_then_the_gta_steps(tmp_path):
     assert len(hist["errC"]) == len(hist["step"]) and "errD" not in hist
     assert len(hist["warm_target_acc"]) == 1 and 0.0 <= hist["warm_target_acc"][0] <= 100.0
 
-    cfg = UDAConfig(method="gta", steps=3, log_every=1, gta={"batch_size": 8, "warmup_steps": 2, "lr_decay": 0.5})
+    cfg = UDAConfig(method="gta", steps=3, log_every=1, batch_size=8, warmup_steps=2, knobs={"lr_decay": 0.5})
     hist = synthetic.fit(cfg, src, tgt, run_dir=tmp_path / "run").history
     assert hist["step"][-1] == 5 and len(hist["errC"]) == 5 and len(hist["errD"]) == 3
     from hw3lib import checkpoint
     lrs = {k: o["param_groups"][0]["lr"] for k, o in checkpoint.load(tmp_path / "run")["optimizers"].items()}
     assert lrs["netD"] == pytest.approx(5e-4 * lr_factor(3, 0.5)) == pytest.approx(lrs["netF"])
     with pytest.raises(ValueError, match="warmup_steps"):
-        synthetic.fit(UDAConfig(method="gta", steps=1, gta={"warmup_steps": -1}), src, tgt)
+        synthetic.fit(UDAConfig(method="gta", steps=1, warmup_steps=-1), src, tgt)

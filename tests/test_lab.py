@@ -202,7 +202,7 @@ def test_curves_over_seeds_band_spans_the_seeds():
 
 
 def test_confusion_figure_counts_and_rows():
-    from hw3lib.plots.seaborn_uda import confusion_figure
+    from hw3lib.plots.uda import confusion_figure
 
     y_true = [0, 0, 0, 1, 1, 2]
     y_pred = [0, 0, 1, 1, 1, 0]
@@ -215,7 +215,7 @@ def test_confusion_figure_counts_and_rows():
 
 
 def test_tsne_figure_marks_domains_and_classes():
-    from hw3lib.plots.seaborn_uda import tsne_figure
+    from hw3lib.plots.uda import tsne_figure
 
     rng = np.random.default_rng(0)
     pts = {"xy": rng.normal(size=(20, 2)), "label": np.arange(20) % 5, "domain": np.r_[np.zeros(8), np.ones(12)]}
@@ -224,6 +224,34 @@ def test_tsne_figure_marks_domains_and_classes():
     labels = [t.get_text() for t in left.get_legend().get_texts()]
     assert labels == ["digit", "0", "1", "2", "3", "4", "domain", "usps", "mnistm"]  # colour: class; marker: domain
     assert [t.get_text() for t in right.get_legend().get_texts()] == ["usps (8)", "mnistm (12)"]
+
+
+def test_tsne_figure_keeps_class_and_domain_colours_whatever_is_present():
+    """Digit 7 is the same colour with or without digits 0-6 in the points; the target domain is the same colour
+    and marker with or without source points (one figure function for the notebooks and the explorer)."""
+    from matplotlib.colors import to_rgba
+
+    from hw3lib.plots.uda import CLASS_COLOURS, DOMAIN_COLOURS, tsne_figure
+
+    def legend(fig, panel):
+        """{label: (rgb, marker)} of the panel's legend entries (the class panel's section titles left out)."""
+        lg = fig.axes[panel].get_legend()
+        return {t.get_text(): (to_rgba(h.get_markerfacecolor())[:3], h.get_marker())
+                for t, h in zip(lg.get_texts(), lg.legend_handles) if h.get_marker()}
+
+    rng = np.random.default_rng(0)
+    full = {"xy": rng.normal(size=(40, 2)), "label": np.arange(40) % 10, "domain": np.r_[np.zeros(20), np.ones(20)]}
+    only = {"xy": full["xy"][-4:], "label": np.array([7, 8, 9, 7]), "domain": np.ones(4)}
+    a, b = tsne_figure(full, "", ("svhn", "usps")), tsne_figure(only, "", ("svhn", "usps"))
+    la, lb = legend(a, 0), legend(b, 0)
+    digits_b = [k for k in lb if k.isdigit()]
+    assert digits_b == ["7", "8", "9"]
+    assert all(lb[d][0] == la[d][0] == to_rgba(CLASS_COLOURS[d])[:3] for d in digits_b)
+    assert len({la[str(c)][0] for c in range(10)}) == 10
+    assert (la["svhn"][1], la["usps"][1]) == ("o", "X")                     # marker = domain on the class panel
+    target = (to_rgba(DOMAIN_COLOURS[1])[:3], "X")
+    assert legend(a, 1) == {"svhn (20)": (to_rgba(DOMAIN_COLOURS[0])[:3], "o"), "usps (20)": target}
+    assert legend(b, 1) == {"usps (4)": target}
 
 
 def test_attribute_rates_grouped_bars():

@@ -66,7 +66,7 @@ def test_cache_hit_is_faster_and_skips_decoding(course_copy, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("decoded again despite a valid cache")
 
-    monkeypatch.setattr(loaders, "_decode", boom)
+    monkeypatch.setattr(loaders, "decode_pngs", boom)
     t2 = time.perf_counter()
     second = load_digits(course_copy, "mnistm", "train")
     t3 = time.perf_counter()
@@ -143,8 +143,12 @@ def _break_attr(root):
     _rewrite_csv(root, "face/test.csv", lambda df: _set(df, 1, "Smiling", "2"))
 
 
-def _break_size(root):
-    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "digits" / "svhn" / "test" / "00001.png")
+def _break_size(root):  # other square sizes are resized; a non-square digit is not
+    Image.fromarray(np.zeros((30, 32, 3), np.uint8)).save(root / "digits" / "svhn" / "test" / "00001.png")
+
+
+def _break_face_size(root):  # faces are not resized
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "face" / "test" / "00002.png")
 
 
 def _break_face_mode(root):
@@ -184,7 +188,9 @@ BAD = [
     ("corrupt-png", _break_corrupt_png, ("mnistm", "train"), r"corrupt image .*mnistm/train/00002\.png"),
     ("label", _break_label, ("usps", "test"), r"usps/test\.csv: label '12' of \S+\.png .*outside 0-9"),
     ("attr", _break_attr, ("faces", "test"), r"face/test\.csv: Smiling '2' of \S+\.png .*not 0 or 1"),
-    ("size", _break_size, ("svhn", "test"), r"svhn/test/00001\.png: expected 28x28 L or RGB, got 32x32 RGB"),
+    ("size", _break_size, ("svhn", "test"),
+     r"svhn/test/00001\.png: expected a square L or RGB image \(28x28, or another size resized to it\), got 32x30 RGB"),
+    ("face-size", _break_face_size, ("faces", "test"), r"face/test/00002\.png: expected 64x64 RGB, got 32x32 RGB"),
     ("face-mode", _break_face_mode, ("faces", "train"), r"face/train/00000\.png: expected 64x64 RGB, got 64x64 L"),
     ("duplicate", _break_duplicate, ("svhn", "train"),
      r"svhn/train\.csv: duplicate image_name '\S+' \(lines 3 and 5\)"),
@@ -356,3 +362,17 @@ def test_celeba_in_torchvision_format(tmp_path):
     os.remove(tmp_path / "celeba" / "identity_CelebA.txt")
     with pytest.raises(ValueError, match=r"CelebA file not found: .*identity_CelebA\.txt"):
         load_faces(tmp_path, "train")
+
+
+def test_tiny_data_never_falls_back_to_random_images(tmp_path, monkeypatch):
+    """tests/conftest.py makes its data with the generators or fails: a broken generator import is an error, not
+    a silent switch to random pixels that every data test would then pass on."""
+    import sys
+
+    from conftest import write_tiny_course_data
+
+    for module in ("hw3lib.data.synth_digits", "hw3lib.data.synth_faces"):
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, module, None)  # `import` of it raises ImportError
+            with pytest.raises(ImportError, match=module):
+                write_tiny_course_data(tmp_path / module)

@@ -1,4 +1,5 @@
-"""environment.yml and pyproject.toml name the same dependencies; the CI script runs the README's test command."""
+"""environment.yml and pyproject.toml name the same dependencies; the README's set-up commands are Makefile
+targets; the CI script runs the README's test command and then the slow tests."""
 from __future__ import annotations
 
 import re
@@ -39,10 +40,66 @@ def test_torch_ranges_admit_the_local_builds():
     assert "0.29.1" in SpecifierSet(vision[len("torchvision"):])
 
 
-def test_ci_runs_the_readme_test_command():
+def _start_here() -> list[str]:
+    """The commands of the README's "Start here" block (comments stripped)."""
     readme = (ROOT / "README.md").read_text()
-    assert "make test" in readme and "make report" in readme
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    block = re.search(r"^## Start here\s+```bash\n(.*?)^```", readme, re.S | re.M).group(1)
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.split("#")[0].strip()]
+
+
+def _make_targets() -> dict[str, list[str]]:
+    """Makefile target → its recipe lines."""
+    targets: dict[str, list[str]] = {}
+    current = None
+    for line in (ROOT / "Makefile").read_text().splitlines():
+        if m := re.match(r"^([A-Za-z][\w.-]*):(?!=)", line):
+            current = targets.setdefault(m.group(1), [])
+        elif line.startswith("\t") and current is not None:
+            current.append(line.strip())
+        elif not line.strip() or line.startswith("#"):
+            continue
+        else:
+            current = None
+    return targets
+
+
+def _ci_commands() -> list[str]:
+    """The commands .ci/run runs, in order (shell set-up and comments left out)."""
+    out = []
+    for line in (ROOT / ".ci" / "run").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "set ", "cd ")):
+            out.append(line)
+    return out
+
+
+def test_readme_set_up_commands_are_makefile_targets():
+    commands = _start_here()
+    assert commands[:2] == ["make report", "make test"], commands
+    targets = _make_targets()
+    for command in commands:
+        assert command.startswith("make ") and command.split()[1] in targets, command
+    assert any("pytest" in r for r in targets["test"])
+    assert any("hw3 report" in r for r in targets["report"])
+
+
+def test_ci_runs_the_readme_test_command_then_the_slow_tests():
+    ci, targets = _ci_commands(), _make_targets()
+    readme_test = next(c for c in _start_here() if c == "make test")
+    assert ci[0] == readme_test, ci  # first, exactly what the README tells a newcomer to run
+    later = [c.split()[1] for c in ci[1:] if c.startswith("make ")]
+    assert later, f".ci/run runs nothing after {readme_test}: {ci}"
+    slow = [t for t in later if any(re.search(r"pytest -m (slow|\"\")$", r) for r in targets[t])]
+    assert slow, f"no make target after {readme_test} in .ci/run runs the slow tests: {later}"
+    # `make test` is the fast selection, so the slow tests run only in the second command
+    ini = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert "-m 'not slow'" in ini["addopts"] and targets["test"][-1] == "$(PY) -m pytest"
+    text = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^set -euo pipefail$", text, re.M)  # a failing `make test` ends CI
+    # the README says what CI runs and how long it took
+    readme = (ROOT / "README.md").read_text()
+    assert re.search(r"`\.ci/run`.*`make test`.*`make test-slow`", readme, re.S)
+    assert re.search(r"CI.*took \d+ min", readme, re.S)
 
 
 # Import name → distribution name, where they differ.
@@ -65,8 +122,10 @@ def _imported_packages(folder: Path) -> set[str]:
 
 
 def test_every_imported_package_is_declared():
+    """Every package hw3lib imports is a dependency, or in the cluster extra (hw3lib.report.slurm imports submitit
+    only when present)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {_name(r) for r in project["dependencies"]}
+    declared = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["cluster"]}
     imported = {_name(DISTRIBUTIONS.get(m, m)) for m in _imported_packages(ROOT / "hw3lib")}
     assert imported - declared == set(), f"imported by hw3lib but not in pyproject's dependencies: {imported - declared}"
 

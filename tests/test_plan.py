@@ -8,6 +8,8 @@ import math
 import pytest
 import torch
 
+from hw3lib import methods
+from hw3lib.train.uda import develop
 from hw3lib.report import build as report_build
 from hw3lib.report import plan as planning
 
@@ -22,9 +24,15 @@ def _runs(profile: str, tmp_path, counts_size: str | None = None, only=None):
 def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
     runs = _runs("quick", tmp_path, "quick")
     by_problem = {p: [r for r in runs if r.problem == p] for p in ("p1_vae", "p2_gan", "p3_dann", "p4_uda")}
+    shared = methods.improved(shared_recipe=True)  # the registry's methods on the shared recipe, + GTA's 3 runs
+    # No data yet, so no recorded development choice fits it: the plan lists the development runs too.
+    dev = [r for r in by_problem["p4_uda"] if r.run_dir.parent.name == "dev"]
+    assert len(dev) == 3 * len(develop.candidates(["dann", *shared]))
     # the attribute classifier is trained by Problem 1 (its sample metrics) and reused by Problem 2: listed once
-    assert [len(v) for v in by_problem.values()] == [2, 1, 9, 12]
+    assert [len(v) for v in by_problem.values()] == [2, 1, 9, 3 * len(shared) + 3 + len(dev)]
     assert [r.method for r in by_problem["p1_vae"]] == ["vae", "face-attr"]
+    assert {r.pair for r in dev} == {"usps → svhn", "mnistm → usps", "svhn → mnistm"}
+    assert all(r.config.holdout == 1000 for r in dev)
     assert all(r.status == "to train" for r in runs)  # nothing under the empty runs folder
     dann = next(r for r in runs if r.method == "dann" and r.pair == "usps → mnistm")
     assert (dann.steps, dann.batch, dann.run_dir) == (400, 64, tmp_path / "runs" / "p3_dann" / "dann_usps_mnistm_s0")
@@ -38,7 +46,8 @@ def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
 def test_full_plan_uses_the_course_sizes_and_three_seeds(tmp_path):
     runs = _runs("full", tmp_path, None, only="p3,p4")
     assert len([r for r in runs if r.problem == "p3_dann"]) == 27
-    assert len([r for r in runs if r.problem == "p4_uda" and r.method != "gta"]) == 27
+    course = [r for r in runs if r.problem == "p4_uda" and r.run_dir.parent.name != "dev"]
+    assert len([r for r in course if r.method != "gta"]) == 9 * len(methods.improved(shared_recipe=True))
     assert len([r for r in runs if r.method == "gta"]) == 12  # 3 pairs × 3 seeds + colour for the gray pair
     dann = next(r for r in runs if r.method == "dann" and r.pair == "usps → mnistm" and r.seed == 2)
     assert dann.steps == math.ceil(20 * 60000 / 128)  # 20 epochs over the larger domain (MNIST-M's 60000)
@@ -46,7 +55,8 @@ def test_full_plan_uses_the_course_sizes_and_three_seeds(tmp_path):
 
 def test_plan_without_p3_trains_its_baselines_in_p4(tmp_path):
     runs = _runs("quick", tmp_path, "quick", only="p4")
-    assert {r.run_dir.parent.name for r in runs if r.method in planning.P3_METHODS} == {"p3_dann"}
+    assert {r.run_dir.parent.name for r in runs if r.method in planning.P3_METHODS
+            and r.run_dir.parent.name != "dev"} == {"p3_dann"}
 
 
 def test_step_seconds_and_table(tmp_path):

@@ -230,7 +230,7 @@ def dummy_report(tmp_path_factory):
     nbs, profile = _dummy_project(tmp)
     result = build_report(profile, data=_embedded_data(tmp / "data"), out=tmp / "out", device="cpu",
                           overrides=[("p2.fail", "true")], only="p1,p2,p3", notebooks=nbs,
-                          runs_root=tmp / "runs", figures_dir=tmp / "figures", progress=False)
+                          runs_root=tmp / "runs", figures_dir=tmp / "figures", progress=False, jobs=0)
     return tmp, result
 
 
@@ -428,6 +428,17 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
                 assert _cell_matches(cell.get_text(), values), f"{name}: table value {cell.get_text()!r} not in metrics.json"
                 assert not cell.get_text().strip().endswith("..."), f"{name}: table cell cut short: {cell.get_text()!r}"
     assert "t-sne" in soup.get_text().lower() or "tsne" in soup.get_text().lower()
+
+    # hw3_p4.sh hands in selected_runs: per pair, the run of the development protocol's choice (method and knobs).
+    from hw3lib import checkpoint
+
+    p4 = json.loads(Path(run["notebooks"]["p4_uda"]["metrics"]).read_text())
+    assert set(p4["selected_runs"]) == set(p4["development"]["pairs"]) == {"usps_mnistm", "mnistm_svhn", "svhn_usps"}
+    for key, entry in p4["development"]["pairs"].items():
+        config = checkpoint.load(p4["selected_runs"][key])["config"]
+        assert (config["source"], config["target"]) == tuple(key.split("_", 1)) and config["holdout"] == 0
+        assert config["method"] == entry["choice"]["method"]
+        assert all(config["knobs"][k] == v for k, v in entry["choice"]["knobs"].items())
 
     if CHROMIUM and POPPLER:
         assert result.pdf is not None

@@ -4,7 +4,7 @@ mode); the DCGAN resumes exactly too (in-process); a diverging CLI run exits 2 w
 good checkpoint.
 
 ``HW3_CKPT_EVERY`` (checkpoint interval) and ``HW3_DETERMINISTIC`` are execution-only environment overrides read
-by :class:`hw3lib.train.common.TrainLoop`.
+by :class:`hw3lib.train.loop.TrainLoop`.
 """
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def _faces(n: int = 16):
 def test_gan_interrupt_and_resume_is_exact(tmp_path, monkeypatch):
     from hw3lib.device import seed_everything
     from hw3lib.train import gan
-    from hw3lib.train.common import Interrupted, TrainLoop
+    from hw3lib.train.loop import Interrupted, TrainLoop
 
     config = gan.GANConfig(seed=3, batch_size=4, ngf=8, ndf=8, nz=16, max_steps=6, log_every=2, device="cpu")
     faces = _faces()

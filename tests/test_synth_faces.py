@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 from hw3lib.data.layout import FACE_ATTRIBUTES, FACE_SIZE
-from hw3lib.data.synth_faces import render_face, sample_attributes, write_faces
+from hw3lib.data.synth_faces import _SPLIT_IDS, render_face, sample_attributes, write_faces
 
 N_TRAIN, N_TEST = 24, 8
 
@@ -164,6 +165,32 @@ def test_render_face_output_and_determinism():
     assert np.array_equal(a, b)
     assert np.abs(a.astype(int) - c).mean() > 5
     assert a.std() > 20                         # not a flat picture
+
+
+# sha256 of the uint8 array of train image i of seed 0 (what ``write_faces`` renders). Together the six take every
+# branch of the rendering stages: bald / long / short female / sideburns; wavy / straight / grainy hair; all five
+# hair colours; bangs, makeup, lipstick, big lips, high cheekbones; each smile x open-mouth pair; beard, stubble;
+# shirt with and without tie; blurred and sharp.
+_PINNED = {
+    13: "4ff1e5fcc536fa939bcfe055d2287349dfd7f4224977e81a4e3835cc51415fe7",
+    20: "35f622b0db95e82c32e6a7d0d6022be830be24eb25e9cc65d0d8d0a728f6b7ca",
+    21: "0240c8fd21fc3da6f6467e4d59429652c98f29f5049360849ae241ebb52676ce",
+    56: "17c10e5355874c1c035901a7644ca84be1545bdcf7dd527871de74a0d2ee4f07",
+    97: "5e3ab9c59d59b69638bc6e67a529cdb5c677e12220fb3c48fa0ca6ebf7ba7156",
+    98: "13007bafc9c3be33023a1685af9a4de2e9b2fe0cbf05b9e4291e17883d3ed239",
+}
+
+
+def test_rendered_pixels_are_pinned():
+    """The embedded faces must not change by a pixel: a refactor of the rendering stages that alters any of these
+    images fails here (regenerating the data would change every number of Problems 1-2)."""
+    changed = []
+    for i, digest in _PINNED.items():
+        rng = np.random.default_rng([0, _SPLIT_IDS["train"], i])
+        face = render_face(sample_attributes(rng), rng)
+        if hashlib.sha256(face.tobytes()).hexdigest() != digest:
+            changed.append(i)
+    assert not changed, f"rendered pixels changed for train faces {changed} of seed 0"
 
 
 def test_face_is_centred():

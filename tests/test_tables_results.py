@@ -67,10 +67,10 @@ def _ckpt(path: Path, **fields) -> None:
 def runs(tmp_path) -> Path:
     root = tmp_path / "runs" / "quick"
     _ckpt(root / "p1_vae", kind="vae", config={"seed": 0}, step=750, total_steps=750, finished=True,
-          history={"test_mse": [0.05, 0.0321]}, extra={"wall_s": 125.4})
+          history={"test_mse": [0.05, 0.0321]}, extra={"wall_s": 125.4, "threads": 1})
     _ckpt(root / "p3_dann" / "dann_usps_mnistm_s1", kind="uda", step=300, total_steps=300, finished=True,
           config={"method": "dann", "source": "usps", "target": "mnistm", "seed": 1},
-          extra={"metrics": {"target_acc": 71.234}})
+          extra={"metrics": {"target_acc": 71.234}, "threads": [2, 1]})
     _ckpt(root / "p4_uda" / "gta_svhn_usps_s0", kind="gta", step=10, total_steps=250, finished=False,
           config={"method": "gta", "source": "svhn", "target": "usps", "seed": 0})
     _ckpt(root / "p2_gan", finished=True)  # almost nothing recorded: still listed
@@ -83,13 +83,15 @@ def test_results_lists_finished_runs_one_line_each(runs, capsys):
     assert main(["results", str(runs)]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].split() == ["problem", "method", "pair", "seed", "metric", "steps", "wall", "run"]
+    assert lines[0].split() == ["problem", "method", "pair", "seed", "metric", "steps", "threads", "wall", "run"]
     assert len(lines) == 4  # header + vae, dann, gan; the unfinished GTA run and the broken file are not listed
     vae = next(ln for ln in lines if ln.startswith("p1_vae"))
     assert vae.split()[:2] == ["p1_vae", "vae"] and "test_mse 0.0321" in vae and "750/750" in vae
     assert "2 min 05 s" in vae  # from extra["wall_s"]
+    assert vae.split()[6:8] == ["750/750", "1"]  # extra["threads"]
     dann = next(ln for ln in lines if ln.startswith("p3_dann"))
     assert "usps → mnistm" in dann and "target acc 71.23 %" in dann and dann.endswith("p3_dann/dann_usps_mnistm_s1")
+    assert " 2,1 " in dann  # resumed at another thread count: both
     gan = next(ln for ln in lines if ln.startswith("p2_gan"))
     assert gan.split()[:4] == ["p2_gan", "—", "—", "—"] and "?/?" in gan
     assert "1 unfinished" in err and "1 unreadable" in err

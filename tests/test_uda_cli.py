@@ -110,8 +110,8 @@ def test_gta_cli_train_takes_batch_and_lr_and_predict_matches_library(tiny_cours
     data, run = tiny_course_data, tmp_path / "gta_svhn_usps_s0"
     assert main(["train", "uda", "--method", "gta", "--source", "svhn", "--target", "usps", "--data", str(data),
                  "--out", str(run), "--steps", "2", "--batch-size", "8", "--lr", "0.0002", "--device", "cpu"]) == 0
-    knobs = checkpoint.load(run)["config"]["gta"]
-    assert knobs["batch_size"] == 8 and knobs["lr"] == 0.0002 and knobs["in_mean"] == 0.44
+    config = checkpoint.load(run)["config"]
+    assert config["batch_size"] == 8 and config["lr"] == 0.0002 and config["knobs"]["in_mean"] == 0.44
     pred = tmp_path / "pred.csv"
     images = data / "digits" / "usps" / "test"
     assert main(["predict", "--ckpt", str(run), "--images", str(images), "--target", "usps", "--out", str(pred),
@@ -152,15 +152,15 @@ def test_train_into_a_folder_of_another_config_refuses_and_keeps_it(trained, tmp
 
 def test_library_runs_of_another_config_go_beside_the_old_one(trained, tmp_path):
     from hw3lib.runtime import cpu
-    from hw3lib.train.common import config_hash
+    from hw3lib.train.configs import config_from, config_hash
     from hw3lib.train.uda import UDAConfig, train_or_load
 
     data, run = trained
     copy = tmp_path / "dann_usps_mnistm_s0"
     shutil.copytree(run, copy)
     before = (copy / "checkpoint.pt").read_bytes()
-    old = UDAConfig.from_dict(checkpoint.load(copy)["config"])
-    new = UDAConfig.from_dict({**checkpoint.load(copy)["config"], "steps": 4})
+    old = config_from(UDAConfig, checkpoint.load(copy)["config"])
+    new = config_from(UDAConfig, {**checkpoint.load(copy)["config"], "steps": 4})
     r = train_or_load(new, data, copy, runtime=cpu())  # a notebook whose parameter changed
     assert r.trained and r.run_dir == tmp_path / f"dann_usps_mnistm_s0-{config_hash(new)}"
     assert (copy / "checkpoint.pt").read_bytes() == before  # the old run is untouched
@@ -172,12 +172,13 @@ def test_library_runs_of_another_config_go_beside_the_old_one(trained, tmp_path)
 def test_a_run_on_other_data_is_never_loaded_as_this_datas_run(trained, tiny_embedded_data, tmp_path, capsys):
     from hw3lib.data import data_id
     from hw3lib.runtime import cpu
+    from hw3lib.train.configs import config_from
     from hw3lib.train.uda import UDAConfig, train_or_load
 
     data, run = trained
     copy = tmp_path / "dann_usps_mnistm_s0"
     shutil.copytree(run, copy)
-    cfg = UDAConfig.from_dict(checkpoint.load(copy)["config"])
+    cfg = config_from(UDAConfig, checkpoint.load(copy)["config"])
     assert cfg.data_id == data_id(data, ("usps", "mnistm"))
     # The same images under a manifest (embedded data) are another data set: trained beside, not loaded.
     other = train_or_load(cfg, tiny_embedded_data, copy, runtime=cpu())

@@ -157,6 +157,15 @@ def test_tiny_train_writes_checkpoint_and_history(tmp_path):
     assert not model.training and model.encoder[0][0].weight.is_contiguous()
 
 
+def test_total_steps_counts_epochs_of_batches():
+    """The quick profile's 3 epochs of batch 32 on 4000 faces (the global batch whatever the world size); a last
+    partial batch is dropped; a set smaller than a batch is one batch an epoch; ``max_steps`` caps."""
+    cfg = tv.VAEConfig(epochs=3, batch_size=32)
+    assert cfg.total_steps(4000) == cfg.total_steps(4000, world_size=2) == cfg.total_steps(4031) == 375
+    assert cfg.total_steps(20) == 3
+    assert tv.VAEConfig(epochs=3, batch_size=32, max_steps=100).total_steps(4000) == 100
+
+
 def test_train_or_load_skips_finished(tmp_path, tiny_course_data, monkeypatch):
     cfg = tv.VAEConfig(epochs=1, batch_size=8, max_steps=2, latent_dim=16)
     model, h, _ = tv.train_or_load(cfg, tiny_course_data, tmp_path / "run", runtime=cpu())

@@ -60,7 +60,9 @@ def check_data(root: str | Path) -> dict:
             digits, extra = load_digits_with_info(root, domain, split)
             _check_count(root, manifest, ("digits", domain, split), len(digits), extra["path"])
             dom[split] = {
-                "count": len(digits), "size": f"{DIGIT_SIZE}x{DIGIT_SIZE}", "modes": extra["modes"],
+                "count": len(digits), "modes": extra["modes"],
+                "size": f"{DIGIT_SIZE}x{DIGIT_SIZE}" + (f" (resized from {' and '.join(extra['resized'])})"
+                                                        if extra.get("resized") else ""),
                 "label_counts": torch.bincount(digits.labels, minlength=10).tolist(),
             }
         summary["digits"][domain] = dom

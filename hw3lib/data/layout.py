@@ -4,7 +4,8 @@
 
     DATA/face/{train,test}/NNNNN.png            64x64 RGB
     DATA/face/{train,test}.csv                  image_name + 13 attributes (0/1)
-    DATA/digits/{usps,mnistm,svhn}/{train,test}/NNNNN.png   28x28 (usps L, others RGB)
+    DATA/digits/{usps,mnistm,svhn}/{train,test}/NNNNN.png   28x28 (usps L, others RGB); the loader resizes
+                                                             other square sizes (16x16 USPS, 32x32 SVHN)
     DATA/digits/{usps,mnistm,svhn}/{train,test}.csv         image_name,label
 """
 from __future__ import annotations

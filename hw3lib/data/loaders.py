@@ -5,7 +5,9 @@
 :mod:`hw3lib.data.torchvision_formats`. Images are decoded once (a small thread pool), validated, and cached
 beside the data (:mod:`hw3lib.data.cache`), so the second load only re-reads the CSV and stats the files.
 
-Every problem raises ``ValueError`` with one line naming the file, column and value.
+Digits of another square size (exports of the real USPS, 16x16, and SVHN, 32x32) are resized to 28x28
+(:func:`hw3lib.data.transforms.resize_uint8`, antialiased bilinear), said once per domain on stderr, and recorded
+in :func:`data_id`. Every problem raises ``ValueError`` with one line naming the file, column and value.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,17 +25,19 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from hw3lib.data import cache
 from hw3lib.data import torchvision_formats as tvf
 from hw3lib.data.layout import DIGIT_DOMAINS, DIGIT_SIZE, FACE_ATTRIBUTES, FACE_SIZE, SPLITS
 from hw3lib.data.sets import DigitSet, FaceSet
+from hw3lib.data.transforms import RESAMPLING, resize_uint8
 
 MANIFEST = "hw3_data.json"  # written by `hw3 data make`; its absence means real data
 COURSE_DIRNAME = "hw3_data"  # what the course zip unpacks to
 _CACHE_VERSION = "course1"
 _FACE_MODES = ("RGB",)
-_DIGIT_MODES = ("L", "RGB")  # course usps PNGs are grayscale; repeated to 3 channels
+DIGIT_MODES_READ = ("L", "RGB")  # course usps PNGs are grayscale; repeated to 3 channels
 
 
 # ----------------------------------------------------------------------------- folders
@@ -115,8 +120,11 @@ def data_id(root: str | Path, parts: tuple[str, ...]) -> str:
     """12 hex digits naming the data of ``parts`` ("face" and/or digit domains) in ``root``: what a run trained on.
 
     Embedded data (``hw3 data make``): the manifest's entry for the part (generator revision, seed, counts). Real
-    data: each split's CSV and the names and sizes of the image files (torchvision formats: of the files read).
-    Cheap: reads no image. Runs record it in their config, so a run made on other data is never reused.
+    data: each split's CSV and the names and sizes of the image files (torchvision formats: of the files read);
+    course-layout digits that are not 28x28 (judged by each split's first image) add their size and the
+    resampling (:data:`~hw3lib.data.transforms.RESAMPLING`), so runs on resized data are keyed apart. Cheap:
+    reads one image header per digit split. Runs record it in their config, so a run made on other data is
+    never reused.
     """
     root = resolve_root(root)
     man = _manifest(root)
@@ -134,6 +142,9 @@ def data_id(root: str | Path, parts: tuple[str, ...]) -> str:
                 csv = folder / f"{split}.csv"
                 h.update(csv.read_bytes() if csv.is_file() else b"no csv")
                 h.update(_listing(folder / split))
+                side = None if part == "face" else _first_side(folder / split)
+                if side is not None and side != DIGIT_SIZE:
+                    h.update(f"resized {side}x{side} to {DIGIT_SIZE}x{DIGIT_SIZE}: {RESAMPLING}".encode())
         else:
             for f in _torchvision_paths(root, part):
                 h.update(b"absent" if f is None else
@@ -159,6 +170,30 @@ def _listing(folder: Path) -> bytes:
     except FileNotFoundError:
         return b"absent"
     return _listing_at(str(folder), stamp)
+
+
+def _first_side(folder: Path) -> int | None:
+    """The side of the first (by name) square PNG in ``folder``; None when there is none or it is unreadable
+    (the loader names the file then). Memoised while the folder is unchanged."""
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+    return _first_side_at(str(folder), stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _first_side_at(folder: str, stamp: int) -> int | None:  # noqa: ARG001 (cache key)
+    with os.scandir(folder) as it:
+        first = min((e.name for e in it if e.name.lower().endswith(".png") and e.is_file()), default=None)
+    if first is None:
+        return None
+    try:
+        with Image.open(os.path.join(folder, first)) as im:  # reads the header only
+            w, h = im.size
+    except Exception:  # noqa: BLE001 - unreadable: the loader raises the one-line error
+        return None
+    return w if w == h else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -223,24 +258,38 @@ def _stat_listed(folder: Path, names: list[str], csv: Path) -> list[tuple[str, i
         raise ValueError(f"{exc} (listed in {csv}) does not exist") from None
 
 
-def _decode(paths: list[Path], size: int, modes: tuple[str, ...]) -> tuple[torch.Tensor, dict[str, int]]:
-    """Decode PNGs into uint8 [N,3,size,size]; ``ValueError`` names the first bad file in list order."""
+def decode_pngs(paths: list[Path], size: int, modes: tuple[str, ...], *, resize: bool = False
+                ) -> tuple[torch.Tensor, dict[str, int], dict[str, int]]:
+    """Decode image files into uint8 [N,3,size,size] (grey repeated), in list order, with a small thread pool.
+
+    Returns ``(images, {mode: count}, {"WxH": count of images resized from that size})``. With ``resize``, a
+    square image of another size (16x16 USPS, 32x32 SVHN exports) is resized to ``size`` by
+    :func:`hw3lib.data.transforms.resize_uint8` (:data:`~hw3lib.data.transforms.RESAMPLING`); without it only
+    ``size``x``size`` is accepted. A non-square, wrong-mode or unreadable file is a ``ValueError`` naming the
+    first bad file in list order. Used by the course-layout loader and ``hw3 predict`` alike.
+    """
     out = np.empty((len(paths), size, size, 3), np.uint8)
     found: list[str] = [""] * len(paths)
+    other: dict[int, np.ndarray] = {}  # index -> RGB array of another square size, resized below
     errors: dict[int, str] = {}
     want = f"{size}x{size} {' or '.join(modes)}"
+    if resize:
+        want = f"a square {' or '.join(modes)} image ({size}x{size}, or another size resized to it)"
 
     def chunk(start: int) -> None:
         for i in range(start, min(start + 256, len(paths))):
             p = paths[i]
             try:
                 with Image.open(p) as im:
-                    if im.size != (size, size) or im.mode not in modes:
-                        w, h = im.size
+                    w, h = im.size
+                    if im.mode not in modes or ((w, h) != (size, size) and not (resize and w == h)):
                         errors[i] = f"{p}: expected {want}, got {w}x{h} {im.mode}"
                         continue
                     found[i] = im.mode
-                    out[i] = np.asarray(im.convert("RGB"))
+                    if (w, h) == (size, size):
+                        out[i] = np.asarray(im.convert("RGB"))
+                    else:
+                        other[i] = np.asarray(im.convert("RGB"))
             except Exception as exc:  # noqa: BLE001 - PIL/zlib raise many types on corrupt files
                 msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 errors[i] = f"corrupt image {p}: {msg[:200]}"
@@ -251,12 +300,19 @@ def _decode(paths: list[Path], size: int, modes: tuple[str, ...]) -> tuple[torch
         list(pool.map(chunk, range(0, len(paths), 256)))
     if errors:
         raise ValueError(errors[min(errors)])
+    by_size: dict[int, list[int]] = {}
+    for i, a in other.items():
+        by_size.setdefault(a.shape[0], []).append(i)
+    for side, index in sorted(by_size.items()):  # one batched resize per native size
+        batch = torch.from_numpy(np.stack([other[i] for i in index])).permute(0, 3, 1, 2)
+        out[index] = resize_uint8(batch, size).permute(0, 2, 3, 1).numpy()
     images = torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
-    return images, dict(Counter(found))
+    return images, dict(Counter(found)), {f"{side}x{side}": len(index) for side, index in sorted(by_size.items())}
 
 
-def _load_course(folder: Path, split: str, size: int, modes: tuple[str, ...], kind: str
-                 ) -> tuple[pd.DataFrame, torch.Tensor, dict[str, int]]:
+def _load_course(folder: Path, split: str, size: int, modes: tuple[str, ...], kind: str, resize: bool = False
+                 ) -> tuple[pd.DataFrame, torch.Tensor, dict[str, int], dict[str, int]]:
+    """(CSV, uint8 images, {mode: count}, {"WxH": count resized}) of one split, decoded once (cached)."""
     csv = folder / f"{split}.csv"
     df, raw = _read_csv(csv)
     names = list(df["image_name"])
@@ -264,11 +320,22 @@ def _load_course(folder: Path, split: str, size: int, modes: tuple[str, ...], ki
     key = cache.fingerprint(raw, stats, extra=f"{_CACHE_VERSION}-{kind}-{size}-{','.join(modes)}")
 
     def build():
-        images, found = _decode([folder / split / n for n in names], size, modes)
-        return {"images": images}, {"modes": found}
+        images, found, resized = decode_pngs([folder / split / n for n in names], size, modes, resize=resize)
+        return {"images": images}, {"modes": found, "resized": resized}
 
     tensors, meta = cache.cached(folder, split, key, build)
-    return df, tensors["images"], dict(meta.get("modes") or {})
+    return df, tensors["images"], dict(meta.get("modes") or {}), dict(meta.get("resized") or {})
+
+
+_ANNOUNCED: set[str] = set()  # digit folders whose resizing was already said in this process
+
+
+def announce_resized(what: str, resized: dict[str, int], size: int) -> None:
+    """Say once per ``what`` (a digit domain's folder, a predict folder), on stderr, that images were resized."""
+    if not resized or what in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(what)
+    tqdm.write(f"{what}: {' and '.join(resized)} images resized to {size}x{size} ({RESAMPLING})", file=sys.stderr)
 
 
 def _source(root: Path) -> str:
@@ -282,7 +349,7 @@ def load_faces_with_info(root: str | Path, split: str) -> tuple[FaceSet, dict]:
     layout = faces_layout(root)
     if layout == "course":
         folder = root / "face"
-        df, images, modes = _load_course(folder, split, FACE_SIZE, _FACE_MODES, "face")
+        df, images, modes, _ = _load_course(folder, split, FACE_SIZE, _FACE_MODES, "face")
         csv = folder / f"{split}.csv"
         attrs = np.stack([_int_column(df, a, range(2), csv, "attribute") for a in FACE_ATTRIBUTES], 1)
         faces = FaceSet(images, torch.from_numpy(attrs.astype(np.uint8)), tuple(df["image_name"]),
@@ -304,11 +371,12 @@ def load_digits_with_info(root: str | Path, domain: str, split: str) -> tuple[Di
     layout = digits_layout(root, domain)
     if layout == "course":
         folder = root / "digits" / domain
-        df, images, modes = _load_course(folder, split, DIGIT_SIZE, _DIGIT_MODES, "digits")
+        df, images, modes, resized = _load_course(folder, split, DIGIT_SIZE, DIGIT_MODES_READ, "digits", resize=True)
         csv = folder / f"{split}.csv"
         labels = torch.from_numpy(_int_column(df, "label", range(10), csv, "label"))
         digits = DigitSet(images, labels, tuple(df["image_name"]), domain, _source(root))
-        return digits, {"layout": "course", "modes": modes, "path": str(csv)}
+        announce_resized(f"{domain} digits in {folder}", resized, DIGIT_SIZE)
+        return digits, {"layout": "course", "modes": modes, "resized": resized, "path": str(csv)}
     if layout == "torchvision":
         loader = {"usps": tvf.load_usps, "svhn": tvf.load_svhn, "mnistm": tvf.load_mnistm}[domain]
         images, labels, file = loader(root, split)

@@ -36,3 +36,9 @@ class DigitSet:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def subset(self, index: torch.Tensor) -> "DigitSet":
+        """The rows ``index`` (int64 [M]) of this set, in that order."""
+        idx = index.to(self.images.device)
+        return DigitSet(self.images[idx], self.labels[idx.to(self.labels.device)],
+                        tuple(self.names[i] for i in index.tolist()), self.domain, self.source)

@@ -55,6 +55,7 @@ import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -176,6 +177,11 @@ class _Head:
         lower = self.a * (1 - w ** self.p) ** (1 / self.p) * (1 - self.taper * w)
         return np.where(v <= self.vh, upper, lower)
 
+    @property
+    def neck_hw(self) -> float:
+        """Half width of the neck."""
+        return 0.42 * self.a
+
     def outline(self, grow=0.0, n=36) -> np.ndarray:
         if grow in self._cache:
             return self._cache[grow].copy()
@@ -230,13 +236,14 @@ def _hsv(h, s, v):
 # --------------------------------------------------------------------------- rendering
 
 def render_face(attrs: Mapping[str, int], rng: np.random.Generator) -> np.ndarray:
-    """Render one 64x64 RGB face (uint8 array) showing ``attrs``.
+    """Render one 64x64 RGB face (uint8 array [64, 64, 3]) showing ``attrs``.
 
     Missing attributes count as 0. Inconsistent combinations are resolved by
-    precedence (Black > Blond > Brown hair, Wavy > Straight).
+    precedence (Black > Blond > Brown hair, Wavy > Straight). The stages below
+    paint back to front at 256 px; each reads its nuisances from ``u``/``z``
+    by fixed index, so no stage changes what another draws.
     """
     A = {k: bool(attrs.get(k, 0)) for k in FACE_ATTRIBUTES}
-    male, smiling, mouth_open = A["Male"], A["Smiling"], A["Mouth_Slightly_Open"]
 
     # ---- nuisances: all drawn up front, in a fixed order (see module docstring)
     u = rng.random(52)
@@ -245,70 +252,146 @@ def render_face(attrs: Mapping[str, int], rng: np.random.Generator) -> np.ndarra
     hair_field = rng.random((30, 30))
     noise = rng.standard_normal((FACE_SIZE, FACE_SIZE, 3))
 
+    fr, body = _pose(u, z)
+    skin = _skin_tone(u, z)
+    head = _head_shape(A, u)
+    hair = _hairstyle(A, u, z)
+    lay = _feature_layout(A, u, z)
+
+    img = _canvas(u, z, bg_field)
+    d = ImageDraw.Draw(img, "RGBA")
+    tex = _hair_texture(fr, hair.color, hair.straight, hair.wavy, hair.part_u, head.top - hair.vol, u, hair_field)
+    back, front = _hair_masks(fr, head, hair, A, u)
+    _paste(img, tex, back)
+    _clothes_and_neck(d, fr, body, head, skin, A, u)
+    _ears(d, fr, head, skin)
+    _face_skin(d, fr, head, skin)
+    _cheeks(d, fr, skin, lay, A)
+    _beard(d, fr, head, skin, hair, lay, A, u)
+    _eyes(d, fr, skin, hair, lay, A, u, z)
+    nose = _nose(d, fr, skin, lay, A, u, z)
+    if A["Smiling"]:
+        _smile_lines(d, fr, skin, lay, nose)
+    _mouth(d, fr, skin, lay, A, u)
+    _paste(img, tex, front)                     # hair in front of the face
+
+    # ---- to 64 px, then photographic nuisances
+    out = np.asarray(img.reduce(_K), dtype=np.float32)      # 4x4 area average = antialiasing
+    return _photo(out, u, z, noise)
+
+
+# --------------------------------------------------------------------------- stages: what the face is
+
+class _Hair(NamedTuple):
+    """One hairstyle, in face units."""
+    name: str                   # "black" | "blond" | "brown" | "gray" | "auburn"
+    color: np.ndarray           # RGB [3], float
+    wavy: bool
+    straight: bool
+    long: bool
+    bald: bool
+    vol: float                  # how far the hair stands off the head
+    length: float               # v where long hair ends
+    part_u: float               # u of the parting
+
+
+class _Layout(NamedTuple):
+    """Where the features sit, in face units."""
+    ex: float                   # eye centre's distance from the midline
+    fu: float                   # horizontal offset of every feature (yaw: a hint of a turned head)
+    mv: float                   # mouth height
+    mw: float                   # mouth half width
+
+
+def _pose(u, z) -> tuple[_Frame, _Frame]:
+    """Head position, scale and tilt: the face's frame and the torso's, which follows the tilt only a little."""
     cx = 32 + np.clip(z[0], -2.5, 2.5) * 1.2
     cy = 29 + np.clip(z[1], -2.5, 2.5) * 1.0
     scale = 0.92 + 0.14 * u[0]
     theta = math.radians(np.clip(z[2], -2.5, 2.5) * 4.5)
-    yaw = np.clip(z[3], -2, 2) * 0.7            # features slide sideways: a hint of a turned head
-    fr = _Frame(cx, cy, scale, theta)
-    body = _Frame(cx, cy, scale, theta * 0.3)   # the torso follows head tilt only a little
+    return _Frame(cx, cy, scale, theta), _Frame(cx, cy, scale, theta * 0.3)
 
-    t_skin = 0.999 * u[1] ** 1.7 * (len(_SKIN) - 1)   # skewed light, as CelebA is
+
+def _skin_tone(u, z) -> np.ndarray:
+    """Skin RGB [3] (float), interpolated along the ``_SKIN`` ramp, skewed light as CelebA is."""
+    t_skin = 0.999 * u[1] ** 1.7 * (len(_SKIN) - 1)
     i0 = int(t_skin)
     skin = _SKIN[i0] * (1 - (t_skin - i0)) + _SKIN[i0 + 1] * (t_skin - i0)
-    skin = np.clip(skin + z[4] * np.array([4, 3, 2]), 0, 255)
+    return np.clip(skin + z[4] * np.array([4, 3, 2]), 0, 255)
 
-    # ---- head shape (gender: wider, squarer, longer jaw for men)
+
+def _head_shape(A, u) -> _Head:
+    """Head outline; men's is wider, squarer, with a longer jaw; high cheekbones hollow the cheeks."""
+    male = A["Male"]
     a = 13.6 + 1.1 * u[3] + (0.9 if male else 0.0)
     top = -19.5 - 1.0 * u[4]
     chin = 23.0 + 1.6 * u[5] + (0.8 if male else 0.0)
-    taper = (0.06 if male else 0.16) + (0.06 if A["High_Cheekbones"] else 0.0)   # HC: hollower cheeks
-    head = _Head(a, top, 2.0, chin, p=2.9 if male else 2.0, taper=taper)
+    taper = (0.06 if male else 0.16) + (0.06 if A["High_Cheekbones"] else 0.0)
+    return _Head(a, top, 2.0, chin, p=2.9 if male else 2.0, taper=taper)
 
-    # ---- hair style
+
+def _hairstyle(A, u, z) -> _Hair:
+    """Hair colour (attribute, else gray/auburn), texture, length, volume and baldness."""
+    male = A["Male"]
     if A["Black_Hair"]:
-        hair_name = "black"
+        name = "black"
     elif A["Blond_Hair"]:
-        hair_name = "blond"
+        name = "blond"
     elif A["Brown_Hair"]:
-        hair_name = "brown"
+        name = "brown"
     else:
-        hair_name = "gray" if (u[6] < 0.6 if male else u[6] < 0.3) else "auburn"
-    hair = np.clip(np.array(_HAIR[hair_name], float) * (0.85 + 0.3 * u[7]) + z[5] * 6, 0, 255)
+        name = "gray" if (u[6] < 0.6 if male else u[6] < 0.3) else "auburn"
+    color = np.clip(np.array(_HAIR[name], float) * (0.85 + 0.3 * u[7]) + z[5] * 6, 0, 255)
     wavy = A["Wavy_Hair"]
     straight = A["Straight_Hair"] and not wavy
     long_hair = u[8] < (0.06 if male else 0.90)
     # Baldness only where no label needs hair to show (bangs, texture).
-    bald = male and hair_name == "gray" and u[9] < 0.45 and not (A["Bangs"] or wavy or straight)
+    bald = male and name == "gray" and u[9] < 0.45 and not (A["Bangs"] or wavy or straight)
     vol = (1.2 + 1.4 * u[10]) if (male and not long_hair) else (2.2 + 2.0 * u[10])
     if wavy:
         vol += 1.2                              # waves add body to the silhouette
     elif straight:
         vol *= 0.7                              # sleek hair hugs the head
-    hair_len = 30 + 14 * u[11] if not male else 24 + 6 * u[11]
-    part_u = (u[12] - 0.5) * 8
-    neck_hw = 0.42 * a
+    length = 30 + 14 * u[11] if not male else 24 + 6 * u[11]
+    return _Hair(name, color, wavy, straight, long_hair, bald, vol, length, (u[12] - 0.5) * 8)
 
-    # ---- canvas: background made at 64 px; block-upsampled so the final reduce returns it unchanged
-    bg = _background(u, z, bg_field)
-    img = Image.fromarray(bg).resize((_S, _S), Image.NEAREST)   # the 4x4 box reduce undoes it exactly
-    d = ImageDraw.Draw(img, "RGBA")
 
-    # ---- hair texture and masks
-    tex = _hair_texture(fr, hair, straight, wavy, part_u, top - vol, u, hair_field)
-    back = Image.new("L", (_S, _S), 0)
-    front = Image.new("L", (_S, _S), 0)
-    db, dfm = ImageDraw.Draw(back), ImageDraw.Draw(front)
-    waves = (lambda v: 1.3 * np.sin(0.55 * v + 6.28 * u[13])) if wavy else (lambda v: 0 * v)
+def _feature_layout(A, u, z) -> _Layout:
+    """Eye spacing, sideways offset, mouth height and width (wider for men and for a smile)."""
+    male = A["Male"]
+    return _Layout(ex=6.4 + 0.6 * u[23],
+                   fu=np.clip(z[3], -2, 2) * 0.7,
+                   mv=14.2 + 1.2 * u[24] + (0.4 if male else 0.0),
+                   mw=(5.1 + 0.8 * u[25]) * (1.08 if male else 1.0) * (1.2 if A["Smiling"] else 1.0))
 
-    cap = head.outline(grow=vol)[:36]           # right -> top -> left, around the cranium
-    if wavy:
+
+# --------------------------------------------------------------------------- stages: painting, back to front
+
+def _canvas(u, z, bg_field) -> Image.Image:
+    """The 256-px canvas holding the background, made at 64 px and block-upsampled so the final reduce
+    returns it unchanged."""
+    return Image.fromarray(_background(u, z, bg_field)).resize((_S, _S), Image.NEAREST)
+
+
+def _hair_masks(fr: _Frame, head: _Head, hair: _Hair, A, u) -> tuple[Image.Image, Image.Image]:
+    """Where the hair texture shows (256-px "L" masks): behind the head, and in front of it."""
+    waves = (lambda v: 1.3 * np.sin(0.55 * v + 6.28 * u[13])) if hair.wavy else (lambda v: 0 * v)
+    cap = head.outline(grow=hair.vol)[:36]      # right -> top -> left, around the cranium
+    if hair.wavy:
         ang = np.linspace(0, math.pi, len(cap))
         cap = cap + _pts(np.cos(ang), -np.sin(ang)) * (0.7 * np.sin(ang * 9 + 6.28 * u[13]))[:, None]
-    if not bald:
-        if long_hair:
+    return _hair_behind(fr, head, hair, cap, waves, u), _hair_in_front(fr, head, hair, cap, waves, A, u)
+
+
+def _hair_behind(fr: _Frame, head: _Head, hair: _Hair, cap, waves, u) -> Image.Image:
+    """Mask of the hair behind the head: the cap and, for long hair, its fall to the shoulders."""
+    back = Image.new("L", (_S, _S), 0)
+    db = ImageDraw.Draw(back)
+    a, vol, hair_len = head.a, hair.vol, hair.length
+    if not hair.bald:
+        if hair.long:
             vs = np.linspace(head.vh, hair_len, 14)
-            flare = (vs - head.vh) / (hair_len - head.vh) * (2.0 + 3.0 * u[14]) + (2.0 if wavy else 0.0)
+            flare = (vs - head.vh) / (hair_len - head.vh) * (2.0 + 3.0 * u[14]) + (2.0 if hair.wavy else 0.0)
             right = _pts(a + vol + flare + waves(vs), vs)
             left = _pts(-(a + vol + flare + waves(vs + 2.1)), vs)
             bottom = _pts(np.linspace(-(a + vol), a + vol, 9), hair_len + 1.5 * np.sin(np.linspace(0, 9, 9)))
@@ -318,56 +401,71 @@ def render_face(attrs: Mapping[str, int], rng: np.random.Generator) -> np.ndarra
     else:
         for sgn in (-1, 1):                     # horseshoe fringe of a balding head
             db.polygon(fr(_ellipse(sgn * (a - 0.5), -1.5, 2.8, 6.5, 20)), fill=255)
+    return back
 
-    # front: cap down to the hairline (or bangs), then side locks for long hair
-    if not bald:
-        us = np.linspace(a + 0.6, -(a + 0.6), 25)
-        edge = np.abs(us / a) ** 2.6
-        if A["Bangs"]:
-            hl = -6.2 + (-3.0 - -6.2) * edge + 0.5 * part_u / 4 * (us / a)
-            hl = hl + 0.9 * np.abs(np.sin(us * 1.7 + 6.28 * u[15]))     # uneven fringe tips
-            if wavy:
-                hl = hl + 0.8 * np.sin(us * 0.9)
-        else:
-            hl_c = -11.5 - (1.2 if male else 0.0) - 1.5 * u[16]
-            hl = hl_c + (-3.2 - hl_c) * edge
-            hl = hl - 1.6 * np.exp(-((us - part_u) / 1.2) ** 2) * (not male)   # parting notch
-        temple = _pts(us, hl)
-        dfm.polygon(fr(np.concatenate([cap, temple[::-1]])), fill=255)
-        if long_hair:
-            cover = 1.2 + 2.0 * u[17]
-            for sgn in (-1, 1):
-                vs = np.linspace(-4.0, hair_len, 16)
-                inner = np.maximum(head.half_width(vs) - cover, neck_hw + 1.0) + waves(vs + sgn)
-                flare = np.clip((vs - head.vh) / (hair_len - head.vh), 0, 1) * (2.0 + 3.0 * u[14]) + (2.0 if wavy else 0.0) * (vs > head.vh)
-                outer = a + vol + flare + waves(vs + 2.1 * (sgn < 0))
-                pts = np.concatenate([_pts(inner, vs), _pts(outer, vs)[::-1]])
-                pts[:, 0] *= sgn
-                dfm.polygon(fr(pts), fill=255)
-        elif not male:
-            for sgn in (-1, 1):                 # short female cut still frames the face
-                dfm.polygon(fr(np.array([[sgn * (a - 0.8), -4], [sgn * (a + vol), -4], [sgn * (a + vol * 0.6), 7], [sgn * (a - 0.2), 6]])), fill=255)
-        else:
-            for sgn in (-1, 1):                 # sideburns
-                dfm.polygon(fr(np.array([[sgn * (a - 0.3), -5], [sgn * (a + 0.6), -5], [sgn * (a + 0.3), 3.0], [sgn * (a - 1.1), 3.0]])), fill=255)
-    else:
+
+def _hair_in_front(fr: _Frame, head: _Head, hair: _Hair, cap, waves, A, u) -> Image.Image:
+    """Mask of the hair over the face: the cap down to the hairline (or bangs), then side locks for long
+    hair, a framing cut for short female hair, sideburns for men."""
+    front = Image.new("L", (_S, _S), 0)
+    dfm = ImageDraw.Draw(front)
+    male, a, vol, hair_len, part_u = A["Male"], head.a, hair.vol, hair.length, hair.part_u
+    if hair.bald:
         for sgn in (-1, 1):
             dfm.polygon(fr(_ellipse(sgn * (a + 0.2), -1.5, 1.4, 5.0, 20)), fill=255)
+        return front
+    us = np.linspace(a + 0.6, -(a + 0.6), 25)
+    edge = np.abs(us / a) ** 2.6
+    if A["Bangs"]:
+        hl = -6.2 + (-3.0 - -6.2) * edge + 0.5 * part_u / 4 * (us / a)
+        hl = hl + 0.9 * np.abs(np.sin(us * 1.7 + 6.28 * u[15]))     # uneven fringe tips
+        if hair.wavy:
+            hl = hl + 0.8 * np.sin(us * 0.9)
+    else:
+        hl_c = -11.5 - (1.2 if male else 0.0) - 1.5 * u[16]
+        hl = hl_c + (-3.2 - hl_c) * edge
+        hl = hl - 1.6 * np.exp(-((us - part_u) / 1.2) ** 2) * (not male)   # parting notch
+    temple = _pts(us, hl)
+    dfm.polygon(fr(np.concatenate([cap, temple[::-1]])), fill=255)
+    if hair.long:
+        cover = 1.2 + 2.0 * u[17]
+        for sgn in (-1, 1):
+            vs = np.linspace(-4.0, hair_len, 16)
+            inner = np.maximum(head.half_width(vs) - cover, head.neck_hw + 1.0) + waves(vs + sgn)
+            flare = (np.clip((vs - head.vh) / (hair_len - head.vh), 0, 1) * (2.0 + 3.0 * u[14])
+                     + (2.0 if hair.wavy else 0.0) * (vs > head.vh))
+            outer = a + vol + flare + waves(vs + 2.1 * (sgn < 0))
+            pts = np.concatenate([_pts(inner, vs), _pts(outer, vs)[::-1]])
+            pts[:, 0] *= sgn
+            dfm.polygon(fr(pts), fill=255)
+    elif not male:
+        for sgn in (-1, 1):                     # short female cut still frames the face
+            dfm.polygon(fr(np.array([[sgn * (a - 0.8), -4], [sgn * (a + vol), -4], [sgn * (a + vol * 0.6), 7],
+                                     [sgn * (a - 0.2), 6]])), fill=255)
+    else:
+        for sgn in (-1, 1):                     # sideburns
+            dfm.polygon(fr(np.array([[sgn * (a - 0.3), -5], [sgn * (a + 0.6), -5], [sgn * (a + 0.3), 3.0],
+                                     [sgn * (a - 1.1), 3.0]])), fill=255)
+    return front
 
-    _paste(img, tex, back)
 
-    # ---- clothes, then the neck over them (so no cloth strip crosses the neck)
+def _clothes_and_neck(d: ImageDraw.ImageDraw, fr: _Frame, body: _Frame, head: _Head, skin, A, u) -> None:
+    """Shoulders in a plain top (men: sometimes shirt, jacket and tie), then the neck over them, so no cloth
+    strip crosses the neck."""
+    neck_hw, chin = head.neck_hw, head.chin
     neck_col = tuple(int(x) for x in skin * 0.84)
     cloth = _hsv(u[18], 0.15 + 0.6 * u[19], 0.2 + 0.75 * u[20])
     sv = chin + 4.5 + 2 * u[21]                 # where the shoulders meet the neck
     d.polygon(body(_ellipse(0, sv + 13, 36, 14.5, 40)), fill=_rgba(cloth, 255))
     d.polygon(body(_ellipse(0, sv + 15, 30, 10, 30)), fill=_rgba(cloth * 0.88, 255))
     neckline = u[22]
-    if male and neckline < 0.35:                # shirt and jacket
-        d.polygon(body(np.array([[-neck_hw - 1.5, sv - 1], [neck_hw + 1.5, sv - 1], [neck_hw * 0.5, sv + 14], [-neck_hw * 0.5, sv + 14]])), fill=(232, 232, 228))
+    if A["Male"] and neckline < 0.35:           # shirt and jacket
+        d.polygon(body(np.array([[-neck_hw - 1.5, sv - 1], [neck_hw + 1.5, sv - 1], [neck_hw * 0.5, sv + 14],
+                                 [-neck_hw * 0.5, sv + 14]])), fill=(232, 232, 228))
         if u[51] < 0.6:
             tie = _hsv(u[50], 0.6, 0.5)
-            d.polygon(body(np.array([[-0.9, sv + 2], [0.9, sv + 2], [1.4, sv + 14], [-1.4, sv + 14]])), fill=_rgba(tie, 255))
+            d.polygon(body(np.array([[-0.9, sv + 2], [0.9, sv + 2], [1.4, sv + 14], [-1.4, sv + 14]])),
+                      fill=_rgba(tie, 255))
         bottom = sv + 1.5
     elif neckline < 0.65:
         bottom = sv + 3.5
@@ -378,34 +476,38 @@ def render_face(attrs: Mapping[str, int], rng: np.random.Generator) -> np.ndarra
             + body(np.array([[neck_hw * 1.3, sv - 1], [0, bottom], [-neck_hw * 1.3, sv - 1]]))
             + fr(np.array([[-neck_hw * 1.05, sv - 1]])))
     d.polygon(neck, fill=neck_col)
-    d.polygon(fr(np.array([[-neck_hw, chin - 2], [neck_hw, chin - 2], [neck_hw, chin + 3], [-neck_hw, chin + 3]])), fill=_rgba(skin * 0.6, 60))
+    d.polygon(fr(np.array([[-neck_hw, chin - 2], [neck_hw, chin - 2], [neck_hw, chin + 3], [-neck_hw, chin + 3]])),
+              fill=_rgba(skin * 0.6, 60))
 
-    # ---- ears (hidden by long hair drawn later)
+
+def _ears(d: ImageDraw.ImageDraw, fr: _Frame, head: _Head, skin) -> None:
+    """Ears with a shaded bowl (long hair pasted later hides them)."""
+    a = head.a
     ear_col = tuple(int(x) for x in skin * 0.9)
     for sgn in (-1, 1):
         d.polygon(fr(_ellipse(sgn * (a - 0.4), 2.5, 2.3, 4.4, 20)), fill=ear_col)
         d.polygon(fr(_ellipse(sgn * (a + 0.2), 2.5, 1.0, 2.6, 14)), fill=_rgba(skin * 0.6, 90))
 
-    # ---- head, shaded towards its rim so it reads as a rounded volume
+
+def _face_skin(d: ImageDraw.ImageDraw, fr: _Frame, head: _Head, skin) -> None:
+    """The head, shaded towards its rim so it reads as a rounded volume."""
     d.polygon(fr(head.outline()), fill=tuple(int(x) for x in skin * 0.86))
     d.polygon(fr(head.outline(grow=-0.8)), fill=tuple(int(x) for x in skin * 0.94))
     inner = head.outline(grow=-2.2)
     inner[:, 1] -= 0.4
     d.polygon(fr(inner), fill=tuple(int(x) for x in skin))
 
-    # shared feature positions
-    ex = 6.4 + 0.6 * u[23]
-    fu = yaw                                    # horizontal feature offset
-    mv = 14.2 + 1.2 * u[24] + (0.4 if male else 0.0)
-    mw = (5.1 + 0.8 * u[25]) * (1.08 if male else 1.0) * (1.2 if smiling else 1.0)
 
-    # ---- cheek modelling
+def _cheeks(d: ImageDraw.ImageDraw, fr: _Frame, skin, lay: _Layout, A) -> None:
+    """Cheek modelling: lit cheekbones over a hollow (High_Cheekbones), raised cheeks (Smiling), blush
+    (Heavy_Makeup)."""
+    fu = lay.fu
     if A["High_Cheekbones"]:
         for sgn in (-1, 1):
             rot = -sgn * 0.45
             _soft(d, fr, sgn * 8.4 + fu, 4.3, 4.6, 2.0, np.minimum(skin * 1.2 + 30, 255), 170, 4, rot)
             _soft(d, fr, sgn * 9.8 + fu, 9.6, 4.4, 2.0, skin * 0.6, 150, 4, rot)
-    if smiling:
+    if A["Smiling"]:
         for sgn in (-1, 1):                     # raised cheeks ("apples")
             _soft(d, fr, sgn * 6.6 + fu, 7.8, 2.8, 2.2, np.minimum(skin * 1.1 + 10, 255), 90, 3)
     if A["Heavy_Makeup"]:
@@ -413,83 +515,124 @@ def render_face(attrs: Mapping[str, int], rng: np.random.Generator) -> np.ndarra
         for sgn in (-1, 1):
             _soft(d, fr, sgn * 8.0 + fu, 7.2, 3.8, 2.7, blush, 150, 4)
 
-    # ---- stubble / beard (men only, a nuisance within Male)
-    if male and u[26] < 0.45:
-        beard = u[26] < 0.12
-        col = hair * 0.7 if beard else skin * 0.45 + np.array([10, 14, 22])
-        alpha = 230 if beard else 70 + 50 * u[27]
-        # Two nested layers, the inner one lower and narrower, fade the edge.
-        for grow, top, k in ((-0.5, 6.0, 0.5), (-1.6, 7.5, 0.5)):
-            jaw = head.outline(grow=grow)
-            jaw = jaw[jaw[:, 1] > top]
-            jaw = jaw[np.argsort(np.arctan2(jaw[:, 1] - top, jaw[:, 0]))]
-            moust = np.array([[-mw - 1.0 + fu, mv - 1.2], [-2.3 + fu, mv - 3.9 + (top - 6) * 0.3],
-                              [2.3 + fu, mv - 3.9 + (top - 6) * 0.3], [mw + 1.0 + fu, mv - 1.2]])
-            d.polygon(fr(np.concatenate([jaw[::-1], moust[::-1]])), fill=_rgba(col, alpha * k))
 
-    # ---- eyes
-    squint = 0.72 if smiling else 1.0
+def _beard(d: ImageDraw.ImageDraw, fr: _Frame, head: _Head, skin, hair: _Hair, lay: _Layout, A, u) -> None:
+    """Stubble or a beard around the jaw and over the lip: men only, a nuisance within Male."""
+    if not (A["Male"] and u[26] < 0.45):
+        return
+    fu, mv, mw = lay.fu, lay.mv, lay.mw
+    beard = u[26] < 0.12
+    col = hair.color * 0.7 if beard else skin * 0.45 + np.array([10, 14, 22])
+    alpha = 230 if beard else 70 + 50 * u[27]
+    # Two nested layers, the inner one lower and narrower, fade the edge.
+    for grow, top, k in ((-0.5, 6.0, 0.5), (-1.6, 7.5, 0.5)):
+        jaw = head.outline(grow=grow)
+        jaw = jaw[jaw[:, 1] > top]
+        jaw = jaw[np.argsort(np.arctan2(jaw[:, 1] - top, jaw[:, 0]))]
+        moust = np.array([[-mw - 1.0 + fu, mv - 1.2], [-2.3 + fu, mv - 3.9 + (top - 6) * 0.3],
+                          [2.3 + fu, mv - 3.9 + (top - 6) * 0.3], [mw + 1.0 + fu, mv - 1.2]])
+        d.polygon(fr(np.concatenate([jaw[::-1], moust[::-1]])), fill=_rgba(col, alpha * k))
+
+
+def _eyes(d: ImageDraw.ImageDraw, fr: _Frame, skin, hair: _Hair, lay: _Layout, A, u, z) -> None:
+    """Both eyes (narrowed by a smile, made up with Heavy_Makeup), each with its brow."""
+    squint = 0.72 if A["Smiling"] else 1.0
     eye_col = _EYES[int(u[28] * len(_EYES))] * (0.9 + 0.2 * u[29])
     ew, eh = 3.0 + 0.3 * u[30], (1.45 + 0.25 * u[31]) * squint
     gaze = (np.clip(z[6], -2, 2) * 0.35, 0.0)
-    brow_col = np.clip(hair * (0.55 if hair_name != "blond" else 0.5) + (40 if hair_name == "black" else 0), 0, 255)
-    if hair_name == "gray":
-        brow_col = hair * 0.6
+    brow_col = np.clip(hair.color * (0.55 if hair.name != "blond" else 0.5) + (40 if hair.name == "black" else 0),
+                       0, 255)
+    if hair.name == "gray":
+        brow_col = hair.color * 0.6
     for sgn in (-1, 1):
-        ec = sgn * ex + fu
-        _soft(d, fr, ec, -0.6, 4.3, 2.6, skin * 0.7, 70, 3)                      # socket
-        if A["Heavy_Makeup"]:
-            sh = _SHADOW[int(u[32] * len(_SHADOW))]
-            _soft(d, fr, ec + sgn * 0.4, -1.6, 4.0, 2.3, sh, 300, 3)
-        xs = np.linspace(-ew, ew, 15)
-        up = -eh * (1 - (xs / ew) ** 2) ** 0.8 - 0.25 * sgn * xs / ew
-        lo = eh * 0.75 * (1 - (xs / ew) ** 2)
-        upper = _pts(ec + xs, up)
-        lower = _pts(ec + xs, lo)
-        d.polygon(fr(np.concatenate([upper, lower[::-1]])), fill=(236, 232, 228))
+        ec = sgn * lay.ex + lay.fu
+        _eye(d, fr, ec, sgn, ew, eh, gaze, eye_col, skin, A["Heavy_Makeup"], u)
+        _brow(d, fr, ec, sgn, brow_col, A["Male"], u)
 
-        def clip_to_eye(c):                    # keep iris/pupil inside the lids
-            xx = np.clip(c[:, 0] - ec, -ew, ew)
-            t = (1 - (xx / ew) ** 2)
-            lo_ = -eh * np.maximum(t, 0) ** 0.8 - 0.25 * sgn * xx / ew
-            hi_ = eh * 0.75 * t
-            return _pts(xx + ec, np.clip(c[:, 1], lo_, hi_))
-        ic = (ec + gaze[0], gaze[1])
-        d.polygon(fr(clip_to_eye(_ellipse(ic[0], ic[1], 1.35, 1.35, 24))), fill=tuple(int(x) for x in eye_col))
-        d.polygon(fr(clip_to_eye(_ellipse(ic[0], ic[1], 0.6, 0.6, 16))), fill=(12, 10, 10))
-        d.polygon(fr(_ellipse(ic[0] + 0.4, ic[1] - 0.4, 0.28, 0.28, 8)), fill=(250, 250, 250))
-        lid = (1.0 if A["Heavy_Makeup"] else 0.55)
-        d.line(fr(upper), fill=_rgba((30, 20, 20), 255), width=fr.width(lid), joint="curve")
-        if A["Heavy_Makeup"]:                   # winged liner
-            d.line(fr(np.array([[ec + sgn * ew, up[0 if sgn < 0 else -1]], [ec + sgn * (ew + 1.0), -eh - 0.4]])), fill=(30, 20, 20), width=fr.width(0.7))
-        d.line(fr(lower[2:-2]), fill=_rgba(skin * 0.55, 110), width=fr.width(0.35))
 
-        # brows: thicker and flatter for men, thinner and arched for women
-        bw = (1.55 + 0.3 * u[33]) if male else (0.85 + 0.25 * u[33])
-        arch = 0.6 if male else 1.3
-        t = np.linspace(0, 1, 10)
-        bx = ec + sgn * (-3.2 + 7.0 * t)
-        by = -4.2 - 0.3 * u[34] - arch * np.sin(t * math.pi * 0.9) + 0.4 * t - (0.3 if male else 0.0)
-        th = bw * (1.15 - 0.6 * t)
-        pts = np.concatenate([_pts(bx, by - th / 2), _pts(bx, by + th / 2)[::-1]])
-        d.polygon(fr(pts), fill=_rgba(brow_col, 235))
+def _eye(d: ImageDraw.ImageDraw, fr: _Frame, ec, sgn, ew, eh, gaze, eye_col, skin, makeup, u) -> None:
+    """One eye centred at u = ``ec`` (``sgn``: -1 left, +1 right): socket shadow, eye shadow (makeup), the
+    white between the lids, iris, pupil and catch light clipped to the lids, lash line (winged with makeup)."""
+    _soft(d, fr, ec, -0.6, 4.3, 2.6, skin * 0.7, 70, 3)                      # socket
+    if makeup:
+        sh = _SHADOW[int(u[32] * len(_SHADOW))]
+        _soft(d, fr, ec + sgn * 0.4, -1.6, 4.0, 2.3, sh, 300, 3)
+    xs = np.linspace(-ew, ew, 15)
+    up = -eh * (1 - (xs / ew) ** 2) ** 0.8 - 0.25 * sgn * xs / ew
+    lo = eh * 0.75 * (1 - (xs / ew) ** 2)
+    upper = _pts(ec + xs, up)
+    lower = _pts(ec + xs, lo)
+    d.polygon(fr(np.concatenate([upper, lower[::-1]])), fill=(236, 232, 228))
 
-    # ---- nose
-    nu = fu * 1.4
+    def clip_to_eye(c):                         # keep iris/pupil inside the lids
+        xx = np.clip(c[:, 0] - ec, -ew, ew)
+        t = (1 - (xx / ew) ** 2)
+        lo_ = -eh * np.maximum(t, 0) ** 0.8 - 0.25 * sgn * xx / ew
+        hi_ = eh * 0.75 * t
+        return _pts(xx + ec, np.clip(c[:, 1], lo_, hi_))
+    ic = (ec + gaze[0], gaze[1])
+    d.polygon(fr(clip_to_eye(_ellipse(ic[0], ic[1], 1.35, 1.35, 24))), fill=tuple(int(x) for x in eye_col))
+    d.polygon(fr(clip_to_eye(_ellipse(ic[0], ic[1], 0.6, 0.6, 16))), fill=(12, 10, 10))
+    d.polygon(fr(_ellipse(ic[0] + 0.4, ic[1] - 0.4, 0.28, 0.28, 8)), fill=(250, 250, 250))
+    lid = (1.0 if makeup else 0.55)
+    d.line(fr(upper), fill=_rgba((30, 20, 20), 255), width=fr.width(lid), joint="curve")
+    if makeup:                                  # winged liner
+        d.line(fr(np.array([[ec + sgn * ew, up[0 if sgn < 0 else -1]], [ec + sgn * (ew + 1.0), -eh - 0.4]])),
+               fill=(30, 20, 20), width=fr.width(0.7))
+    d.line(fr(lower[2:-2]), fill=_rgba(skin * 0.55, 110), width=fr.width(0.35))
+
+
+def _brow(d: ImageDraw.ImageDraw, fr: _Frame, ec, sgn, brow_col, male, u) -> None:
+    """The brow over the eye at u = ``ec``: thicker and flatter for men, thinner and arched for women."""
+    bw = (1.55 + 0.3 * u[33]) if male else (0.85 + 0.25 * u[33])
+    arch = 0.6 if male else 1.3
+    t = np.linspace(0, 1, 10)
+    bx = ec + sgn * (-3.2 + 7.0 * t)
+    by = -4.2 - 0.3 * u[34] - arch * np.sin(t * math.pi * 0.9) + 0.4 * t - (0.3 if male else 0.0)
+    th = bw * (1.15 - 0.6 * t)
+    pts = np.concatenate([_pts(bx, by - th / 2), _pts(bx, by + th / 2)[::-1]])
+    d.polygon(fr(pts), fill=_rgba(brow_col, 235))
+
+
+class _Nose(NamedTuple):
+    u: float                    # horizontal position (features slide with yaw, the nose most)
+    tip: float                  # v of the tip
+    wing: float                 # half width of the nostril wings
+
+
+def _nose(d: ImageDraw.ImageDraw, fr: _Frame, skin, lay: _Layout, A, u, z) -> _Nose:
+    """Nose: a shadowed bridge on the side the light does not reach, a lit tip, nostrils and wings."""
+    nu = lay.fu * 1.4
     nt = 8.4 + 0.6 * u[35]
-    nw = (1.7 + 0.3 * u[36]) * (1.12 if male else 1.0)
+    nw = (1.7 + 0.3 * u[36]) * (1.12 if A["Male"] else 1.0)
     side = 1 if z[7] > 0 else -1                # the side the light does not reach
-    d.line(fr(np.array([[side * 1.3 + nu * 0.5, 0.5], [side * 1.6 + nu * 0.8, 4.5], [side * 2.0 + nu, nt - 0.8]])), fill=_rgba(skin * 0.6, 70), width=fr.width(1.0), joint="curve")
+    d.line(fr(np.array([[side * 1.3 + nu * 0.5, 0.5], [side * 1.6 + nu * 0.8, 4.5], [side * 2.0 + nu, nt - 0.8]])),
+           fill=_rgba(skin * 0.6, 70), width=fr.width(1.0), joint="curve")
     _soft(d, fr, nu, nt - 1.0, 1.2, 1.8, np.minimum(skin * 1.15 + 15, 255), 80, 2)
     _soft(d, fr, nu, nt + 1.3, 2.6, 0.8, skin * 0.55, 110, 3)
     for sgn in (-1, 1):
-        d.polygon(fr(_ellipse(sgn * nw * 0.75 + nu, nt + 0.45, 0.75, 0.4, 12, rot=sgn * 0.3)), fill=_rgba(skin * 0.35, 200))
-        d.line(fr(_ellipse(sgn * nw + nu, nt - 0.1, 0.8, 1.1, 10, a0=-1.3 if sgn > 0 else math.pi - 0.4, a1=0.4 if sgn > 0 else math.pi + 1.3)), fill=_rgba(skin * 0.55, 140), width=fr.width(0.4))
+        d.polygon(fr(_ellipse(sgn * nw * 0.75 + nu, nt + 0.45, 0.75, 0.4, 12, rot=sgn * 0.3)),
+                  fill=_rgba(skin * 0.35, 200))
+        d.line(fr(_ellipse(sgn * nw + nu, nt - 0.1, 0.8, 1.1, 10, a0=-1.3 if sgn > 0 else math.pi - 0.4,
+                           a1=0.4 if sgn > 0 else math.pi + 1.3)), fill=_rgba(skin * 0.55, 140), width=fr.width(0.4))
+    return _Nose(nu, nt, nw)
 
-    # ---- mouth
-    mu = fu * 1.1
-    smile = (2.5 + 0.8 * u[37]) if smiling else (0.35 * (u[37] - 0.3))
-    gap = (1.5 + 0.6 * u[38]) if mouth_open else 0.0
+
+def _smile_lines(d: ImageDraw.ImageDraw, fr: _Frame, skin, lay: _Layout, nose: _Nose) -> None:
+    """Smile lines from the nose wings to the mouth corners."""
+    mu, mv, mw = lay.fu * 1.1, lay.mv, lay.mw
+    for sgn in (-1, 1):
+        d.line(fr(np.array([[sgn * (nose.wing + 1.0) + nose.u, nose.tip + 0.3], [sgn * (mw * 0.95) + mu + sgn * 0.8, mv - 1.0],
+                            [sgn * (mw + 0.9) + mu, mv + 1.2]])),
+               fill=_rgba(skin * 0.55, 110), width=fr.width(0.5), joint="curve")
+
+
+def _mouth(d: ImageDraw.ImageDraw, fr: _Frame, skin, lay: _Layout, A, u) -> None:
+    """Lips (curved up by a smile, full with Big_Lips, red with lipstick), gloss, and either the closed
+    line or the open gap (teeth when smiling)."""
+    male, mu, mv, mw = A["Male"], lay.fu * 1.1, lay.mv, lay.mw
+    smile = (2.5 + 0.8 * u[37]) if A["Smiling"] else (0.35 * (u[37] - 0.3))
+    gap = (1.5 + 0.6 * u[38]) if A["Mouth_Slightly_Open"] else 0.0
     lip_k = 2.0 if A["Big_Lips"] else 1.0
     tu = (0.85 + 0.2 * u[39]) * lip_k * (0.8 if male else 1.0)
     tl = (1.15 + 0.25 * u[40]) * lip_k * (0.8 if male else 1.0)
@@ -506,9 +649,6 @@ def render_face(attrs: Mapping[str, int], rng: np.random.Generator) -> np.ndarra
     bow = 1 - 0.35 * np.exp(-(xs / 0.7) ** 2)
     top_edge = yc - gap / 2 * gprof - tu * prof * bow
     bot_edge = yc + gap / 2 * gprof + tl * prof
-    if smiling:
-        for sgn in (-1, 1):                     # smile lines from nose wing to mouth corner
-            d.line(fr(np.array([[sgn * (nw + 1.0) + nu, nt + 0.3], [sgn * (mw * 0.95) + mu + sgn * 0.8, mv - 1.0], [sgn * (mw + 0.9) + mu, mv + 1.2]])), fill=_rgba(skin * 0.55, 110), width=fr.width(0.5), joint="curve")
     d.polygon(fr(np.concatenate([_pts(xs + mu, top_edge), _pts(xs + mu, bot_edge)[::-1]])), fill=_rgba(lip, 255))
     d.line(fr(_pts(xs[3:-3] + mu, bot_edge[3:-3] + 0.35)), fill=_rgba(skin * 0.6, 60), width=fr.width(0.5))
     _soft(d, fr, mu, yc[11] + gap / 2 + tl * 0.45, mw * 0.45, tl * 0.3, np.minimum(lip * 1.3 + 30, 255), 90, 2)   # lip gloss
@@ -516,18 +656,12 @@ def render_face(attrs: Mapping[str, int], rng: np.random.Generator) -> np.ndarra
         g_top = yc - gap / 2 * gprof
         g_bot = yc + gap / 2 * gprof
         d.polygon(fr(np.concatenate([_pts(xs + mu, g_top), _pts(xs + mu, g_bot)[::-1]])), fill=(56, 18, 22))
-        if smiling:
+        if A["Smiling"]:
             teeth_bot = g_top + (g_bot - g_top) * 0.62
-            d.polygon(fr(np.concatenate([_pts(xs[2:-2] + mu, g_top[2:-2]), _pts(xs[2:-2] + mu, teeth_bot[2:-2])[::-1]])), fill=(236, 232, 220))
+            d.polygon(fr(np.concatenate([_pts(xs[2:-2] + mu, g_top[2:-2]), _pts(xs[2:-2] + mu, teeth_bot[2:-2])[::-1]])),
+                      fill=(236, 232, 220))
     else:
         d.line(fr(_pts(xs + mu, yc)), fill=_rgba(lip * 0.35, 240), width=fr.width(0.6), joint="curve")
-
-    # ---- hair in front of the face
-    _paste(img, tex, front)
-
-    # ---- to 64 px, then photographic nuisances
-    out = np.asarray(img.reduce(_K), dtype=np.float32)      # 4x4 area average = antialiasing
-    return _photo(out, u, z, noise)
 
 
 def _paste(img: Image.Image, tex: Image.Image, mask: Image.Image) -> None:

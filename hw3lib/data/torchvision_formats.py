@@ -27,6 +27,7 @@ import torch
 
 from hw3lib.data import cache
 from hw3lib.data.layout import DIGIT_SIZE, FACE_ATTRIBUTES, FACE_SIZE
+from hw3lib.data.transforms import resize_uint8
 
 CELEBA_FILES = ("list_attr_celeba.txt", "list_eval_partition.txt", "identity_CelebA.txt",
                 "list_bbox_celeba.txt", "list_landmarks_align_celeba.txt")
@@ -92,17 +93,6 @@ def expected(domain: str, split: str) -> str:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _resize_digits(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [N,C,h,w] -> uint8 [N,3,28,28] (antialiased bilinear, gray repeated)."""
-    from torchvision.transforms.v2 import functional as TF
-
-    if x.shape[-2:] != (DIGIT_SIZE, DIGIT_SIZE):
-        x = TF.resize(x, [DIGIT_SIZE, DIGIT_SIZE], antialias=True)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    return x.contiguous()
-
-
 def _labels(values, file: Path) -> torch.Tensor:
     labels = torch.as_tensor(np.asarray(values), dtype=torch.int64).reshape(-1)
     bad = ((labels < 0) | (labels > 9)).nonzero()
@@ -135,7 +125,7 @@ def load_usps(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, Path]
         if len(ds.data) == 0:
             raise ValueError(f"USPS file {file} holds no images")
         labels = _labels(ds.targets, file)
-        images = _resize_digits(torch.from_numpy(ds.data).unsqueeze(1))
+        images = resize_uint8(torch.from_numpy(ds.data).unsqueeze(1), DIGIT_SIZE)
         return {"images": images, "labels": labels}, {}
 
     key = cache.fingerprint(b"", _stats(file), extra=f"{_CACHE_VERSION}-usps-{split}")
@@ -170,7 +160,7 @@ def load_svhn(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, Path]
         if data.ndim != 4 or data.shape[1] != 3 or len(data) == 0:
             raise ValueError(f"SVHN file {file}: expected X of shape 32x32x3xN, got {tuple(data.shape)}")
         labels = _labels(ds.labels, file)
-        images = _resize_digits(torch.from_numpy(np.ascontiguousarray(data, dtype=np.uint8)))
+        images = resize_uint8(torch.from_numpy(np.ascontiguousarray(data, dtype=np.uint8)), DIGIT_SIZE)
         return {"images": images, "labels": labels}, {}
 
     key = cache.fingerprint(b"", _stats(file), extra=f"{_CACHE_VERSION}-svhn-{split}")
@@ -276,7 +266,7 @@ def load_mnistm(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, Pat
         digits, labels, _ = load_mnist(root, split)
         rng = np.random.default_rng([MNISTM_SEED, 0 if split == "train" else 1])
         blended = blend_mnistm(digits.numpy(), rng, _read_photos(photos))
-        images = _resize_digits(torch.from_numpy(blended).permute(0, 3, 1, 2))
+        images = resize_uint8(torch.from_numpy(blended).permute(0, 3, 1, 2), DIGIT_SIZE)
         return {"images": images, "labels": labels}, {}
 
     key = cache.fingerprint(b"", stats + _stats(*photos), extra=f"{_CACHE_VERSION}-mnistm-{split}")

@@ -28,6 +28,25 @@ def to_gray3(x: torch.Tensor) -> torch.Tensor:
     return y.round().to(torch.uint8) if x.dtype == torch.uint8 else y
 
 
+# How every digit image that is not 28x28 becomes 28x28 (course-layout PNGs, torchvision files, `hw3 predict`).
+# Part of the data id (hw3lib.data.data_id) of resized data: a change here keys new runs apart.
+RESAMPLING = "antialiased bilinear, torchvision resize"
+
+
+def resize_uint8(x: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 [N,C,h,w] (C = 1 or 3) → uint8 [N,3,size,size]: :data:`RESAMPLING`, grey repeated to 3 channels.
+
+    ``torchvision.transforms.v2.functional.resize(antialias=True)``: bilinear, with the kernel widened by the
+    scale factor when shrinking (32→28 averages neighbours instead of skipping rows, as PIL does); growing
+    (16→28) is plain bilinear. Already ``size``×``size`` input is returned as is.
+    """
+    from torchvision.transforms.v2 import functional as TF
+
+    if x.shape[-2:] != (size, size):
+        x = TF.resize(x, [size, size], antialias=True)
+    return to_rgb(x).contiguous()
+
+
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear resize of a float batch (e.g. 28→32 px for GTA)."""
     if x.shape[-1] == size and x.shape[-2] == size:

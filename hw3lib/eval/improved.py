@@ -13,37 +13,28 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from hw3lib import methods as registry
 from hw3lib.eval import validators
-from hw3lib.eval.uda import ROW_LABELS, SEED_REPORT, _pairs_in, gap_closed, pair_key, pair_label
-
-MODERN: tuple[str, ...] = ("cdan", "mcc", "adamatch")
-ORDER: tuple[str, ...] = ("source-only", "dann", "gta-warm", "gta", *MODERN, "target-only")
+from hw3lib.eval.uda import (HANDIN, SEED_REPORT, _pairs_in, cell_text, gap_closed, mean_over_pairs, pair_key,
+                             pair_label, row_label, row_order)
 PICKS = {f"acc@{v}": f"{v} pick" for v in validators.VALIDATORS} | {"acc@last": "last step", "acc@oracle":
                                                                      "oracle (target labels: not available)"}
 
 
-def mean_over_pairs(summary: Mapping[str, Mapping[str, Any]], method: str) -> float | None:
-    cells = summary.get(method) or {}
-    return round(float(np.mean([c["mean"] for c in cells.values()])), 2) if cells else None
-
-
-def comparison_table(summary: Mapping[str, Mapping[str, Any]], labels: Mapping[str, str] | None = None,
-                     order: Iterable[str] = ORDER) -> pd.DataFrame:
-    """Rows: the methods in ``order`` present in ``summary``; columns: pairs (``mean ± std`` %, this run), the mean
-    over pairs, and the seed report's figures on the real data (its own column, ``—`` where it has none)."""
-    labels = {**ROW_LABELS, **(labels or {})}
+def comparison_table(summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows: every method (and derived row) in ``summary``, in the registry's order; columns: pairs (``mean ± std``
+    %, this run), the mean over pairs, and the seed report's figures on the real data (its own column, ``—`` where it
+    has none)."""
     pairs = _pairs_in(summary)
     rows = {}
-    for m in order:
-        if m not in summary:
-            continue
-        row = {pair_label(*p): (f"{c['mean']:.2f} ± {c['std']:.2f}" if (c := summary[m].get(pair_key(*p))) else "—")
+    for m in row_order(summary):
+        row = {pair_label(*p): (cell_text(c) if (c := summary[m].get(pair_key(*p))) else "—")
                for p in pairs}
         mean = mean_over_pairs(summary, m)
         row["mean over pairs"] = f"{mean:.2f}" if mean is not None else "—"
         ref = SEED_REPORT.get(m)
         row["seed report (real data)"] = " / ".join(f"{ref[pair_key(*p)]:.2f}" for p in pairs) if ref else "—"
-        rows[labels.get(m, m)] = row
+        rows[row_label(m)] = row
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "target-test accuracy (%)"
     return df
@@ -64,7 +55,7 @@ def gap_table(summary: Mapping[str, Mapping[str, Any]], methods: Iterable[str]) 
         row["gap closed, mean over pairs"] = f"{mean_gap:.1f} %" if mean_gap is not None else "—"
         if vs_dann is not None:
             row["vs DANN (points, mean over pairs)"] = f"{vs_dann:+.2f}"
-        rows[ROW_LABELS.get(m, m)] = row
+        rows[row_label(m)] = row
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "method"
     return df
@@ -104,7 +95,7 @@ def selection_table(selection: Mapping[str, Mapping[str, Mapping[str, float]]]) 
     for m, cells in selection.items():
         for p in _pairs_in({m: cells}):
             c = cells[pair_key(*p)]
-            row = {"method": ROW_LABELS.get(m, m), "pair": pair_label(*p)}
+            row = {"method": row_label(m), "pair": pair_label(*p)}
             row.update({PICKS[k]: round(c[k], 2) for k in PICKS if k in c})
             row[f"cost of the {validators.PRIMARY} pick"] = round(c["acc@oracle"] - c[f"acc@{validators.PRIMARY}"], 2)
             rows.append(row)
@@ -136,16 +127,16 @@ def label_free_choice(results: Mapping[tuple[str, str, str, int], Any], candidat
 
 
 def choice_note(selected: Mapping[str, str], results: Mapping[tuple[str, str, str, int], Any],
-                candidates: Iterable[str], seed: int) -> str:
-    """What choosing the *method* without target labels costs: per pair, the run :func:`label_free_choice`
-    picked (the one ``hw3_p4.sh`` hands in) against the candidate run of the same seed with the best target-test
-    accuracy (which needs the labels). Markdown."""
+                candidates: Iterable[str], seed: int, handin: Mapping[str, float] | None = None) -> str:
+    """A finding, not the hand-in: what choosing the *method* by the primary validator's score would have handed in
+    (per pair, :func:`label_free_choice`'s run of seed ``seed``), against the best candidate by target labels and
+    against the development protocol's hand-in (``handin``: pair key → its accuracy, same seed). Markdown."""
     candidates = list(candidates)
     runs = {(src, tgt): {} for (_, src, tgt, _) in results}
     for (m, src, tgt, sd), r in results.items():
         if sd == seed and m in candidates:
             runs[(src, tgt)][m] = r
-    lines = []
+    lines, diffs = [], []
     for (src, tgt), by_method in runs.items():
         chosen = next((m for m, r in by_method.items()
                        if r.run_dir and str(r.run_dir.resolve()) == selected.get(pair_key(src, tgt))), None)
@@ -153,25 +144,74 @@ def choice_note(selected: Mapping[str, str], results: Mapping[tuple[str, str, st
             continue
         best = max(by_method, key=lambda m: by_method[m].metrics["target_acc"])
         acc, top = by_method[chosen].metrics["target_acc"], by_method[best].metrics["target_acc"]
-        tail = ("the best method by target labels too" if chosen == best else
-                f"{top - acc:.2f} points below {ROW_LABELS.get(best, best)}, the best by target labels")
-        lines.append(f"{pair_label(src, tgt)}: {ROW_LABELS.get(chosen, chosen)} ({acc:.2f} %, {tail})")
+        tail = ("the best candidate by target labels too" if chosen == best else
+                f"{top - acc:.2f} points below {row_label(best)}, the best by target labels")
+        if handin and pair_key(src, tgt) in handin:
+            diffs.append(acc - handin[pair_key(src, tgt)])
+            tail += f"; {diffs[-1]:+.2f} points against the hand-in"
+        lines.append(f"{pair_label(src, tgt)}: {row_label(chosen)} ({acc:.2f} %, {tail})")
     if not lines:
         return ""
-    return (f"**The hand-in model, chosen without target labels.** Per pair, `hw3_p4.sh` deploys the method whose "
-            f"reported checkpoint has the highest **{validators.PRIMARY}** score (seed {seed}): " + "; ".join(lines)
-            + f". Comparing {validators.PRIMARY} scores across methods favours objectives that make predictions "
-            "confident; the comparison table above ranks the methods fairly, but only with the target labels.")
+    text = (f"**Choosing the method by the {validators.PRIMARY} score instead** (per pair, the method whose "
+            f"reported checkpoint has the highest {validators.PRIMARY} score, seed {seed}) would hand in: "
+            + "; ".join(lines) + ".")
+    if diffs:
+        text += (f" That rule is below the hand-in on {sum(d < 0 for d in diffs)} of {len(diffs)} pairs "
+                 f"(mean {float(np.mean(diffs)):+.2f} points).")
+    return text
+
+
+def development_table(record: Mapping[str, Any], summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The development protocol's table: per course pair, every candidate's accuracy on its development task's
+    held-out split (mean over the development seeds, the validator's checkpoint), the choice, and — where the
+    candidate also ran on the course pair in this report — its target-test accuracy there (for reading the
+    protocol; it chose nothing)."""
+    rows = []
+    for key, entry in (record.get("pairs") or {}).items():
+        src, tgt = key.split("_", 1)
+        dev = pair_label(*entry["development_task"].split("_", 1))
+        chosen = entry["choice"]
+        for sc in entry["scores"]:
+            is_choice = sc["method"] == chosen["method"] and (sc.get("knobs") or {}) == (chosen.get("knobs") or {})
+            course = summary.get(HANDIN, {}).get(key) if is_choice else (
+                summary.get(sc["method"], {}).get(key) if not sc.get("knobs") else None)
+            n = len(sc["values"])
+            rows.append({"course pair": pair_label(src, tgt), "candidate": sc["label"], "development task": dev,
+                         "development accuracy (%)": f"{sc['accuracy']:.2f}" + (f" (n = {n})" if n > 1 else ""),
+                         "chosen": "✓" if is_choice else "",
+                         "course pair target-test (%), this report": cell_text(course) if course else "—"})
+    return pd.DataFrame(rows).set_index(["course pair", "candidate"]) if rows else pd.DataFrame()
+
+
+def handin_note(record: Mapping[str, Any], source: str, summary: Mapping[str, Mapping[str, Any]]) -> str:
+    """What Problem 4 hands in and why, from the choices and this run's numbers. Markdown."""
+    p = record.get("protocol") or {}
+    lines = [f"**The hand-in, chosen on development tasks** ({source}; {len(p.get('seeds') or [])} development "
+             f"seed(s), {len(p.get('candidates') or [])} candidates per pair): "]
+    parts = []
+    for key, entry in (record.get("pairs") or {}).items():
+        src, tgt = key.split("_", 1)
+        best = next(sc for sc in entry["scores"] if sc["label"] == entry["choice"]["label"])
+        text = (f"{pair_label(src, tgt)}: {entry['choice']['label']} ({best['accuracy']:.2f} % on "
+                f"{entry.get('held_out', '?')} held-out images of {pair_label(*entry['development_task'].split('_', 1))})")
+        hand, dann = summary.get(HANDIN, {}).get(key), summary.get("dann", {}).get(key)
+        if hand and dann:
+            text += (f", {hand['mean']:.2f} % on the course pair's target test against DANN's {dann['mean']:.2f} % "
+                     f"({hand['mean'] - dann['mean']:+.2f} points)")
+        parts.append(text)
+    return lines[0] + "; ".join(parts) + "."
 
 
 def discussion(summary: Mapping[str, Mapping[str, Any]], selection: Mapping[str, Any], n_seeds: int,
-               modern: Iterable[str] = MODERN) -> str:
-    """Problem 4's verdict in markdown: per pair the winner and its margin over DANN and GTA, the gap closed,
-    and what choosing checkpoints without target labels cost."""
-    modern = [m for m in modern if m in summary]
+               improved: Iterable[str] = ()) -> str:
+    """Problem 4's verdict in markdown, every sentence from this run's numbers: per pair the best method and its
+    margin over DANN and the runner-up, the best improved method over the pairs and the gap it closes, where GTA (the
+    course report's method) stands among the improved methods, and what choosing checkpoints without target labels
+    cost. ``improved``: the improved methods to compare (default: every one of the registry in ``summary``)."""
+    improved = [m for m in (improved or registry.improved()) if m in summary]
     lines = [f"Target-test accuracy of each method's reported model (its checkpoint picked by the "
              f"**{validators.PRIMARY}** validator; {n_seeds} seed{'s' if n_seeds != 1 else ''} per cell):", ""]
-    contenders = ["dann", "gta", *modern]
+    contenders = [m for m in ("dann", *improved) if m in summary]
     for p in _pairs_in(summary):
         k = pair_key(*p)
         scores = {m: summary[m][k]["mean"] for m in contenders if k in summary.get(m, {})}
@@ -183,27 +223,28 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], selection: Mapping[str,
         lo, up = summary.get("source-only", {}).get(k, {}).get("mean"), summary.get("target-only", {}).get(k, {}).get("mean")
         share = f", {(scores[winner] - lo) / (up - lo) * 100:.0f} % of the lower→upper gap" \
             if lo is not None and up is not None and up - lo > 1e-9 else ""
-        vs = [f"{scores[winner] - scores[m]:+.2f} over {ROW_LABELS.get(m, m)}" for m in ("dann", "gta")
-              if m in scores and m != winner]
-        lines.append(f"- **{pair_label(*p)}**: {ROW_LABELS.get(winner, winner)} wins with {scores[winner]:.2f} %"
-                     + (f" ({', '.join(vs)}; runner-up {ROW_LABELS.get(runner[1], runner[1])} {runner[0]:.2f} %)"
-                        if runner else "") + share + ".")
-    best = best_method(summary, modern)
+        vs = f"{scores[winner] - scores['dann']:+.2f} over DANN; " if "dann" in scores and winner != "dann" else ""
+        lines.append(f"- **{pair_label(*p)}**: {row_label(winner)} is best with {scores[winner]:.2f} %"
+                     + (f" ({vs}runner-up {row_label(runner[1])} {runner[0]:.2f} %)" if runner else "") + share + ".")
+    best = best_method(summary, improved)
     if best and "dann" in summary:
         b, d = mean_over_pairs(summary, best), mean_over_pairs(summary, "dann")
         lo, up = mean_over_pairs(summary, "source-only"), mean_over_pairs(summary, "target-only")
-        ahead = [pair_label(*p) for p in _pairs_in(summary) if pair_key(*p) in summary[best]
-                 and summary[best][pair_key(*p)]["mean"] > summary["dann"].get(pair_key(*p), {}).get("mean", 1e9)]
-        lines += ["", f"Best modern method over the pairs: **{ROW_LABELS.get(best, best)}**, {b:.2f} % against DANN's "
-                  f"{d:.2f} % ({b - d:+.2f} points), ahead of DANN on {len(ahead)} of {len(_pairs_in(summary))} pairs"
+        pairs = _pairs_in(summary)
+        ahead = [p for p in pairs if pair_key(*p) in summary[best] and pair_key(*p) in summary["dann"]
+                 and summary[best][pair_key(*p)]["mean"] > summary["dann"][pair_key(*p)]["mean"]]
+        lines += ["", f"Best improved method over the pairs: **{row_label(best)}**, {b:.2f} % against DANN's "
+                  f"{d:.2f} % ({b - d:+.2f} points), ahead of DANN on {len(ahead)} of {len(pairs)} pairs"
                   + (f"; it closes {(b - lo) / (up - lo) * 100:.1f} % of the lower→upper gap on the mean over pairs "
                      f"(DANN {(d - lo) / (up - lo) * 100:.1f} %)." if None not in (lo, up) and up - lo > 1e-9 else ".")]
-        if "gta" in summary:
+        if "gta" in summary and best != "gta":
             g = mean_over_pairs(summary, "gta")
-            lines += ["", f"GTA, the seed's improved method kept faithful to its public code, averages {g:.2f} % "
-                      f"({g - d:+.2f} points against DANN). The seed report measured GTA ahead of DANN on the real "
-                      "data; at this budget and on this data the modern methods, which run on DANN's own network, "
-                      "are the stronger improvement."]
+            rank = 1 + sum(mean_over_pairs(summary, m) > g for m in improved if m != "gta")
+            lines += ["", f"GTA, the course report's method, averages {g:.2f} % ({g - d:+.2f} points against DANN, "
+                      f"{g - b:+.2f} against {row_label(best)}): number {rank} of the {len(improved)} improved "
+                      "methods here."]
+        elif best == "gta":
+            lines += ["", "GTA, the course report's method, is the best improved method here."]
     costs = [(c["acc@oracle"] - c[f"acc@{validators.PRIMARY}"], m, k) for m, cells in selection.items()
              for k, c in cells.items()]
     if costs:
@@ -212,53 +253,62 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], selection: Mapping[str,
                for m, cells in selection.items()}
         others = {v: float(np.mean([c["acc@oracle"] - c[f"acc@{v}"] for cells in selection.values()
                                     for c in cells.values()])) for v in validators.VALIDATORS}
-        lines += ["", "What choosing without target labels costs (oracle − validator's pick, mean over pairs): "
-                  + ", ".join(f"{ROW_LABELS.get(m, m)} {v:.2f}" for m, v in per.items())
+        lines += ["", "What choosing checkpoints without target labels costs (oracle − validator's pick, mean over "
+                  "pairs): " + ", ".join(f"{row_label(m)} {v:.2f}" for m, v in per.items())
                   + f" points for the {validators.PRIMARY} validator; the largest single cost is {worst[0]:.2f} "
-                  f"points ({ROW_LABELS.get(worst[1], worst[1])}, {pair_label(*worst[2].split('_', 1))}). "
-                  "Averaged over every method and pair, the validators would have cost "
-                  + ", ".join(f"{v} {c:.2f}" for v, c in others.items())
-                  + " points. The oracle column needs the target labels a user does not have; it is shown only to "
-                  "measure the price of honest selection."]
+                  f"points ({row_label(worst[1])}, {pair_label(*worst[2].split('_', 1))}). Averaged over every method "
+                  "and pair, the validators would have cost "
+                  + ", ".join(f"{v} {c:.2f}" for v, c in others.items()) + " points."]
     return "\n".join(lines)
 
 
-def details_table(config, n_seeds: int) -> pd.DataFrame:
-    """How the DANN-network methods were trained in this run (one shared recipe, so the comparison is fair)."""
-    budget = (f"{config.epochs:g} epochs over the larger training domain" if config.epochs
-              else f"{config.steps} steps")
-    rows = {
-        "Network": "DANN's CNNModel for every method (2 conv blocks → 800-d features → 3-layer classifier)",
-        "Recipe (all methods)": f"{budget}, {config.batch_size} source + {config.batch_size} target images per step, "
-                                f"Adam lr {config.lr:g}, separate source/target BatchNorm passes",
-        "DANN": "NLL(source) + domain NLL through a gradient reversal layer, λ = 2/(1+e^(−10p)) − 1",
-        "CDAN+E": "NLL(source) + entropy-weighted BCE of a discriminator on the randomised multilinear map "
-                  "(800-d features ⊗ 10 class probabilities → 1024-d), same GRL schedule",
-        "MCC": "NLL(source) + 1.0 × minimum class confusion of the target predictions (T = 2.5)",
-        "AdaMatch": "NLL(source, weak + strong view) + μ(p) × NLL(strong target view, pseudo-label) where the weak "
-                    "target view's prediction, distribution-aligned, passes 0.9 × the mean source confidence; "
-                    "μ ramps 0 → 1 over the first half; strong view: random affine, contrast/brightness, "
-                    "inversion (p = .5), 8×8 cutout",
-        "Model selection": f"{config.evals} checkpoints evenly spaced over the run (the last included) are scored, with their "
-                           "BatchNorm statistics re-estimated on 2000 unlabelled target train images; the reported "
-                           f"model is the best by the {validators.PRIMARY} validator (SND and source-validation "
-                           "accuracy shown beside it); target labels never choose",
-        "Seeds": str(n_seeds),
-    }
+def method_configs(results: Mapping[tuple[str, str, str, int], Any]) -> dict[str, Any]:
+    """``{method: config}``: the config of each method's first run (same recipe and knobs on every pair and seed)."""
+    out: dict[str, Any] = {}
+    for (m, *_), r in results.items():
+        out.setdefault(m, r.config)
+    return out
+
+
+def _recipe(c) -> str:
+    budget = f"{c.epochs:g} epochs over the larger training domain" if not c.steps else f"{c.steps} steps"
+    warm = f" after {c.warmup_steps} warm-start steps on the source labels" if c.warmup_steps else ""
+    opt = f"Adam lr {c.lr:g}" if c.optimizer == "adam" else f"SGD lr {c.lr:g} annealed"
+    return f"{budget}{warm}, {c.batch_size} source + {c.batch_size} target images per step, {opt}"
+
+
+def details_table(configs: Mapping[str, Any], n_seeds: int) -> pd.DataFrame:
+    """How each method was trained in this run (``configs``: method → its runs' config, :func:`method_configs`):
+    the recipes (methods sharing one are listed together, so the comparison's fairness shows), one row per method
+    from its registry entry's description of its knobs, and the model selection."""
+    ordered = [m for m in row_order(configs)]
+    recipes: dict[str, list[str]] = {}
+    for m in ordered:
+        recipes.setdefault(_recipe(configs[m]), []).append(row_label(m))
+    rows = {f"Recipe: {', '.join(labels)}": recipe for recipe, labels in recipes.items()}
+    rows.update({row_label(m): registry.get(m).describe(configs[m].knobs) for m in ordered})
+    evals = sorted({configs[m].evals for m in ordered if registry.get(m).adapts})
+    rows["Model selection"] = (f"{'/'.join(map(str, evals))} checkpoints evenly spaced over each adapting run (the last "
+                               "included) are scored, with their BatchNorm statistics re-estimated on 2000 unlabelled "
+                               "target train images; the reported model is the best by the "
+                               f"{validators.PRIMARY} validator (SND and source-validation accuracy shown beside it); "
+                               "the bounds report their last step; target labels never choose")
+    rows["Seeds"] = str(n_seeds)
     return pd.DataFrame({"value": rows}).rename_axis("setting")
 
 
-def metrics_dict(summary: Mapping[str, Any], selection: Mapping[str, Any], config, gta_config, seeds: list[int],
-                 selected_runs: Mapping[str, str], data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def metrics_dict(summary: Mapping[str, Any], selection: Mapping[str, Any], configs: Mapping[str, Any], seeds: list[int],
+                 selected_runs: Mapping[str, str], data: Mapping[str, Any] | None = None, *,
+                 choices: Mapping[str, Any] | None = None, choices_source: str = "") -> dict[str, Any]:
     """Every number Problem 4's tables show, under readable keys (``run_dir/metrics.json``); ``selected_runs``
-    names, per pair, the run a user would hand in (chosen without target labels) for ``hw3_p4.sh``."""
+    names, per pair, the hand-in run (the development protocol's choice, ``choices``) for ``hw3_p4.sh``."""
     import dataclasses
 
     cell = lambda c: {kk: c[kk] for kk in ("mean", "std", "n", "values", "seeds")}  # noqa: E731
     return {
         "problem": 4,
         "seeds": [int(s) for s in seeds],
-        "config": {"methods": dataclasses.asdict(config), "gta": dataclasses.asdict(gta_config)},
+        "config": {m: dataclasses.asdict(c) for m, c in configs.items()},
         "data": dict(data or {}),
         "primary_validator": validators.PRIMARY,
         "target_accuracy": {m: {k: cell(c) for k, c in cells.items()} for m, cells in summary.items()},
@@ -269,5 +319,10 @@ def metrics_dict(summary: Mapping[str, Any], selection: Mapping[str, Any], confi
         "selection": {m: {k: {**c, f"cost@{validators.PRIMARY}": round(c["acc@oracle"] - c[f"acc@{validators.PRIMARY}"], 2)}
                           for k, c in cells.items()} for m, cells in selection.items()},
         "selected_runs": dict(selected_runs),
+        "handin": {k: {**(choices or {}).get("pairs", {}).get(k, {}).get("choice", {}),
+                       "target_acc": cell(summary[HANDIN][k]) if k in summary.get(HANDIN, {}) else None}
+                   for k in (choices or {}).get("pairs", {})},
+        "development": dict(choices or {}),
+        "development_source": choices_source,
         "reference_seed_report": {m: SEED_REPORT[m] for m in SEED_REPORT},
     }

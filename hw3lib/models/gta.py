@@ -3,7 +3,7 @@
 Sankaranarayanan, Balaji, Castillo & Chellappa, "Generate To Adapt: Aligning Domains using Generative
 Adversarial Networks", CVPR 2018; layer for layer as the authors' public code
 (github.com/yogeshbalaji/Generate_To_Adapt, ``models.py``) with ``ndf = ngf = 64``, ``nz = 512`` and RGB
-(3-channel) images, which is what the seed report's Problem 4.3 printouts show.
+(3-channel) images, which is what the course report's Problem 4.3 printouts show.
 
 * :class:`_netF` — feature extractor F: image [B,3,32,32] → embedding [B,128] (``2*ndf``).
 * :class:`_netC` — label classifier C: embedding [B,128] → class logits [B,10].
@@ -11,7 +11,7 @@ Adversarial Networks", CVPR 2018; layer for layer as the authors' public code
   → image [B,3,32,32] in [-1,1] (Tanh). The 11th one-hot slot marks "target" (no label known).
 * :class:`_netD` — discriminator D: image [B,3,32,32] → (real/fake probability [B], class logits [B,10]).
 
-The class names keep the public code's leading underscore so ``print(model)`` matches the seed report.
+The class names keep the public code's leading underscore so ``print(model)`` matches the course report.
 """
 from __future__ import annotations
 
@@ -28,39 +28,29 @@ NCLASSES = 10
 
 @dataclass(frozen=True)
 class GTAConfig:
-    """GTA's knobs, the public code's defaults: the nets' sizes, their inputs, and the optimisation."""
-    lr: float = 5e-4            # Adam learning rate of all four nets
+    """GTA's knobs, the public code's defaults: the nets' sizes, their inputs and the weights of the game. (The
+    learning rate, batch and warm start are the run's shared fields: ``UDAConfig.lr``, ``batch_size``,
+    ``warmup_steps``, with the public code's 5e-4 and 100 as GTA's defaults.)"""
     beta1: float = 0.8          # Adam β1
     adv_weight: float = 0.1     # weight of D's losses in F's update
     alpha: float = 0.3          # extra factor on the target adversarial term in F's update
     lr_decay: float = 1e-4      # lr / (1 + lr_decay·step) for D, F, C; 0 = constant
-    batch_size: int = 100       # per domain (the public code's batchSize)
     nz: int = 512               # noise dimension of G's input
     ndf: int = 64               # F/D width (embedding = 2·ndf = 128)
     ngf: int = 64               # G width
     image_size: int = 32        # the networks' input size (28 → 32 bilinear)
-    warmup_steps: int = 0       # source-only F+C steps before the GTA steps (0 = the public code)
     in_mean: float = 0.44       # F's input normalisation (x/255 - in_mean) / in_std: the public main.py's
     in_std: float = 0.19        # Normalize(0.44, 0.19); D and G work in [-1,1] regardless
-
-    @classmethod
-    def from_dict(cls, values: dict | None) -> "GTAConfig":
-        """Knobs from a dict (a checkpoint's or a notebook's); unknown names are a ``ValueError``."""
-        values = dict(values or {})
-        names = set(cls.__dataclass_fields__)
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f"unknown GTA option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(names))}")
-        return cls(**values)
+    gray: bool = False          # luminance images, repeated to 3 channels (the course report's mnistm → svhn)
 
 
-def prepare(images: torch.Tensor, k: GTAConfig, *, gray: bool = False, for_d: bool = False) -> torch.Tensor:
-    """uint8 [N,3,28,28] → network input float [N,3,S,S]: luminance (repeated to 3 channels) when ``gray``,
+def prepare(images: torch.Tensor, k: GTAConfig, *, for_d: bool = False) -> torch.Tensor:
+    """uint8 [N,3,28,28] → network input float [N,3,S,S]: luminance (repeated to 3 channels) when ``k.gray``,
     bilinear-resized to ``k.image_size`` (32), then normalised as the public code does it: netF's input
     ``(x/255 - in_mean) / in_std`` (``Normalize(0.44, 0.19)``), or with ``for_d`` D's real-image input (and G's
     output range) ``x/127.5 - 1`` in [-1,1]."""
     x = images.float()
-    if gray:
+    if k.gray:
         x = to_gray3(x)
     x = resize(x, k.image_size).clamp_(0.0, 255.0)
     if for_d:
@@ -225,12 +215,12 @@ class GTAClassifier(nn.Module):
 
     ``forward``: uint8 [N,3,28,28] → logits [N,10]; ``features``: → netF's embedding [N,128]."""
 
-    def __init__(self, net_f: nn.Module, net_c: nn.Module, k: GTAConfig, gray: bool = False):
+    def __init__(self, net_f: nn.Module, net_c: nn.Module, k: GTAConfig):
         super().__init__()
-        self.net_f, self.net_c, self.k, self.gray = net_f, net_c, k, gray
+        self.net_f, self.net_c, self.k = net_f, net_c, k
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net_f(prepare(images, self.k, gray=self.gray))
+        return self.net_f(prepare(images, self.k))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net_c(self.features(images))
@@ -253,7 +243,7 @@ def build_gta(*, in_channels: int = 3, ndf: int = 64, ngf: int = 64, nz: int = 5
 
 @torch.no_grad()
 def generate(nets: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor | None, k: GTAConfig, *,
-             gray: bool = False, seed: int = 0) -> torch.Tensor:
+             seed: int = 0) -> torch.Tensor:
     """G's reconstructions [N,3,32,32] in [-1,1] of uint8 ``images``: G(one-hot(label) ‖ F(x) ‖ noise) for
     source images (``labels`` given) or G(target slot ‖ F(x) ‖ noise) (``labels=None``).
 
@@ -264,7 +254,7 @@ def generate(nets: dict[str, nn.Module], images: torch.Tensor, labels: torch.Ten
 
     net_f = nets["netF"].eval()
     net_g = copy.deepcopy(nets["netG"]).train()
-    x = prepare(images, k, gray=gray)
+    x = prepare(images, k)
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(len(x), net_g.nz, generator=g).to(x.device)
     code = onehot(labels.to(x.device) if labels is not None else None, len(x), NCLASSES, device=x.device)

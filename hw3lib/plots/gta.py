@@ -26,7 +26,7 @@ def class_ordered(ds: DigitSet, per_class: int = 1) -> torch.Tensor:
 
 
 def generated_panels(nets: Mapping[str, torch.nn.Module], source: DigitSet, target: DigitSet, k: GTAConfig, *,
-                     gray: bool = False, per_class: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+                     per_class: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
     """Four image batches in [0,1] (what the networks see, 32x32): real source, G(source emb, class one-hot),
     real target, G(target emb, "target" code). Source images are ordered by class; target images are the
     same digits' positions in the target set (its labels only order the grid, they are never trained on)."""
@@ -34,10 +34,10 @@ def generated_panels(nets: Mapping[str, torch.nn.Module], source: DigitSet, targ
     si, ti = class_ordered(source, per_class), class_ordered(target, per_class)
     xs, ys, xt = source.images[si].to(device), source.labels[si].to(device), target.images[ti].to(device)
     return {
-        "real source": to_unit(prepare(xs, k, gray=gray, for_d=True)).cpu(),
-        "G(source embedding, class)": to_unit(generate(nets, xs, ys, k, gray=gray, seed=seed)).cpu(),
-        "real target": to_unit(prepare(xt, k, gray=gray, for_d=True)).cpu(),
-        "G(target embedding, 'target')": to_unit(generate(nets, xt, None, k, gray=gray, seed=seed + 1)).cpu(),
+        "real source": to_unit(prepare(xs, k, for_d=True)).cpu(),
+        "G(source embedding, class)": to_unit(generate(nets, xs, ys, k, seed=seed)).cpu(),
+        "real target": to_unit(prepare(xt, k, for_d=True)).cpu(),
+        "G(target embedding, 'target')": to_unit(generate(nets, xt, None, k, seed=seed + 1)).cpu(),
     }
 
 

@@ -10,10 +10,13 @@
    ``hw3lib.data.make.make_data`` at the profile's ``data_size`` when absent (profiles without one, ``full``, need
    ``--data``);
 3. :func:`notebook_parameters` — profile + ``-p`` overrides + absolute data/run/figures paths and the device;
+   then every run the notebooks will train (:func:`planned`) is trained by a pool of workers
+   (:func:`hw3lib.report.pool.train_planned`; ``jobs=0`` leaves training to the notebooks);
 4. :func:`run_notebooks` — ``pN_xxx.ipynb`` (the project's, the checkout's or the installed copies:
    ``hw3lib.project``) run with papermill (cwd: their folder, kernel ``python3`` of this interpreter) into
    ``OUT/executed/``, ``$HW3_TABLES_DIR`` = ``OUT/tables``, one live progress line per notebook
-   (``hw3lib.report.progress``); a failing notebook is recorded and the others still run;
+   (``hw3lib.report.progress``); a failing notebook is recorded and the others still run; a cell running past
+   the profile's ``cell_timeout`` is stopped with its kernel and recorded as that notebook's failure;
 5. :func:`report_header` and :func:`write_html` — one self-contained HTML (``hw3lib.report.html``);
 6. :func:`print_report_pdf` — a PDF printed by headless Chromium (``hw3lib.report.pdf``);
 7. :func:`write_run_json` — ``OUT/run.json``: profile, parameters, status and wall time per notebook, data,
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -149,28 +153,87 @@ def python_kernel(work: Path):
 
 # ---------------------------------------------------------------- execution
 
-def _execute(src: Path, dst: Path, params: dict) -> tuple[str, float, object]:
-    """Run one notebook; returns (status, wall seconds, error or None). Never raises for notebook errors."""
+class _DropTimeoutLog(logging.Filter):
+    """nbclient logs "Timeout waiting for execute reply" through papermill's logger: the timeout is said once,
+    by :func:`run_notebooks`, in its own words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timeout waiting for execute reply")
+
+
+def _execute(src: Path, dst: Path, params: dict, cell_timeout: int | None = None) -> tuple[str, float, object]:
+    """Run one notebook; returns (status, wall seconds, error or None). Never raises for notebook errors.
+
+    A cell still running after ``cell_timeout`` seconds (the profile's key; None: no limit) stops the notebook:
+    nbclient raises ``CellTimeoutError`` and shuts the kernel down; the error names that cell (:func:`_timed_out`).
+    """
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError
     from papermill.exceptions import PapermillExecutionError
 
     from hw3lib.report.html import ProblemError
 
+    running: list = []
+
+    def timeout_for(cell) -> int | None:  # nbclient asks before each cell: remember which one is running
+        running[:] = [cell]
+        return cell_timeout
+
+    quiet = _DropTimeoutLog()
+    logging.getLogger("papermill").addFilter(quiet)
     t0 = time.perf_counter()
     try:
+        # The kernel's own log stays at CRITICAL: a kernel shut down mid-cell (a timeout) logs a ZMQ traceback at
+        # ERROR; a kernel that dies is reported by nbclient (DeadKernelError) anyway.
         pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(src.parent), kernel_name="python3",
-                            progress_bar=False,
-                            log_output=False, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                            progress_bar=False, timeout_func=timeout_for,
+                            log_output=False, extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except PapermillExecutionError as exc:
         src_lines = [ln for ln in str(exc.source).splitlines() if ln.strip()]
         return "failed", time.perf_counter() - t0, ProblemError(
             exc.ename, str(exc.evalue), "\n".join(src_lines[:6]), exc.cell_index)
+    except CellTimeoutError as exc:
+        if "Cell execution timed out" in str(exc):  # not the 4 s wait for a finished cell's last outputs
+            return "failed", time.perf_counter() - t0, _timed_out(dst, running[0] if running else None, cell_timeout)
+        return "failed", time.perf_counter() - t0, ProblemError("CellTimeoutError", str(exc).strip().splitlines()[0], "")
     except KeyboardInterrupt:
         raise
-    except Exception as exc:  # noqa: BLE001 — a dead kernel, a timeout...: report it, run the others
+    except Exception as exc:  # noqa: BLE001 — a dead kernel...: report it, run the others
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return "failed", time.perf_counter() - t0, ProblemError(type(exc).__name__, msg, "")
+    finally:
+        logging.getLogger("papermill").removeFilter(quiet)
     return "ok", time.perf_counter() - t0, None
+
+
+def _timed_out(dst: Path, cell, cell_timeout: int | None):
+    """The error of a cell stopped by ``cell_timeout``: its index in the executed notebook ``dst`` (written by
+    papermill on the way out) and first source line. The cell's error output (the kernel's shutdown shows as a
+    KeyboardInterrupt, when it shows at all) becomes this error, so the report names the timeout."""
+    import nbformat
+
+    from hw3lib.checkpoint import atomic_write_text
+    from hw3lib.report.html import ProblemError
+
+    source = str(getattr(cell, "source", "") or "")
+    lines = [ln for ln in source.splitlines() if ln.strip()]
+    index, nb = None, None
+    try:
+        nb = nbformat.read(str(dst), as_version=4)
+        same = [i for i, c in enumerate(nb.cells) if cell is not None and c.get("id") == cell.get("id")]
+        same = same or [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source == source]
+        index = same[0] if same else None
+    except (OSError, ValueError):
+        pass
+    where = f"cell {index}" if index is not None else "a cell"
+    evalue = (f"{where} ({lines[0].strip() if lines else 'empty'}) ran past cell_timeout {cell_timeout} s "
+              "and was stopped with its kernel")
+    if nb is not None and index is not None:
+        outputs = [o for o in nb.cells[index].get("outputs", []) if o.get("output_type") != "error"]
+        outputs.append(nbformat.v4.new_output("error", ename="CellTimeoutError", evalue=evalue, traceback=[]))
+        nb.cells[index].outputs = outputs
+        atomic_write_text(dst, nbformat.writes(nb))
+    return ProblemError("CellTimeoutError", evalue, "\n".join(lines[:6]), index)
 
 
 def _sibling_run_dirs(notebook: Path) -> dict[str, str]:
@@ -307,6 +370,18 @@ def notebook_parameters(plan: Plan, data_dir: Path) -> dict[str, dict]:
     return params
 
 
+def planned(plan: Plan, data_dir: Path, sizes: dict, params: dict[str, dict] | None = None) -> list:
+    """Every run the selected notebooks train, from the parameters they get
+    (:func:`hw3lib.report.plan.planned_runs`); step counts from ``sizes`` (:func:`data_sizes`), else the
+    profile's embedded size."""
+    from hw3lib.report import plan as planning
+
+    params = params if params is not None else notebook_parameters(plan, data_dir)
+    counts = planning.data_counts(sizes, plan.profile.data_size)
+    return planning.planned_runs({n: plan.source(n) for n in plan.notebooks if plan.declared[n] is not None},
+                                 params, counts)
+
+
 def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True) -> dict[str, Execution]:
     """Execute the selected notebooks into ``OUT/executed/`` (a missing or failing one is recorded, the others
     still run)."""
@@ -328,7 +403,7 @@ def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True)
                 continue
             (plan.runs / n).mkdir(parents=True, exist_ok=True)
             with ProblemProgress(TITLES[n], plan.runs / n, previous.get(n), params[n], enabled=progress) as bar:
-                status, wall, error = _execute(src, dst, params[n])
+                status, wall, error = _execute(src, dst, params[n], plan.profile.cell_timeout)
                 bar.status = status
             runs[n] = Execution(status, wall, error, dst, bar.finished)
             if status != "ok":
@@ -432,16 +507,29 @@ def write_run_json(plan: Plan, data: Data, params: dict[str, dict], runs: dict[s
 def build_report(profile: str | Path | Profile, data: str | Path | None = None, out: str | Path = "report",
                  device: str = "auto", overrides=(), only=None, *, notebooks: str | Path | None = None,
                  runs_root: str | Path | None = None, figures_dir: str | Path | None = None, pdf: bool = True,
-                 progress: bool = True) -> ReportResult:
+                 progress: bool = True, jobs: int | None = None, threads: int | None = None) -> ReportResult:
     """Run the pipeline (see the module docstring). ``overrides``: ``[(KEY, VALUE), ...]`` as ``-p``;
     ``only``: ``"p1,p3"`` or a list. ``notebooks``/``runs_root``/``figures_dir`` override the repository's
-    notebooks folder and the profile's folders (tests)."""
+    notebooks folder and the profile's folders (tests). ``jobs``/``threads``: the pool that trains the planned
+    runs before the notebooks (:mod:`hw3lib.report.pool`; default from the machine); ``jobs=0``: no pool, each
+    notebook trains its own runs in its kernel."""
     started = time.perf_counter()
     plan = plan_report(profile, out, device, overrides, only, notebooks=notebooks, runs_root=runs_root,
                        figures_dir=figures_dir)
     found = resolve_data(plan.profile, data, plan.figures)
     params = notebook_parameters(plan, found.dir)
-    runs = run_notebooks(plan, params, progress=progress and os.environ.get("HW3_PROGRESS", "1") != "0")
+    progress = progress and os.environ.get("HW3_PROGRESS", "1") != "0"
+    if jobs != 0:  # the plan's runs first, in parallel; the notebooks then load them
+        from hw3lib.report.pool import train_planned
+
+        try:
+            to_train = planned(plan, found.dir, found.sizes, params)
+        except KeyError as exc:  # a notebook of your own without a parameter the plan reads
+            print(f"hw3 report: no run plan (a notebook has no parameter {exc}): each notebook trains its own runs",
+                  file=sys.stderr, flush=True)
+            to_train = []
+        train_planned(to_train, found.dir, plan.device, jobs=jobs, threads=threads, progress=progress)
+    runs = run_notebooks(plan, params, progress=progress)
     header = report_header(plan, found, params, runs)
     html = write_html(plan, header, runs)
     pdf_path, pdf_note = print_report_pdf(html) if pdf else (None, None)
@@ -467,10 +555,7 @@ def print_plan(profile, data=None, out="report", device="auto", overrides=(), on
     # A profile without embedded data (full) is planned on the course's sizes unless --data names the folder.
     counted = data is not None or (plan.profile.data_size is not None and _has_data(root))
     sizes = data_sizes(root) if counted else {}
-    counts = planning.data_counts(sizes, plan.profile.data_size)
-    params = notebook_parameters(plan, root)
-    runs = planning.planned_runs({n: plan.source(n) for n in plan.notebooks if plan.declared[n] is not None},
-                                 params, counts)
+    runs = planned(plan, root, sizes)
     times = planning.estimate(runs, plan.device)
     where = (f"image counts of {root}" if sizes else
              f"image counts of the embedded {plan.profile.data_size} data (none in {root} yet)"
@@ -489,7 +574,7 @@ def _run(args) -> int:
         return 0
     try:
         result = build_report(args.profile, data=args.data, out=args.out, device=args.device, overrides=overrides,
-                              only=args.only, pdf=not args.no_pdf)
+                              only=args.only, pdf=not args.no_pdf, jobs=args.jobs, threads=args.threads)
     except KeyboardInterrupt:
         print("hw3 report: interrupted (finished training steps are checkpointed; re-run to resume)",
               file=sys.stderr)
@@ -517,6 +602,10 @@ def register(groups) -> None:
                         "or p1.KEY for one (repeatable)")
     p.add_argument("--only", default=None, metavar="p1,p3", help="run and report only these problems")
     p.add_argument("--no-pdf", action="store_true", help="skip the PDF")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="workers that train the planned runs before the notebooks (default: from the cores and "
+                        "the device, as hw3 runs train; 0: each notebook trains its own runs)")
+    p.add_argument("--threads", type=int, default=None, metavar="T", help="threads per run (default 1 on the CPU)")
     p.add_argument("--plan", action="store_true",
                    help="print every run the profile will train (problem, method, pair, seed, steps), which are "
                         "finished, and an estimate of their time from a short measured benchmark of each step on "

@@ -4,15 +4,15 @@
 
 The runs are listed from the parameters ``hw3 report`` would pass to each notebook (profile → ``-p`` overrides →
 the builder's paths; each notebook's own defaults for the rest), built into the same configs the notebooks build,
-so the folders (``hw3lib.train.common.config_folder``) and step counts are the ones training will use (the smoke
+so the folders (``hw3lib.train.folders.config_folder``) and step counts are the ones training will use (the smoke
 report test checks that every run it trained is listed, and finished). Step counts come from each config's
 ``total_steps`` on the data's image counts: the data folder's CSVs, else the profile's embedded size, else the
 course's sizes.
 
 The estimate times each distinct training step (family, method, batch, widths) with the real training code on
-random images of the right shape, timed inside the training loop (``hw3lib.train.common.step_clock``), the first
-step left out. A run's estimate is its remaining steps times that; GTA's warm-start steps (source-only
-F + C steps, a small fraction of a GTA step) are left out. Evaluation passes, t-SNE, notebook start-up and the PDF
+random images of the right shape, timed inside the training loop (``hw3lib.train.loop.step_clock``), the first
+step left out. A run's estimate is its remaining steps times that; warm-start steps (source-only steps, a
+small fraction of an adaptation step) are left out. Evaluation passes, t-SNE, notebook start-up and the PDF
 are not in it either: the totals are a lower bound.
 """
 from __future__ import annotations
@@ -59,10 +59,8 @@ class PlannedRun:
             return (self.method, c.batch_size)
         if self.method == "gan":
             return ("gan", c.batch_size, c.ngf, c.ndf)
-        if self.method == "gta":
-            return ("gta", c.gta.batch_size, c.gta.ngf, c.gta.ndf)  # luminance or colour: the same nets
-        spec = c.spec
-        return ("uda-bounds" if not spec.adapts else c.method, c.batch_size)
+        knobs = tuple(sorted(dataclasses.asdict(c.knobs).items()))  # widths and the like change a step's time
+        return ("uda-bounds", c.batch_size) if not c.spec.adapts else (c.method, c.batch_size, knobs)
 
 
 # ---------------------------------------------------------------- the runs
@@ -91,7 +89,7 @@ def data_counts(sizes: dict | None, data_size: str | None) -> dict[str, dict[str
 
 def _progress(run_dir: Path, kind: str, config: Any, steps: int) -> int:
     """Steps already done: ``steps`` for a finished run of this config, the step of an unfinished one, else 0."""
-    from hw3lib.train.common import matching_checkpoint
+    from hw3lib.train.folders import matching_checkpoint
 
     payload = matching_checkpoint(run_dir, kind, config)
     if payload is None:
@@ -101,7 +99,7 @@ def _progress(run_dir: Path, kind: str, config: Any, steps: int) -> int:
 
 def _on_data(cfg, data_dir, parts):
     """``cfg`` bound to the data it will train on (what training does first), when that folder holds it."""
-    from hw3lib.train.common import bind_data
+    from hw3lib.train.configs import bind_data
 
     try:
         return bind_data(cfg, data_dir, parts)
@@ -109,25 +107,58 @@ def _on_data(cfg, data_dir, parts):
         return cfg
 
 
-def _uda_runs(problem: str, base, methods, pairs, seeds, run_root: Path, counts, data_dir) -> list[PlannedRun]:
+def _uda_runs(problem: str, base, methods, pairs, seeds, run_root: Path, counts, data_dir,
+              knobs: dict | None = None) -> list[PlannedRun]:
     out = []
     for src, tgt in pairs:
         for method in methods:
             for seed in seeds:
-                cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
+                cfg = base.for_method(method, (knobs or {}).get(method), source=src, target=tgt, seed=int(seed))
                 out.append(_uda_run(problem, cfg, run_root / cfg.name, counts, data_dir))
     return out
 
 
 def _uda_run(problem: str, cfg, run_dir: Path, counts, data_dir) -> PlannedRun:
-    from hw3lib.train.common import config_folder
+    from hw3lib.train.folders import config_folder
 
     cfg = _on_data(cfg.validate(), data_dir, (cfg.source, cfg.target))
     run_dir = config_folder(run_dir, cfg.kind, cfg, say=False)
-    steps = cfg.total_steps(counts[cfg.source]["train"], counts[cfg.target]["train"])
-    batch = cfg.gta.batch_size if cfg.gta is not None else cfg.batch_size
+    n_target = counts[cfg.target]["train"]
+    n_target -= min(cfg.holdout, n_target // 2) if cfg.holdout else 0  # a development run's pool
+    steps = cfg.total_steps(counts[cfg.source]["train"], n_target)
     return PlannedRun(problem, cfg.method, f"{cfg.source} → {cfg.target}", cfg.seed, steps,
-                      _progress(run_dir, cfg.kind, cfg, steps), batch, run_dir, cfg)
+                      _progress(run_dir, cfg.kind, cfg, steps), cfg.batch_size, run_dir, cfg)
+
+
+def _development_runs(problem: str, base, names: list[str], p: dict, seeds, counts) -> list[PlannedRun]:
+    """Problem 4's development runs unless choices shipped with the package fit this data and protocol
+    (:func:`hw3lib.train.uda.develop.choose`), and, once the choices are known, the hand-in runs whose chosen knobs
+    differ from the comparison's."""
+    from hw3lib.project import recorded_choices
+    from hw3lib.train.uda import develop
+
+    run_root, knobs = Path(p["run_dir"]), p["knobs"] or {}
+    dev_seeds = [int(s) for s in p["dev_seeds"]]
+    proto = develop.protocol(base, names, dev_seeds, p["dev_holdout"], knobs, p["dev_grid"])
+    shipped = made_here = None
+    with contextlib.suppress(ValueError, OSError):  # no data yet: nothing recorded can match it
+        shipped = develop.recorded(recorded_choices(), p["data_dir"], proto)
+        made_here = develop.recorded([run_root / "choices.json"], p["data_dir"], proto)
+    found = shipped or made_here
+    out = []
+    for src, tgt in UDA_PAIRS:
+        if shipped is None:  # developed here (or to be): its runs are this report's
+            dev_src, x = develop.development_task(src, tgt)
+            for cand in develop.candidates(names, p["dev_grid"]):
+                for seed in dev_seeds:
+                    cfg = develop.candidate_config(base, cand, dev_src, x, seed, holdout=p["dev_holdout"],
+                                                   knobs=knobs.get(cand.method))
+                    out.append(_uda_run(problem, cfg, develop.run_folder(run_root, cfg, cand), counts, p["data_dir"]))
+        if found is not None and (cand := develop.choice(found[0], src, tgt)).knobs:
+            for seed in seeds:
+                cfg = develop.candidate_config(base, cand, src, tgt, seed, knobs=knobs.get(cand.method))
+                out.append(_uda_run(problem, cfg, run_root / f"{cfg.name}{cand.tag}", counts, p["data_dir"]))
+    return out
 
 
 def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: dict) -> list[PlannedRun]:
@@ -135,14 +166,14 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
     ``params``: what ``hw3 report`` passes to each (``notebook_parameters``)."""
     from hw3lib.train.attr import KIND as ATTR_KIND
     from hw3lib.train.attr import AttrConfig
-    from hw3lib.train.common import config_folder
+    from hw3lib.train.folders import config_folder
     from hw3lib.train.gan import KIND as GAN_KIND
     from hw3lib.train.gan import GANConfig
+    from hw3lib.methods import improved
     from hw3lib.train.uda import UDAConfig
-    from hw3lib.train.uda.runs import is_gray_pair
+    from hw3lib.train.uda.runs import gta_configs
     from hw3lib.train.vae import KIND as VAE_KIND
     from hw3lib.train.vae import VAEConfig
-    from hw3lib.train.vae import total_steps as vae_steps
 
     runs: list[PlannedRun] = []
     n_face = counts["face"]["train"]
@@ -165,7 +196,7 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
         if name == "p1_vae":
             cfg = VAEConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], kld_weight=p["kld_weight"],
                             seed=p["seed"], max_steps=p["max_steps"], device=p["device"])
-            add(name, "vae", cfg, VAE_KIND, vae_steps(cfg, n_face), p["run_dir"])
+            add(name, "vae", cfg, VAE_KIND, cfg.total_steps(n_face), p["run_dir"])
             if "attr_run_dir" in p:  # Problem 1's sample metrics use the attribute classifier too
                 add_attr(name)
         elif name == "p2_gan":
@@ -184,21 +215,14 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
             if "p3_dann" not in notebooks:  # Problem 3's runs, trained here when Problem 3 is not in the report
                 p3_root = Path(p["p3_run_dir"] or str(Path(p["run_dir"]).parent / "p3_dann"))
                 runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, p3_root, counts, p["data_dir"])
-            runs += _uda_runs(name, base, p["methods"], UDA_PAIRS, seeds, Path(p["run_dir"]), counts,
-                              p["data_dir"])
-            knobs = {"lr": float(p["gta_lr"]), "beta1": float(p["beta1"]), "adv_weight": float(p["adv_weight"]),
-                     "alpha": float(p["alpha"]), "lr_decay": float(p["lr_decay"]),
-                     "batch_size": int(p["gta_batch_size"]), "ndf": int(p["ndf"]), "ngf": int(p["ngf"]),
-                     "warmup_steps": int(p["warmup_steps"])}
-            gta = UDAConfig(method="gta", steps=p["gta_steps"], evals=p["gta_evals"], gta=knobs, device=p["device"])
-            gray_pairs = [tuple(g) for g in p["gray_pairs"]]
-            for src, tgt in UDA_PAIRS:  # hw3lib.train.uda.runs.gta_runs: luminance on the gray pairs
-                gray_main = is_gray_pair(src, tgt, gray_pairs)
-                settings = [gray_main] + ([not gray_main] if gray_main and p["compare_gray"] else [])
-                for seed in seeds:
-                    for gray in settings:
-                        cfg = dataclasses.replace(gta, source=src, target=tgt, seed=int(seed), gray=gray)
-                        runs.append(_uda_run(name, cfg, Path(p["run_dir"]) / cfg.name, counts, p["data_dir"]))
+            shared = p["methods"] or improved(shared_recipe=True)
+            runs += _uda_runs(name, base, shared, UDA_PAIRS, seeds, Path(p["run_dir"]), counts, p["data_dir"],
+                              knobs=p["knobs"])
+            runs += _development_runs(name, base, ["dann", *shared], p, seeds, counts)
+            gta = UDAConfig(method="gta", device=p["device"], **p["gta"])
+            for cfg, _ in gta_configs(gta, pairs=UDA_PAIRS, seeds=seeds, gray_pairs=p["gray_pairs"],
+                                      compare_gray=p["compare_gray"]):
+                runs.append(_uda_run(name, cfg, Path(p["run_dir"]) / cfg.name, counts, p["data_dir"]))
     return runs
 
 
@@ -264,15 +288,14 @@ def step_runner(run: PlannedRun, device: torch.device) -> Callable[[int], None]:
                    _random_digits(40, "target-test", device), _random_digits(40, "source-val", device))
 
     def steps(k):
-        gta = dataclasses.replace(c.gta, warmup_steps=0) if c.gta is not None else None
-        cfg = dataclasses.replace(c, steps=k, evals=0, max_steps=None, gta=gta)
+        cfg = dataclasses.replace(c, steps=k, evals=0, max_steps=None, warmup_steps=0)
         train_on(cfg, data, runtime=Runtime.for_config(cfg, device=device))
     return steps
 
 
 def _timed_steps(steps: Callable[[int], None], n: int, device: torch.device) -> float:
     """Mean seconds of steps 2..n of one ``n``-step run (the first pays one-time costs)."""
-    from hw3lib.train.common import step_clock
+    from hw3lib.train.loop import step_clock
 
     with step_clock(torch.cuda.synchronize if device.type == "cuda" else None) as stamps:
         steps(n)
@@ -306,7 +329,7 @@ def plan_table(runs: list[PlannedRun], times: dict[tuple, float]):
     rows = []
     for r in runs:
         s = times.get(r.bench_key)
-        warm = r.config.gta.warmup_steps if r.method == "gta" else 0
+        warm = getattr(r.config, "warmup_steps", 0)
         left = r.steps - max(min(r.done, r.steps), warm)
         rows.append({"problem": r.problem, "method": r.method, "pair": r.pair, "seed": r.seed, "steps": r.steps,
                      "batch": r.batch, "status": r.status, "s/step": s,

@@ -9,6 +9,7 @@ A profile (``report/profiles/{smoke,quick,full}.yaml`` at the repository root â€
     data_dir: data             # default data folder, relative to the working directory
     runs_root: runs/quick      # run folders (checkpoints, metrics.json) go to runs_root/pN_xxx
     figures_dir: figures       # PNGs written by the notebooks
+    cell_timeout: 3600         # seconds one notebook cell may run before hw3 report stops it (null: no limit)
     common:                    # given to every notebook that has the parameter
       seed: 0
     notebooks:                 # per-notebook parameters (names of the notebooks' ``parameters`` cells)
@@ -31,7 +32,10 @@ PROFILES_DIR = profiles_dir()
 # Notebook stems, in the report's order; ``p1`` etc. are accepted as short names.
 NOTEBOOKS: tuple[str, ...] = ("p1_vae", "p2_gan", "p3_dann", "p4_uda")
 DATA_SIZES = ("smoke", "quick", "full")
-_TOP_KEYS = {"description", "data_size", "data_dir", "runs_root", "figures_dir", "common", "notebooks"}
+_TOP_KEYS = {"description", "data_size", "data_dir", "runs_root", "figures_dir", "cell_timeout", "common", "notebooks"}
+# A cell running longer than this is taken for hung (a deadlocked DataLoader, a stuck process group) and stopped.
+# Generous: a profile that omits the key is probably a big one; the shipped profiles set their own.
+DEFAULT_CELL_TIMEOUT = 6 * 3600
 # Parameters the builder sets itself (absolute paths, the --device choice); profiles may not set them per notebook.
 MANAGED = ("data_dir", "run_dir", "runs_root", "figures_dir", "device")
 
@@ -45,6 +49,7 @@ class Profile:
     data_dir: str = "data"
     runs_root: str = "runs/quick"
     figures_dir: str = "figures"
+    cell_timeout: int | None = DEFAULT_CELL_TIMEOUT   # seconds per notebook cell; None: no limit
     common: dict = field(default_factory=dict)
     notebooks: dict[str, dict] = field(default_factory=dict)
 
@@ -84,6 +89,9 @@ def load_profile(spec: str | Path) -> Profile:
     size = raw.get("data_size")
     if size is not None and size not in DATA_SIZES:
         raise ValueError(f"{path}: data_size {size!r} is not one of {', '.join(DATA_SIZES)} or null")
+    timeout = raw.get("cell_timeout", DEFAULT_CELL_TIMEOUT)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1):
+        raise ValueError(f"{path}: cell_timeout {timeout!r} is not a whole number of seconds >= 1 or null")
     common = raw.get("common") or {}
     notebooks = raw.get("notebooks") or {}
     if not isinstance(common, dict):
@@ -106,7 +114,8 @@ def load_profile(spec: str | Path) -> Profile:
     return Profile(name=path.stem, path=path.resolve(), description=str(raw.get("description") or ""),
                    data_size=size, data_dir=str(raw.get("data_dir") or "data"),
                    runs_root=str(raw.get("runs_root") or f"runs/{path.stem}"),
-                   figures_dir=str(raw.get("figures_dir") or "figures"), common=dict(common), notebooks=per_nb)
+                   figures_dir=str(raw.get("figures_dir") or "figures"), cell_timeout=timeout,
+                   common=dict(common), notebooks=per_nb)
 
 
 def parse_overrides(pairs) -> list[tuple[str | None, str, object]]:

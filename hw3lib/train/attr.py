@@ -19,8 +19,9 @@ from hw3lib.device import seed_everything
 from hw3lib.eval.attr_classifier import test_accuracy
 from hw3lib.models.attr import AttributeClassifier
 from hw3lib.runtime import Runtime
-from hw3lib.train import common
-from hw3lib.train.common import TrainLoop, config_from, epoch_steps
+from hw3lib.train import configs, folders
+from hw3lib.train.configs import config_from
+from hw3lib.train.loop import TrainLoop, epoch_steps
 
 KIND = "face-attr"
 
@@ -93,8 +94,8 @@ def train_or_load(config: AttrConfig, data_dir: str | Path, run_dir: str | Path,
                   runtime: Runtime | None = None) -> AttrResult:
     """The finished classifier in ``run_dir`` if its config matches, else train it there (or resume)."""
     rt = runtime or Runtime.for_config(config)
-    config = common.bind_data(config, data_dir, ("face",))
-    run_dir = common.config_folder(run_dir, KIND, config)  # another config's run is never overwritten
+    config = configs.bind_data(config, data_dir, ("face",))
+    run_dir = folders.config_folder(run_dir, KIND, config)  # another config's run is never overwritten
 
     def train() -> AttrResult:
         seed_everything(config.seed)
@@ -115,4 +116,4 @@ def train_or_load(config: AttrConfig, data_dir: str | Path, run_dir: str | Path,
                             checkpoint.resolve(run_dir))
         return AttrResult(model, payload["history"], dict(acc), cfg)
 
-    return common.train_or_load(KIND, config, run_dir, train=train, load=load)
+    return folders.train_or_load(KIND, config, run_dir, train=train, load=load)

@@ -51,10 +51,11 @@ from hw3lib.distributed import unwrap
 from hw3lib.models.dcgan import Discriminator, Generator, weights_init
 from hw3lib.models.vae import VAE
 from hw3lib.runtime import Runtime, eval_mode, launch, train_mode
-from hw3lib.train import common
-from hw3lib.train.common import TrainLoop, config_from, config_from_args, epoch_steps
+from hw3lib.models.functional import realfake_bce
+from hw3lib.train import configs, folders
+from hw3lib.train.configs import config_from, config_from_args
 from hw3lib.train.diffaugment import diff_augment, parse_policy
-from hw3lib.train.losses import realfake_bce
+from hw3lib.train.loop import TrainLoop, epoch_steps
 
 KIND = "gan"
 REAL_LABEL, FAKE_LABEL = 1.0, 0.0  # D's real target is config.real_label (label smoothing); G's stays 1
@@ -80,7 +81,7 @@ class GANConfig:
     max_steps: int | None = None
     lr_d: float | None = None        # TTUR (Heusel et al. 2017): D's learning rate; None = ``lr``
     real_label: float = 1.0          # D's target on real images; 0.9 = one-sided label smoothing (Salimans et al. 2016)
-    diffaugment: str = "color,translation,cutout"  # DiffAugment policy on D's inputs (Zhao et al. 2020); "" = off
+    diffaugment: str = ""            # DiffAugment policy on D's inputs (Zhao et al. 2020), e.g. "translation"; "" = off
     ema_kimg: float = 10.0           # half-life of the EMA of G in thousands of images (Karras et al. 2018/2020); 0 = off
     ema_rampup: float | None = 0.05  # half-life at most this x the images seen so far (StyleGAN2-ADA); None = off
     ema_bn_samples: int = 512        # the average's BatchNorm statistics recomputed from this many z (0 = averaged)
@@ -123,7 +124,7 @@ class GANResult(NamedTuple):
     netG_raw: Generator      # the trained G itself (``netG`` when there is no average)
 
 
-# The real/fake BCE, shared with GTA (hw3lib.train.losses): float32 and outside autocast.
+# The real/fake BCE, shared with GTA (hw3lib.models.functional): float32 and outside autocast.
 gan_loss = realfake_bce
 
 
@@ -317,9 +318,9 @@ def train_or_load(config: GANConfig, data_dir: str | Path, run_dir: str | Path, 
     """The finished run in ``run_dir`` when its config matches; otherwise train (or resume) it there
     (``keyed``: another config's run in ``run_dir`` moves this one to ``run_dir-<config hash>``; else refuse)."""
     rt = runtime or Runtime.for_config(config)
-    config = common.bind_data(config, data_dir, ("face",))
+    config = configs.bind_data(config, data_dir, ("face",))
     if keyed:
-        run_dir = common.config_folder(run_dir, KIND, config)
+        run_dir = folders.config_folder(run_dir, KIND, config)
 
     def train() -> GANResult:
         seed_everything(config.seed)
@@ -332,7 +333,7 @@ def train_or_load(config: GANConfig, data_dir: str | Path, run_dir: str | Path, 
         raw = load_raw_generator(payload, rt.device) if "netG_ema" in payload["models"] else netG
         return GANResult(netG, netD, payload["history"], payload["extra"]["snapshots"], cfg, raw)
 
-    return common.train_or_load(KIND, config, run_dir, train=train, load=load)
+    return folders.train_or_load(KIND, config, run_dir, train=train, load=load)
 
 
 def generate(netG: Generator, n: int = 32, seed: int = 0, *, batch_stats: bool = False) -> torch.Tensor:

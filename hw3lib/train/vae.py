@@ -19,8 +19,10 @@ from hw3lib.device import AMP_HELP, AMP_MODES, get_device, seed_everything
 from hw3lib.distributed import unwrap
 from hw3lib.models.vae import VAE, vae_loss
 from hw3lib.runtime import Runtime, eval_mode, launch
-from hw3lib.train import common
-from hw3lib.train.common import TrainLoop, config_from, config_from_args, finished_checkpoint
+from hw3lib.train import configs, folders
+from hw3lib.train.configs import config_from, config_from_args
+from hw3lib.train.folders import finished_checkpoint
+from hw3lib.train.loop import TrainLoop, epoch_steps
 
 KIND = "vae"
 GRID_N, GRID_ROW = 32, 8   # the course's fig1_4: 32 faces, 4 rows of 8
@@ -47,17 +49,14 @@ class VAEConfig:
     device: str = "auto"           # used when no runtime is given
     data_id: str = ""              # the data trained on (hw3lib.data.data_id), set by train_or_load
 
+    def total_steps(self, n_train: int, world_size: int = 1) -> int:
+        return epoch_steps(self.epochs, n_train, self.batch_size, world_size, self.max_steps)
+
 
 class VAEResult(NamedTuple):
     model: VAE               # eval mode, on the runtime's device
     history: dict
     config: VAEConfig        # the run's (a loaded run: the checkpoint's)
-
-
-def total_steps(config: VAEConfig, n_train: int, world_size: int = 1) -> int:
-    per_epoch = len(Batches(torch.empty(n_train), batch_size=config.batch_size, world_size=world_size))
-    steps = config.epochs * per_epoch
-    return min(steps, config.max_steps) if config.max_steps is not None else steps
 
 
 @torch.no_grad()
@@ -97,7 +96,7 @@ def train_vae(model: VAE, train: FaceSet, test: FaceSet | None, config: VAEConfi
                       rank=rt.dist.rank, world_size=rt.dist.world_size)
     steps_per_epoch = len(batches)
     loop = TrainLoop(KIND, config, rt, models={"vae": model}, optimizers={"vae": opt},
-                     total_steps=total_steps(config, len(train_images), rt.dist.world_size), run_dir=run_dir,
+                     total_steps=config.total_steps(len(train_images), rt.dist.world_size), run_dir=run_dir,
                      desc="VAE")
     if not loop.resume():
         seed_everything(config.seed + rt.dist.rank)
@@ -146,8 +145,8 @@ def train_or_load(config: VAEConfig, data_dir: str | Path, run_dir: str | Path |
                   runtime: Runtime | None = None) -> VAEResult:
     """The finished run in ``run_dir`` if its config matches, else load the faces and train (or resume) there."""
     rt = runtime or Runtime.for_config(config)
-    config = common.bind_data(config, data_dir, ("face",))
-    run_dir = common.config_folder(run_dir, KIND, config)  # another config's run is never overwritten
+    config = configs.bind_data(config, data_dir, ("face",))
+    run_dir = folders.config_folder(run_dir, KIND, config)  # another config's run is never overwritten
 
     def train() -> VAEResult:
         train_set, test_set = load_faces(data_dir, "train"), load_faces(data_dir, "test")
@@ -160,18 +159,15 @@ def train_or_load(config: VAEConfig, data_dir: str | Path, run_dir: str | Path |
         model, cfg = load_model(payload, rt.device)
         return VAEResult(model, payload["history"], cfg)
 
-    return common.train_or_load(KIND, config, run_dir, train=train, load=load)
+    return folders.train_or_load(KIND, config, run_dir, train=train, load=load)
 
 
 def finished_or_train(config: VAEConfig, data_dir: str | Path, run_dir: str | Path, *,
                       runtime: Runtime | None = None) -> VAEResult:
     """The finished VAE run in ``run_dir`` whatever its config (Problem 2 compares with Problem 1's model as it
     is), else :func:`train_or_load` with ``config``. ``config.device`` stays the caller's."""
-    file = checkpoint.resolve(run_dir)
-    if file.is_file():
-        payload = checkpoint.load(file)
-        if payload.get("kind") == KIND and payload.get("finished"):
-            config = config_from(VAEConfig, payload["config"], device=config.device)
+    if (found := folders.finished_config(run_dir, KIND)) is not None:
+        config = config_from(VAEConfig, found, device=config.device)
     return train_or_load(config, data_dir, run_dir, runtime=runtime)
 
 
@@ -189,7 +185,7 @@ def sample_grid(model: VAE, n: int = GRID_N, seed: int = 0) -> torch.Tensor:
 
 # -- CLI ---------------------------------------------------------------------------------------------
 def _cmd_train(args: argparse.Namespace) -> int:
-    config = common.bind_data(config_from_args(VAEConfig, args), args.data, ("face",))
+    config = configs.bind_data(config_from_args(VAEConfig, args), args.data, ("face",))
     if finished_checkpoint(args.out, KIND, config) is not None:
         print(f"{args.out}: finished run with this config already there; nothing to do")
         return 0
@@ -199,7 +195,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         h = train_vae(VAE(latent_dim=config.latent_dim), train, test, config, runtime=rt, run_dir=args.out)
         if rt.is_main:
             tail = f"; test mse {h['test_mse'][-1] / 4:.5f} ([0,1] scale)" if h.get("test_mse") else ""
-            print(f"trained VAE for {total_steps(config, len(train), rt.dist.world_size)} steps into {args.out}{tail}")
+            print(f"trained VAE for {config.total_steps(len(train), rt.dist.world_size)} steps into {args.out}{tail}")
     return 0
 
 

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
 
-from hw3lib import checkpoint
+from hw3lib import checkpoint, methods
 from hw3lib.data import digits
 from hw3lib.data.layout import UDA_PAIRS
 from hw3lib.data.sets import DigitSet
 from hw3lib.device import seed_everything
 from hw3lib.eval.uda import accuracy
 from hw3lib.runtime import Runtime
-from hw3lib.train import common
-from hw3lib.train.uda import loop, methods
+from hw3lib.train import configs, folders
+from hw3lib.train.uda import loop
 from hw3lib.train.uda.config import UDAConfig
 from hw3lib.train.uda.select import selection_metrics
 
@@ -67,14 +67,15 @@ def _final_metrics(result_models, config: UDAConfig, history: dict, target_test:
     return metrics
 
 
-def _store_metrics(run_dir: Path | None, metrics: dict[str, float], runtime: Runtime) -> None:
-    """Add the final metrics to the finished checkpoint's ``extra`` (so a reload needs no evaluation)."""
-    if run_dir is None or not runtime.is_main:
+def store_extra(run_dir: str | Path | None, runtime: Runtime | None = None, **values: Any) -> None:
+    """Add ``values`` to the finished checkpoint's ``extra`` (rank 0): its final metrics (so a reload needs no
+    evaluation), the development choice it applied, ..."""
+    if run_dir is None or (runtime is not None and not runtime.is_main):
         return
     file = checkpoint.resolve(run_dir)
     if file.is_file():
         payload = checkpoint.load(file)
-        payload.setdefault("extra", {})["metrics"] = metrics
+        payload.setdefault("extra", {}).update(values)
         payload.pop("format", None), payload.pop("version", None)
         checkpoint.save(payload, file)
 
@@ -89,20 +90,44 @@ def train_on(config: UDAConfig, data: loop.Domains, run_dir: str | Path | None =
     spec = config.spec
     seed_everything(config.seed)
     nets = spec.nets(config)
-    history = (spec.fit or loop.fit)(spec, nets, data, config, runtime, run_dir)
+    history = loop.fit(spec, nets, data, config, runtime, run_dir)
     runtime.finish(*nets.values())
     metrics = _final_metrics(nets, config, history, data.target_test)
-    _store_metrics(run_dir, metrics, runtime)
+    store_extra(run_dir, runtime, metrics=metrics)
     return UDAResult(config, nets, history, metrics, run_dir, trained=True)
+
+
+DEV_SPLIT_SEED = 2018  # one fixed split of each domain's train images for every method, knob and seed
+
+
+def development_split(train: DigitSet, holdout: int) -> tuple[DigitSet, DigitSet]:
+    """``(pool, dev)``: ``min(holdout, len(train) // 2)`` images of ``train`` drawn by a fixed permutation are the
+    labelled development split; the pool keeps the rest, whose labels no training or selection reads."""
+    n = min(holdout, len(train) // 2)
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(DEV_SPLIT_SEED))
+    return train.subset(perm[n:].sort().values), train.subset(perm[:n].sort().values)
+
+
+def target_sets(config: UDAConfig, data_root: str | Path) -> tuple[DigitSet, DigitSet]:
+    """``(target train, scored set)``: the target train images and test split, or for a development run
+    (``config.holdout``) the train pool and its held-out development split (the target test split is not read)."""
+    train = digits(data_root, config.target, "train")
+    return development_split(train, config.holdout) if config.holdout else (
+        train, digits(data_root, config.target, "test"))
 
 
 def train_uda(config: UDAConfig, data_root: str | Path, run_dir: str | Path | None = None, *,
               runtime: Runtime | None = None) -> UDAResult:
-    """:func:`train_on` the source/target train and target test splits of ``data_root`` (course layout)."""
+    """:func:`train_on` the source train and test splits and the target sets (:func:`target_sets`) of
+    ``data_root`` (course layout or torchvision formats)."""
     runtime = runtime or Runtime.for_config(config)
-    data = loop.Domains(*(_on(digits(data_root, d, s), runtime.device)
-                          for d, s in ((config.source, "train"), (config.target, "train"), (config.target, "test"),
-                                       (config.source, "test"))))
+    source = digits(data_root, config.source, "train")
+    target, scored = target_sets(config, data_root)
+    # A development run reads no test split: its src_acc validator (informative only; IM picks) reads source train
+    # images, so it measures the fit, not held-out accuracy.
+    source_val = source.subset(torch.arange(min(len(source), 1000))) if config.holdout else \
+        digits(data_root, config.source, "test")
+    data = loop.Domains(*(_on(d, runtime.device) for d in (source, target, scored, source_val)))
     return train_on(config, data, run_dir, runtime=runtime)
 
 
@@ -113,7 +138,7 @@ def load_models(payload_or_run_dir: dict | str | Path, device: str | torch.devic
     if payload.get("kind") not in KINDS:
         raise ValueError(f"checkpoint kind {payload.get('kind')!r} is not a digit-adaptation run "
                          f"({' or '.join(KINDS)})")
-    config = UDAConfig.from_dict(payload["config"])
+    config = configs.config_from(UDAConfig, payload["config"])
     models = config.spec.nets(config)
     for k, m in models.items():
         if k not in payload["models"]:
@@ -127,76 +152,72 @@ def train_or_load(config: UDAConfig, data_root: str | Path, run_dir: str | Path 
                   runtime: Runtime | None = None, keyed: bool = True) -> UDAResult:
     """The finished run in ``run_dir`` when its config matches, else train (or resume) it there. When ``run_dir``
     holds another config's run, ``keyed`` moves this one to ``run_dir-<config hash>``
-    (:func:`hw3lib.train.common.config_folder`); without it (the CLI's explicit ``--out``) training refuses."""
-    config = common.bind_data(config.validate(), data_root, (config.source, config.target))
+    (:func:`hw3lib.train.folders.config_folder`); without it (the CLI's explicit ``--out``) training refuses."""
+    config = configs.bind_data(config.validate(), data_root, (config.source, config.target))
     if keyed:
-        run_dir = common.config_folder(run_dir, config.kind, config)
+        run_dir = folders.config_folder(run_dir, config.kind, config)
 
     def load(payload: dict) -> UDAResult:
         device = (runtime or Runtime.for_config(config)).device
         models, _ = load_models(payload, device)
         metrics = (payload.get("extra") or {}).get("metrics") or _final_metrics(
-            models, config, payload["history"], _on(digits(data_root, config.target, "test"), device))
+            models, config, payload["history"], _on(target_sets(config, data_root)[1], device))
         return UDAResult(config, models, payload["history"], dict(metrics), Path(run_dir), trained=False)
 
-    return common.train_or_load(config.kind, config, run_dir, load=load,
+    return folders.train_or_load(config.kind, config, run_dir, load=load,
                                 train=lambda: train_uda(config, data_root, run_dir, runtime=runtime))
 
 
 def train_or_load_all(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
                       methods: Iterable[str] = ("source-only", "dann", "target-only"),
                       pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
-                      ) -> dict[Key, UDAResult]:
-    """Every (method, source, target, seed) run under ``run_root/{method}_{src}_{tgt}_s{seed}``, in that order."""
+                      knobs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[Key, UDAResult]:
+    """Every (method, source, target, seed) run under ``run_root/{method}_{src}_{tgt}_s{seed}``, in that order;
+    ``knobs``: per method, the knobs that differ from its defaults."""
     results = {}
     for src, tgt in pairs:
         for method in methods:
             for seed in seeds:
-                cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
+                cfg = base.for_method(method, (knobs or {}).get(method), source=src, target=tgt, seed=int(seed))
                 results[(method, src, tgt, int(seed))] = train_or_load(cfg, data_root, Path(run_root) / cfg.name)
     return results
 
 
-def is_gray_pair(src: str, tgt: str, gray_pairs: Iterable[Iterable[str]]) -> bool:
-    return (src, tgt) in {tuple(p) for p in gray_pairs}
+def gta_configs(base: UDAConfig, *, pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
+                gray_pairs: Iterable[Iterable[str]] = (("mnistm", "svhn"),), compare_gray: bool = True,
+                ) -> list[tuple[UDAConfig, bool]]:
+    """GTA's runs, ``(config, main)`` per pair, seed and image setting: luminance on ``gray_pairs`` (the course
+    report's choice for mnistm → svhn) and colour elsewhere is the main run; with ``compare_gray`` each gray pair also
+    trains in colour, for the gray-vs-colour table. (``hw3 report --plan`` lists the same configs.)"""
+    grays = {tuple(p) for p in gray_pairs}
+    out = []
+    for src, tgt in pairs:
+        gray_main = (src, tgt) in grays
+        settings = [gray_main] + ([not gray_main] if gray_main and compare_gray else [])
+        for seed in seeds:
+            for gray in settings:
+                knobs = dataclasses.replace(base.knobs, gray=gray)
+                out.append((dataclasses.replace(base, source=src, target=tgt, seed=int(seed), knobs=knobs),
+                            gray == gray_main))
+    return out
 
 
 def gta_runs(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
              pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
              gray_pairs: Iterable[Iterable[str]] = (("mnistm", "svhn"),), compare_gray: bool = True,
              ) -> tuple[dict[Key, UDAResult], dict[tuple[str, str, bool, int], UDAResult]]:
-    """Train or load GTA on every pair and seed.
-
-    Returns ``(main, variants)``: ``main[("gta", src, tgt, seed)]`` uses luminance images on ``gray_pairs``
-    (the seed report's choice for mnistm → svhn) and colour elsewhere; ``variants[(src, tgt, gray, seed)]``
-    holds both settings for each gray pair (when ``compare_gray``), for the gray-vs-colour table.
-    """
+    """Train or load GTA's runs (:func:`gta_configs`). Returns ``(main, variants)``: ``main[("gta", src, tgt,
+    seed)]`` the main run of each pair; ``variants[(src, tgt, gray, seed)]`` both settings of each compared gray pair."""
     main: dict[Key, UDAResult] = {}
     variants: dict[tuple[str, str, bool, int], UDAResult] = {}
-    for src, tgt in pairs:
-        gray_main = is_gray_pair(src, tgt, gray_pairs)
-        settings = [gray_main] + ([not gray_main] if gray_main and compare_gray else [])
-        for seed in seeds:
-            for gray in settings:
-                cfg = dataclasses.replace(base, method="gta", source=src, target=tgt, seed=int(seed), gray=gray)
-                r = train_or_load(cfg, data_root, Path(run_root) / cfg.name)
-                if gray == gray_main:
-                    main[("gta", src, tgt, int(seed))] = r
-                if gray_main and compare_gray:
-                    variants[(src, tgt, gray, int(seed))] = r
+    grays = {tuple(p) for p in gray_pairs}
+    for cfg, is_main in gta_configs(base, pairs=pairs, seeds=seeds, gray_pairs=gray_pairs, compare_gray=compare_gray):
+        r = train_or_load(cfg, data_root, Path(run_root) / cfg.name)
+        if is_main:
+            main[("gta", cfg.source, cfg.target, cfg.seed)] = r
+        if compare_gray and (cfg.source, cfg.target) in grays:
+            variants[(cfg.source, cfg.target, cfg.knobs.gray, cfg.seed)] = r
     return main, variants
-
-
-def finished_config(run_dir: Path, kind: str) -> UDAConfig | None:
-    """The config of the finished ``kind`` run in ``run_dir``, or None."""
-    file = checkpoint.resolve(run_dir)
-    if not file.is_file():
-        return None
-    try:
-        payload = checkpoint.load(file)
-    except ValueError:
-        return None
-    return UDAConfig.from_dict(payload["config"]) if payload.get("kind") == kind and payload.get("finished") else None
 
 
 def baseline_runs(base: UDAConfig, data_root: str | Path, p3_run_root: str | Path, *,
@@ -209,14 +230,13 @@ def baseline_runs(base: UDAConfig, data_root: str | Path, p3_run_root: str | Pat
     for src, tgt in pairs:
         for method in methods:
             for seed in seeds:
-                cfg = dataclasses.replace(base, method=method, source=src, target=tgt, seed=int(seed))
-                cfg = common.bind_data(cfg, data_root, (src, tgt))
+                cfg = configs.bind_data(base.for_method(method, source=src, target=tgt, seed=int(seed)), data_root,
+                                        (src, tgt))
                 run_dir = Path(p3_run_root) / cfg.name
-                own = common.finished_checkpoint(common.config_folder(run_dir, cfg.kind, cfg, say=False), cfg.kind, cfg)
-                found = finished_config(run_dir, cfg.kind) if own is None else None
-                if found is not None and (found.method, found.source, found.target, found.seed) == \
-                        (method, src, tgt, int(seed)):
-                    cfg = found
+                own = folders.finished_checkpoint(folders.config_folder(run_dir, cfg.kind, cfg, say=False), cfg.kind, cfg)
+                found = folders.finished_config(run_dir, cfg.kind) if own is None else None
+                if found is not None and (found.get("method"), found.get("source"), found.get("target"),
+                                          found.get("seed")) == (method, src, tgt, int(seed)):
+                    cfg = configs.config_from(UDAConfig, found)
                 results[(method, src, tgt, int(seed))] = train_or_load(cfg, data_root, run_dir)
     return results
-

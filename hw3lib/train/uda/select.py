@@ -20,7 +20,7 @@ from hw3lib.device import seed_everything
 from hw3lib.distributed import unwrap
 from hw3lib.eval import validators
 from hw3lib.eval.uda import accuracy, predict_logits, target_bn_statistics
-from hw3lib.train.common import TrainLoop
+from hw3lib.train.loop import TrainLoop
 
 SUBSET = 2000  # unlabelled target train images for the BatchNorm statistics, IM and SND of each checkpoint
 
@@ -34,23 +34,33 @@ def eval_points(step: int, total: int, evals: int, start: int = 0) -> bool:
     return step + 1 == total or TrainLoop.every(step - start, every)
 
 
+def has_batchnorm(module: nn.Module) -> bool:
+    """Whether ``module`` holds BatchNorm layers (whose statistics a target re-estimation would change)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
 class Selector:
     """Scores checkpoints into the loop's epoch-level history (``im``, ``snd``, ``src_acc``, ``target_acc``,
-    ``eval_step``) and keeps the primary validator's best weights in ``loop.extra["selected"]``."""
+    ``eval_step``) and keeps the primary validator's best classifier weights in ``loop.extra["selected"]``.
+
+    ``classifier(nets)`` builds the evaluated model from the run's nets (e.g. the DANN network's label path, GTA's
+    F and C, a teacher); a scored checkpoint is a deep copy of it, so the training state is untouched."""
 
     def __init__(self, loop: TrainLoop, classifier: Callable[[Mapping[str, nn.Module]], nn.Module],
-                 keys: tuple[str, ...], data, *, target_bn: bool, seed: int, primary: str = validators.PRIMARY):
-        self.loop, self.classifier, self.keys, self.data = loop, classifier, keys, data
+                 nets: Mapping[str, nn.Module], data, *, target_bn: bool, seed: int, primary: str = validators.PRIMARY):
+        self.loop, self.classifier, self.data = loop, classifier, data
         self.target_bn, self.seed, self.primary = target_bn, seed, primary
         g = torch.Generator().manual_seed(seed + 104729)
         n = len(data.target)
         idx = torch.randperm(n, generator=g)[:SUBSET].sort().values
         self.target_images = data.target.images[idx.to(data.target.images.device)]
 
+    def _classifier(self, nets: Mapping[str, nn.Module]) -> nn.Module:
+        return self.classifier({k: unwrap(m) for k, m in nets.items()})
+
     def score(self, nets: Mapping[str, nn.Module], step: int, epoch: float) -> dict[str, float]:
-        """Score the current weights of ``nets`` (copies: the training state is untouched)."""
-        copies = {k: copy.deepcopy(unwrap(nets[k])) for k in self.keys}
-        clf = self.classifier(copies)
+        """Score the current weights of ``nets`` (a copy of the classifier: the training state is untouched)."""
+        clf = copy.deepcopy(self._classifier(nets))
         if self.target_bn:
             state = capture_rng()  # the statistics are gathered in training mode (dropout): a fixed, separate stream
             try:
@@ -66,8 +76,8 @@ class Selector:
         best = self.loop.extra.get("selected")
         if best is None or s[self.primary] >= best["score"]:
             self.loop.extra["selected"] = {"step": step, "score": s[self.primary], "validator": self.primary,
-                                           "models": {k: {n: t.detach().cpu().clone() for n, t in
-                                                          m.state_dict().items()} for k, m in copies.items()}}
+                                           "classifier": {n: t.detach().cpu().clone()
+                                                          for n, t in clf.state_dict().items()}}
         return s
 
     def apply(self, nets: Mapping[str, nn.Module]) -> int | None:
@@ -75,8 +85,7 @@ class Selector:
         best = self.loop.extra.get("selected")
         if best is None:
             return None
-        for k, state in best["models"].items():
-            unwrap(nets[k]).load_state_dict(state)
+        self._classifier(nets).load_state_dict(best["classifier"])
         return int(best["step"])
 
 

@@ -1,11 +1,11 @@
-"""Generate To Adapt (GTA): the seed's Problem 4 method, kept faithful, with a loop of its own (four nets,
-four optimisers).
+"""Generate To Adapt (GTA): the course report's Problem 4 method, kept faithful: four nets, four optimisers, one
+``update`` on the shared loop.
 
 Sankaranarayanan et al., "Generate To Adapt", CVPR 2018, as the authors' public ``trainer.py``
 (github.com/yogeshbalaji/Generate_To_Adapt). Each step takes a labelled source batch ``(x_s, y_s)`` and an
-unlabelled target batch ``x_t`` (forever-iterators), images luminance-or-not, 32x32. As in the public
-``main.py``/``trainer.py``, F sees ``Normalize(0.44, 0.19)`` images while D's real images and G's outputs live in
-[-1,1] (``src_inputs_unnorm``). Each step:
+unlabelled target batch ``x_t``, images luminance-or-not, 32x32. As in the public ``main.py``/``trainer.py``, F
+sees ``Normalize(0.44, 0.19)`` images while D's real images and G's outputs live in [-1,1]
+(``src_inputs_unnorm``). Each step:
 
   (1) Update D: AC-GAN discriminator — class loss on real source, BCE real on real source, BCE fake on
       G(source embedding) and on G(target embedding).
@@ -24,45 +24,37 @@ graph built *before* D/G/C were stepped, which modern PyTorch rejects (in-place 
 Here G, C and F get their gradients from one forward pass at the pre-update weights (as intended there),
 then all three step; D's outputs for G's and F's losses come from the updated D, as in the public code.
 
-Warm start (``warmup_steps``, default 0 = the public code): the run may begin with that many steps in which F and
-C alone learn the source labels (step (3)-(4) with C's loss only) before the four-net game starts, so the
-adversarial steps adapt a working classifier instead of spending a short budget on learning one. The quick
-profile uses it (its GTA budget is a few hundred steps); it is reported, and the accuracy of that source-only
-start is logged (``warm_target_acc``) so the report shows what the adversarial steps added on top of it.
-
-Knobs only GTA uses live in ``UDAConfig.gta`` (a :class:`hw3lib.models.gta.GTAConfig`); the shared fields
-``steps``, ``seed``, ``gray``, ``max_steps``, ``log_every``, ``ckpt_every`` come from the UDA config itself.
+Warm start (the shared ``warmup_steps``, default 0 = the public code): the run may begin with that many steps in
+which F and C alone learn the source labels (steps (3)-(4) with C's loss only) before the four-net game starts, so
+the adversarial steps adapt a working classifier instead of spending a short budget on learning one. The quick
+profile uses it (its GTA budget is a few hundred steps); the loop logs the accuracy of that source-only start
+(``warm_target_acc``) so the report shows what the adversarial steps added on top of it.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hw3lib.data.batches import Batches
 from hw3lib.distributed import DistInfo
-from hw3lib.eval.uda import accuracy
+from hw3lib.methods.base import Batch, Context, Method, Step, register
+from hw3lib.models.functional import realfake_bce as realfake_loss  # criterion_s: float32, outside autocast
 from hw3lib.models.gta import NCLASSES, GTAClassifier, GTAConfig, build_gta, d_range, onehot, prepare
 from hw3lib.runtime import Runtime
-from hw3lib.train.common import TrainLoop
-from hw3lib.train.losses import realfake_bce as realfake_loss  # criterion_s: float32, outside autocast
-from hw3lib.train.uda.methods.base import Method, register
-from hw3lib.train.uda.select import Selector, eval_points
 
 KIND = "gta"
 
 
 def build_nets(config) -> dict[str, nn.Module]:
-    """The four nets for ``config.gta`` (fresh, CPU)."""
-    k = config.gta or GTAConfig()
+    """The four nets for ``config.knobs`` (fresh, CPU)."""
+    k = config.knobs
     return build_gta(ndf=k.ndf, ngf=k.ngf, nz=k.nz)
 
 
 def classifier(nets: Mapping[str, nn.Module], config) -> GTAClassifier:
-    return GTAClassifier(nets["netF"], nets["netC"], config.gta or GTAConfig(), gray=config.gray)
+    return GTAClassifier(nets["netF"], nets["netC"], config.knobs)
 
 
 def lr_factor(step: int, lr_decay: float) -> float:
@@ -76,7 +68,7 @@ def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def _average_grads(net: nn.Module, dist: DistInfo) -> None:
-    """DDP for a loop with several backward passes per forward: average each net's gradients by hand."""
+    """DDP for a step with several backward passes per forward: average each net's gradients by hand."""
     if not dist.enabled:
         return
     import torch.distributed as tdist
@@ -157,66 +149,40 @@ def gta_step(n: _Nets, opts, scheds, xs: torch.Tensor, ys: torch.Tensor, xt: tor
             "d_fake_src": fake_s.realfake.mean(), "d_fake_tgt": fake_t.realfake.mean()}
 
 
-def optimizers(nets: Mapping[str, nn.Module], k: GTAConfig) -> tuple[dict, dict]:
+def update(ctx: Context, batch: Batch, step: Step) -> dict:
+    """A warm-start step (F and C on the source labels) or a step of the four-net game."""
+    n = _Nets(ctx.models)
+    if step.warm:
+        return warm_step(n, ctx.optimizers, ctx.schedulers, batch.x, batch.y, ctx.runtime)
+    return gta_step(n, ctx.optimizers, ctx.schedulers, batch.x, batch.y, batch.xt, step.knobs, ctx.runtime)
+
+
+def inputs(runtime: Runtime, config, x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor | None) -> Batch:
+    """uint8 digits → netF inputs [B,3,32,32] (:func:`hw3lib.models.gta.prepare`) in the run's layout."""
+    k = config.knobs
+    return Batch(runtime.layout(prepare(x, k)), y, runtime.layout(prepare(xt, k)) if xt is not None else None)
+
+
+def optimizers(models: Mapping[str, nn.Module], config, total: int) -> tuple[dict, dict]:
     """Adam(lr, β1) for each net; D, F and C decay as ``lr_factor`` by GTA step (F and C keep the base rate
     during a warm start, where D's scheduler does not step), G keeps a constant rate — the public code."""
-    opts = {n: torch.optim.Adam(nets[n].parameters(), lr=k.lr, betas=(k.beta1, 0.999))
+    k, warm = config.knobs, config.warmup_steps
+    opts = {n: torch.optim.Adam(models[n].parameters(), lr=config.lr, betas=(k.beta1, 0.999))
             for n in ("netF", "netC", "netG", "netD")}
-    warm = k.warmup_steps
     decays = {"netD": lambda s: lr_factor(s, k.lr_decay), "netF": lambda s: lr_factor(max(0, s - warm), k.lr_decay)}
     decays["netC"] = decays["netF"]
     return opts, {n: torch.optim.lr_scheduler.LambdaLR(opts[n], f) for n, f in decays.items()}
 
 
-def fit_gta(method: Method, nets: dict[str, nn.Module], data, config, runtime: Runtime,
-            run_dir: str | Path | None = None) -> dict:
-    """Train the GTA nets in place on ``data.source`` (labelled) → ``data.target`` (images only); returns the history.
-
-    The run is ``gta.warmup_steps`` source-only F+C steps (:func:`warm_step`), then ``config.steps`` GTA steps
-    (:func:`gta_step`), capped by ``config.max_steps``. Checkpoints go to ``run_dir`` as TrainLoop kind ``"gta"``
-    with the nets under keys netF/netC/netG/netD. History (step-level): ``errC`` and ``src_acc`` over the whole
-    run; ``errD``, ``errG``, ``errF``, ``d_real`` / ``d_fake_src`` / ``d_fake_tgt`` (D's mean "real" probability)
-    over the GTA steps, i.e. the last ``len(history[key])`` entries of ``history["step"]``. With a warm start,
-    ``warm_target_acc`` (epoch-level) is the target-test accuracy of F, C at its end — for the report only;
-    nothing is selected with it.
-    """
-    k, seed, warm = config.gta, config.seed, config.gta.warmup_steps
-    total = config.total_steps(len(data.source), len(data.target))
-    for name, net in nets.items():  # no DDP wrapper: several backward passes per forward, gradients averaged by hand
-        net.to(runtime.device)
-        if runtime.channels_last and name != "netC":  # netC is a linear head
-            net.to(memory_format=torch.channels_last)
-    opts, scheds = optimizers(nets, k)
-    loop = TrainLoop(KIND, config, runtime, models=nets, optimizers=opts, schedulers=scheds, total_steps=total,
-                     run_dir=run_dir, desc=config.name)
-    loop.resume()
-    dist: DistInfo = runtime.dist
-    kw = dict(batch_size=k.batch_size, rank=dist.rank, world_size=dist.world_size)
-    src_iter = Batches(data.source.images, data.source.labels, seed=seed, **kw).forever(loop.step)
-    # Target labels are never read; target batches are drawn from the first GTA step on.
-    tgt_iter = Batches(data.target.images, seed=seed + 7919, **kw).forever(max(0, loop.step - warm))
-    n = _Nets(nets)
-    # F and C are GTA's classifier; F has no BatchNorm, so there are no target statistics to re-estimate.
-    selector = Selector(loop, lambda m: classifier(m, config), ("netF", "netC"), data, target_bn=False, seed=seed)
-    for step in loop:
-        xs_u8, ys = next(src_iter)
-        if step < warm:
-            loop.log(**warm_step(n, opts, scheds, prepare(xs_u8, k, gray=config.gray), ys, runtime))
-            if step + 1 == warm:
-                loop.log_epoch(step + 1, warm_target_acc=accuracy(classifier(nets, config), data.target_test))
-                n.f.train(), n.c.train()
-            continue
-        (xt_u8,) = next(tgt_iter)
-        xs = runtime.layout(prepare(xs_u8, k, gray=config.gray))
-        xt = runtime.layout(prepare(xt_u8, k, gray=config.gray))
-        loop.log(**gta_step(n, opts, scheds, xs, ys, xt, k, runtime))
-        if eval_points(step, total, config.evals, start=warm):
-            selector.score(nets, step + 1, step + 1)
-    if (chosen := selector.apply(nets)) is not None:
-        loop.history["selected_step"] = [chosen]
-        loop.save(finished=True)  # the checkpoint holds the reported model
-    return loop.history
+def describe(k: GTAConfig) -> str:
+    return (f"its own four nets (F, C, G, D; widths ndf = {k.ndf}, ngf = {k.ngf}): D an AC-GAN discriminator; "
+            f"F's target embeddings must make G draw images D takes for real source digits (F's loss: C's NLL + "
+            f"{k.adv_weight:g}·D's class loss on G(source) + {k.adv_weight:g}·{k.alpha:g}·\"looks real\" on "
+            f"G(target)); Adam β1 {k.beta1:g}, lr/(1 + {k.lr_decay:g}·step)"
+            + ("; luminance images" if k.gray else ""))
 
 
-register(Method("gta", "GTA", "Sankaranarayanan et al., Generate To Adapt, CVPR 2018", fit=fit_gta,
-                nets=build_nets, classifier=classifier, kind=KIND))
+register(Method("gta", "GTA", "Sankaranarayanan et al., Generate To Adapt, CVPR 2018", "improved", 200,
+                describe=describe, knobs=GTAConfig, update=update, nets=build_nets, classifier=classifier,
+                optimizers=optimizers, inputs=inputs, ddp=False, defaults={"batch_size": 100, "lr": 5e-4},
+                suffix=lambda k: "_gray" if k.gray else "", kind=KIND, own_recipe=True))

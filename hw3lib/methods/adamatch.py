@@ -5,22 +5,27 @@ Per step: the labelled source images in a weak and a strong view (NLL on both); 
 weak view (pseudo-labels, no gradient) and a strong view (trained on them). AdaMatch's two additions to FixMatch:
 *distribution alignment* — the target predictions are rescaled by (source mean prediction / target mean
 prediction) and renormalised, so the pseudo-labels follow the source class balance — and a *relative confidence
-threshold* — τ times the mean confidence on the weak source batch, τ = 0.9. The target term's weight ramps from 0
-to 1 over the first half of the run (μ(t) = ½ − cos(min(π, 2πt)) / 2).
+threshold* — τ times the mean confidence on the weak source batch (the paper's τ = 0.9). The target term's weight
+ramps from 0 to 1 over the first half of the run (μ(t) = ½ − cos(min(π, 2πt)) / 2, the paper's schedule).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from hw3lib.train.uda.methods.base import Batch, Losses, Method, Step, accuracy_of, nll, register
-
-TAU = 0.9
+from hw3lib.methods.base import Batch, Losses, Method, Step, accuracy_of, nll, register
 
 
-def pseudo_labels(p_source: torch.Tensor, p_target: torch.Tensor, tau: float = TAU
+@dataclass(frozen=True)
+class AdaMatchKnobs:
+    tau: float = 0.9    # relative confidence threshold (the paper's τ = 0.9)
+    ramp: float = 0.5   # share of the run over which the target term's weight rises to 1 (the paper's half)
+
+
+def pseudo_labels(p_source: torch.Tensor, p_target: torch.Tensor, tau: float = AdaMatchKnobs.tau
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """AdaMatch's pseudo-labels: distribution-aligned target probabilities [N,K] → (labels [N], mask [N] as
     float: 1 where the aligned confidence reaches ``tau`` × the mean source confidence)."""
@@ -31,9 +36,10 @@ def pseudo_labels(p_source: torch.Tensor, p_target: torch.Tensor, tau: float = T
     return labels, (conf >= threshold).float()
 
 
-def ramp(progress: float) -> float:
-    """μ(p) = ½ − cos(min(π, 2πp)) / 2: 0 at the start, 1 from half the run on."""
-    return 0.5 - math.cos(min(math.pi, 2 * math.pi * progress)) / 2
+def ramp(progress: float, length: float = AdaMatchKnobs.ramp) -> float:
+    """μ(p) = ½ − cos(min(π, πp / length)) / 2: 0 at the start, 1 from ``length`` of the run on (the paper's
+    ½ − cos(min(π, 2πp)) / 2 for length ½)."""
+    return 0.5 - math.cos(min(math.pi, math.pi * progress / length)) / 2
 
 
 def adamatch_losses(nets, batch: Batch, step: Step) -> Losses:
@@ -43,16 +49,23 @@ def adamatch_losses(nets, batch: Batch, step: Step) -> Losses:
     logp_weak, logp_strong = out_s.class_logp[:ns], out_s.class_logp[ns:]
     with torch.no_grad():
         p_target = net(batch.xt, 0.0).class_logp.float().exp()
-    labels, mask = pseudo_labels(logp_weak.detach().float().exp(), p_target)
+    labels, mask = pseudo_labels(logp_weak.detach().float().exp(), p_target, step.knobs.tau)
     out_t = net(batch.xt_strong, 0.0)
     target_loss = (F.nll_loss(out_t.class_logp.float(), labels, reduction="none") * mask).mean()
     source_loss = nll(logp_weak, batch.y) + nll(logp_strong, batch.y)
-    mu = ramp(step.progress)
-    unused = 0.0 * (out_s.domain_logp.sum() + out_t.domain_logp.sum())  # the domain head: a zero gradient for DDP
-    return Losses(source_loss + mu * target_loss + unused,
+    mu = ramp(step.progress, step.knobs.ramp)
+    return Losses(source_loss + mu * target_loss,
                   {"label_loss": source_loss / 2, "target_loss": target_loss, "mask_rate": mask.mean(), "mu": mu,
                    "train_acc": accuracy_of(logp_weak, batch.y)})
 
 
-register(Method("adamatch", "AdaMatch (self-training)", "Berthelot et al., AdaMatch, ICLR 2022",
-                losses=adamatch_losses, strong_views=True))
+def _describe(k: AdaMatchKnobs) -> str:
+    return ("NLL(source, weak + strong view) + μ(p) × NLL(strong target view, pseudo-label) where the weak "
+            f"target view's prediction, distribution-aligned, passes {k.tau:g} × the mean source confidence; "
+            f"μ ramps 0 → 1 over the first {k.ramp:.0%} of the run; strong view: random affine, contrast/brightness, "
+            "inversion (p = .5), 8×8 cutout")
+
+
+register(Method("adamatch", "AdaMatch (self-training)", "Berthelot et al., AdaMatch, ICLR 2022", "improved", 500,
+                describe=_describe, knobs=AdaMatchKnobs, grid={"tau": (0.9, 0.7), "ramp": (0.5, 0.25)}, losses=adamatch_losses,
+                strong_views=True))

@@ -1,14 +1,19 @@
-"""Losses shared by more than one training loop.
+"""Small functions on probabilities that losses and validators share.
 
 :func:`realfake_bce` is the discriminator's real/fake binary cross-entropy (Goodfellow et al., 2014, "Generative
 Adversarial Nets"; ``nn.BCELoss`` as pytorch/examples ``dcgan`` uses it). The DCGAN loop calls it ``gan_loss``
-(:mod:`hw3lib.train.gan`), GTA ``realfake_loss`` (:mod:`hw3lib.train.uda.methods.gta`, the public code's
-``criterion_s``); both are this one function.
+(:mod:`hw3lib.train.gan`), GTA ``realfake_loss`` (:mod:`hw3lib.methods.gta`, the public code's ``criterion_s``);
+both are this one function, which lives here, below both layers.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+def entropy(p: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Per-row Shannon entropy (nats) of probabilities [N,K] → [N]."""
+    return -(p * (p + eps).log()).sum(1)
 
 
 def realfake_bce(prob: torch.Tensor, target: float | bool) -> torch.Tensor:

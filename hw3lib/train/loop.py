@@ -27,9 +27,7 @@ finished checkpoint's ``extra["ddp_max_param_diff"]`` records the largest parame
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
-import json
+import contextvars
 import math
 import os
 import signal
@@ -37,7 +35,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -47,13 +45,7 @@ from hw3lib import checkpoint
 from hw3lib.data.batches import Batches
 from hw3lib.distributed import SINGLE, DistInfo, all_mean, barrier, max_param_divergence, unwrap
 from hw3lib.runtime import Runtime
-
-T = TypeVar("T")
-C = TypeVar("C")
-
-# Config fields that change how a run is executed or logged but not what it computes.
-EXECUTION_FIELDS = frozenset({"device", "compile", "channels_last", "amp", "progress", "ckpt_every",
-                              "sync_bn", "deterministic"})
+from hw3lib.train.configs import config_diff, config_dict, same_config
 
 
 def _env_int(name: str) -> int | None:
@@ -66,11 +58,29 @@ def _env_int(name: str) -> int | None:
         raise ValueError(f"{name}={value!r} is not an integer") from None
 
 
+class RunConflict(ValueError):
+    """The run folder holds a run of another kind or config: it is never overwritten."""
+
+
+def _threads_record(before: int | list[int] | None, now: int) -> int | list[int]:
+    """``extra["threads"]``: the intra-op threads the run trained with (a CPU run's numbers depend on them,
+    through the order of oneDNN's reductions), or the list of counts when resumed sessions used different ones."""
+    if before is None or before == now:
+        return now
+    counts = before if isinstance(before, list) else [before]
+    return counts if now in counts else [*counts, now]
+
+
 class DivergenceError(RuntimeError):
     """A loss became NaN/inf. The last good checkpoint (if any) is kept untouched."""
 
 
-_STEP_LISTENERS: list[Callable[[], None]] = []
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM arrived; a checkpoint was written at the last step boundary."""
+
+
+# The timestamp lists of the ``step_clock`` blocks around this code (benchmarks, ``hw3 report --plan``).
+_CLOCKS: contextvars.ContextVar[tuple[Callable[[], None], ...]] = contextvars.ContextVar("hw3_step_clocks", default=())
 
 
 @contextlib.contextmanager
@@ -85,26 +95,11 @@ def step_clock(sync: Callable[[], None] | None = None) -> Iterator[list[float]]:
             sync()
         stamps.append(time.perf_counter())
 
-    _STEP_LISTENERS.append(tick)
+    token = _CLOCKS.set((*_CLOCKS.get(), tick))
     try:
         yield stamps
     finally:
-        _STEP_LISTENERS.remove(tick)
-
-
-class RunConflict(ValueError):
-    """The run folder holds a run of another kind or config: it is never overwritten."""
-
-
-def config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
-    """``"batch_size 128 → 64, steps 400 → 300"``: the fields that change results and differ."""
-    keys = differing_fields(old, new)
-    parts = [f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in keys[:limit]]
-    return ", ".join(parts + ([f"{len(keys) - limit} more"] if len(keys) > limit else []))
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM arrived; a checkpoint was written at the last step boundary."""
+        _CLOCKS.reset(token)
 
 
 def epoch_steps(epochs: float, n_train: int, batch_size: int, world_size: int = 1,
@@ -115,98 +110,8 @@ def epoch_steps(epochs: float, n_train: int, batch_size: int, world_size: int = 
     return min(total, max_steps) if max_steps is not None else total
 
 
-def config_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-
-
-def config_from(cls: type[C], values: Mapping[str, Any], **fixed: Any) -> C:
-    """``cls(**values)`` keeping only ``cls``'s fields (a checkpoint's config dict from an older or newer
-    version still loads); ``fixed`` wins over ``values``."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in {**values, **fixed}.items() if k in names})
-
-
-def config_from_args(cls: type[C], args: Any, **fixed: Any) -> C:
-    """A config from parsed CLI arguments: every ``cls`` field the command line set (not None), then ``fixed``;
-    the rest keep their defaults."""
-    return config_from(cls, {k: v for k, v in vars(args).items() if v is not None}, **fixed)
-
-
-def config_hash(config: Any) -> str:
-    """8 hex digits of the fields that change results (the same fields :func:`same_config` compares)."""
-    fields = {k: v for k, v in config_dict(config).items() if k not in EXECUTION_FIELDS}
-    return hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
-def bind_data(config: C, data_root: str | Path, parts: tuple[str, ...]) -> C:
-    """``config`` with ``data_id`` naming ``parts`` ("face", digit domains) of ``data_root``
-    (:func:`hw3lib.data.data_id`): a run is keyed by the data it trained on as by its knobs, so a finished run on
-    other data (embedded vs real, an earlier generator) is never loaded as this data's run."""
-    from hw3lib.data import data_id
-
-    return dataclasses.replace(config, data_id=data_id(data_root, tuple(parts)))
-
-
-def config_folder(run_dir: str | Path | None, kind: str, config: Any, *, say: bool = True) -> Path | None:
-    """Where a run of ``config`` lives: ``run_dir`` when it is empty or holds this config's run (finished or
-    not), else the sibling ``run_dir-<config_hash>`` (said once on stderr). A folder holds one config; a changed
-    notebook parameter trains beside the old run instead of over it."""
-    if run_dir is None:
-        return None
-    run_dir = Path(run_dir)
-    file = checkpoint.resolve(run_dir)
-    if not file.is_file() or matching_checkpoint(run_dir, kind, config) is not None:
-        return run_dir
-    other = run_dir.with_name(f"{run_dir.name}-{config_hash(config)}")
-    if say and progress_enabled():
-        diff = config_diff(checkpoint.load(file).get("config") or {}, config_dict(config))
-        tqdm.write(f"{run_dir} holds a run of another config ({diff}); this one uses {other}", file=sys.stderr)
-    return other
-
-
-def train_or_load(kind: str, config: Any, run_dir: str | Path | None, *,
-                  train: Callable[[], T], load: Callable[[dict[str, Any]], T]) -> T:
-    """``load(payload)`` of the finished ``kind`` run with the same config in ``run_dir``, else ``train()``
-    (which resumes an unfinished one). Every family's ``train_or_load`` is this with its own two callables."""
-    payload = finished_checkpoint(run_dir, kind, config)
-    if payload is None:
-        return train()
-    if progress_enabled():
-        tqdm.write(f"using the finished {kind} run in {run_dir}", file=sys.stderr)
-    return load(payload)
-
-
-def differing_fields(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """The fields that change results and differ between two config dicts, sorted."""
-    return sorted(k for k in (set(a) | set(b)) - EXECUTION_FIELDS if a.get(k) != b.get(k))
-
-
-def same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Equal on everything that changes results."""
-    return not differing_fields(a, b)
-
-
 def progress_enabled(info: DistInfo = SINGLE) -> bool:
     return info.is_main and os.environ.get("HW3_PROGRESS", "1") != "0"
-
-
-def matching_checkpoint(run_dir: str | Path | None, kind: str, config: Any) -> dict[str, Any] | None:
-    """The checkpoint in ``run_dir`` if it is a ``kind`` run (finished or not) with the same config, else None."""
-    if run_dir is None:
-        return None
-    file = checkpoint.resolve(run_dir)
-    if not file.is_file():
-        return None
-    payload = checkpoint.load(file)
-    if payload.get("kind") == kind and same_config(payload.get("config") or {}, config_dict(config)):
-        return payload
-    return None
-
-
-def finished_checkpoint(run_dir: str | Path | None, kind: str, config: Any) -> dict[str, Any] | None:
-    """The checkpoint in ``run_dir`` if it is a finished ``kind`` run with the same config, else None."""
-    payload = matching_checkpoint(run_dir, kind, config)
-    return payload if payload is not None and payload.get("finished") else None
 
 
 class TrainLoop:
@@ -390,11 +295,12 @@ class TrainLoop:
                          disable=not progress_enabled(self.dist), leave=False)
         # Training wall time, summed over resumed sessions: extra["wall_s"] (hw3 results, the report's timings).
         t0 = time.perf_counter() - float(self.extra.get("wall_s", 0.0))
+        self.extra["threads"] = _threads_record(self.extra.get("threads"), torch.get_num_threads())
         try:
             for m in self.models.values():
                 m.train()
             while self.step < self.total_steps:
-                for tick in _STEP_LISTENERS:
+                for tick in _CLOCKS.get():
                     tick()
                 self._in_body = True
                 yield self.step
@@ -410,7 +316,7 @@ class TrainLoop:
                                       f"to {self.checkpoint_path}; run the same command again to resume")
                 if self.step % self.ckpt_every == 0 and self.step < self.total_steps:
                     self.save()
-            for tick in _STEP_LISTENERS:
+            for tick in _CLOCKS.get():
                 tick()
             if self.dist.enabled:  # a collective: every rank calls it; rank 0 records it in the checkpoint
                 self.extra["ddp_max_param_diff"] = max_param_divergence(self.models)

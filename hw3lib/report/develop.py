@@ -1,0 +1,71 @@
+"""``hw3 develop``: Problem 4's development protocol on its own (:mod:`hw3lib.train.uda.develop`).
+
+    hw3 develop --profile quick [--data DIR] [--fresh]
+
+Trains (or loads) every candidate on every course pair's development task with the profile's Problem 4 recipe and
+writes the choices to ``RUNS/p4_uda/choices.json``, which Problem 4, ``hw3_p4.sh`` and ``hw3 train uda --choices``
+read. Without ``--fresh``, choices recorded on the same data with the same protocol are reused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hw3lib.report.build import notebook_parameters, plan_report, resolve_data
+
+
+def run_develop(profile: str, data: str | None = None, overrides=(), device: str = "auto", *,
+                fresh: bool = False) -> tuple[dict, str, Path]:
+    """The choices for the profile's Problem 4 (developed here, or recorded), where they came from, and the file."""
+    from hw3lib.data.layout import UDA_PAIRS
+    from hw3lib.methods import improved
+    from hw3lib.project import recorded_choices
+    from hw3lib.report.plan import _defaults
+    from hw3lib.train.uda import UDAConfig, develop
+
+    plan = plan_report(profile, "report", device, overrides, only="p4")
+    root = resolve_data(plan.profile, data, plan.figures).root
+    p = {**_defaults(plan.source("p4_uda")), **notebook_parameters(plan, root)["p4_uda"]}
+    base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], evals=p["evals"],
+                     device=str(plan.device))
+    names = ["dann", *(p["methods"] or improved(shared_recipe=True))]
+    record, where = develop.choose(base, root, p["run_dir"], names=names, pairs=UDA_PAIRS, seeds=p["dev_seeds"],
+                                   holdout=p["dev_holdout"], knobs=p["knobs"] or {}, grid=p["dev_grid"],
+                                   recorded_files=() if fresh else recorded_choices())
+    return record, where, Path(p["run_dir"]) / "choices.json"
+
+
+def format_choices(record: dict) -> str:
+    """One block per pair: the development task, every candidate's accuracy, the choice."""
+    lines = []
+    for key, entry in record["pairs"].items():
+        src, tgt = key.split("_", 1)
+        dev_src, x = entry["development_task"].split("_", 1)
+        lines.append(f"{src} → {tgt}: development task {dev_src} → {x}")
+        for sc in entry["scores"]:
+            mark = "  ← chosen" if sc["label"] == entry["choice"]["label"] else ""
+            lines.append(f"  {sc['label']:<44} {sc['accuracy']:6.2f} %{mark}")
+    return "\n".join(lines)
+
+
+def _cli(args) -> int:
+    record, where, file = run_develop(args.profile, args.data, [tuple(p) for p in (args.param or [])], args.device,
+                                      fresh=args.fresh)
+    print(format_choices(record))
+    print(f"choices {where}; written to {file}")
+    return 0
+
+
+def register(groups) -> None:
+    p = groups["root"].add_parser(
+        "develop", help="choose Problem 4's hand-in (method and knobs) on development tasks",
+        description="For each course pair S → T, train every candidate (DANN and the methods on the shared recipe, "
+                    "each knob of its grid) on the development task S → X, X the third domain, score it on held-out "
+                    "labelled train images of X, and write the best per pair to RUNS/p4_uda/choices.json. No label "
+                    "of T is read.")
+    p.add_argument("--profile", default="quick", metavar="NAME|PATH.yaml", help="smoke, quick (default), full or a YAML")
+    p.add_argument("--data", default=None, metavar="DIR", help="data folder (default: the profile's data_dir)")
+    p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="a Problem 4 notebook parameter override (as hw3 report -p)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--fresh", action="store_true", help="develop here even if choices were recorded for this data")
+    p.set_defaults(func=_cli)

@@ -1,0 +1,123 @@
+"""Problem 4's development protocol: development tasks, candidates, no label of the course pair's target and no
+test split read, recorded choices reused only on the same data and protocol, the hand-in and ``--choices``."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from hw3lib import methods
+from hw3lib.train.uda import UDAConfig, develop
+
+TINY = dict(steps=2, epochs=0, batch_size=8, evals=1)
+
+
+def test_development_tasks_use_the_third_domain():
+    assert develop.development_task("usps", "mnistm") == ("usps", "svhn")
+    assert develop.development_task("mnistm", "svhn") == ("mnistm", "usps")
+    assert develop.development_task("svhn", "usps") == ("svhn", "mnistm")
+
+
+def test_candidates_move_one_knob_at_a_time_along_the_declared_grid():
+    cands = develop.candidates(["dann", "mcc"])
+    assert cands[0] == develop.Candidate("dann") and cands[1] == develop.Candidate("mcc")
+    grid = methods.get("mcc").grid
+    assert [c.overrides for c in cands[2:]] == [{k: v} for k, vs in grid.items() for v in vs
+                                                 if v != getattr(methods.get("mcc").knobs(), k)]
+    assert all(c.tag.startswith("-") for c in cands[2:]) and cands[0].tag == ""
+
+
+def test_development_split_holds_out_labelled_train_images_apart_from_the_pool():
+    import torch
+
+    import synthetic
+    from hw3lib.train.uda.runs import development_split
+
+    ds = synthetic.digits("svhn", 50)
+    pool, dev = development_split(ds, 1000)  # at most half
+    assert len(dev) == 25 and len(pool) == 25 and not set(pool.names) & set(dev.names)
+    again_pool, again_dev = development_split(ds, 1000)
+    assert again_dev.names == dev.names and torch.equal(again_dev.labels, dev.labels)  # one fixed split
+    assert len(development_split(ds, 10)[1]) == 10
+
+
+def _without(data, *, domain: str, tmp_path):
+    """A copy of the course-layout data with ``domain`` and every test split removed."""
+    root = tmp_path / "data"
+    shutil.copytree(data, root, ignore=shutil.ignore_patterns(".cache"))
+    shutil.rmtree(root / "digits" / domain)
+    for d in (root / "digits").iterdir():
+        (d / "test.csv").unlink()
+        shutil.rmtree(d / "test")
+    return root
+
+
+def test_developing_for_a_pair_reads_no_file_of_its_target_and_no_test_split(tiny_course_data, tmp_path):
+    """usps → mnistm develops on usps → svhn: with mnistm's folder and every test split deleted, the protocol still
+    trains each candidate and chooses."""
+    data = _without(tiny_course_data, domain="mnistm", tmp_path=tmp_path)
+    base = UDAConfig(**TINY, device="cpu")
+    record = develop.develop(base, data, tmp_path / "runs", names=["dann", "mcc"], pairs=[("usps", "mnistm")],
+                             holdout=10)
+    entry = record["pairs"]["usps_mnistm"]
+    assert entry["development_task"] == "usps_svhn"
+    assert [s["label"] for s in entry["scores"]] == [c.label for c in develop.candidates(["dann", "mcc"])]
+    best = max(entry["scores"], key=lambda s: s["accuracy"])
+    assert entry["choice"]["label"] == best["label"] or \
+        best["accuracy"] == next(s["accuracy"] for s in entry["scores"] if s["label"] == entry["choice"]["label"])
+    runs = sorted(p.name for p in (tmp_path / "runs" / "dev").iterdir())
+    assert runs[0] == "dann_usps_svhn_s0" and all("_usps_svhn_s0" in r for r in runs)
+
+
+def test_recorded_choices_are_reused_only_on_the_same_data_and_protocol(tiny_course_data, tmp_path, monkeypatch):
+    base = UDAConfig(**TINY, device="cpu")
+    kw = dict(names=["dann"], pairs=[("svhn", "usps")], holdout=10)
+    record, where = develop.choose(base, tiny_course_data, tmp_path / "a", **kw)
+    assert where == "developed here" and (tmp_path / "a" / "choices.json").is_file()
+    shipped = tmp_path / "recorded.json"
+    shipped.write_text(json.dumps(record))
+    trained = []
+    monkeypatch.setattr(develop, "train_or_load", lambda *a, **k: trained.append(a) or pytest.fail("trained"))
+    again, where = develop.choose(base, tiny_course_data, tmp_path / "b", recorded_files=[shipped], **kw)
+    assert where == f"recorded in {shipped}" and again == record and not trained
+    # Another protocol (a longer recipe) or other data: developed again, not loaded.
+    assert not develop.recorded([shipped], tiny_course_data, develop.protocol(
+        UDAConfig(**{**TINY, "steps": 3}), ["dann"], [0], 10), [("svhn", "usps")])
+    other = tmp_path / "other"
+    shutil.copytree(tiny_course_data, other, ignore=shutil.ignore_patterns(".cache"))
+    csv = other / "digits" / "mnistm" / "train.csv"
+    csv.write_text(csv.read_text().replace(",3\n", ",4\n", 1))  # one changed label of X
+    assert not develop.recorded([shipped], other, develop.protocol(base, ["dann"], [0], 10), [("svhn", "usps")])
+
+
+def test_handin_is_the_chosen_run_and_the_cli_applies_a_choice(tiny_course_data, tmp_path, capsys):
+    from hw3lib import checkpoint
+    from hw3lib.cli import main
+
+    record = {"version": develop.VERSION, "protocol": {}, "pairs": {"usps_mnistm": {
+        "development_task": "usps_svhn", "data_id": develop.data_id(tiny_course_data, ("usps", "svhn")), "scores": [],
+        "choice": {"method": "mcc", "knobs": {"temperature": 1.0}, "label": "MCC (temperature = 1.0)"}}}}
+    base = UDAConfig(**TINY, device="cpu")
+    handin = develop.handin_runs(record, base, tiny_course_data, tmp_path / "p4", seeds=[0])
+    r = handin[("hand-in", "usps", "mnistm", 0)]
+    assert r.config.method == "mcc" and r.config.knobs.temperature == 1.0
+    assert r.run_dir == tmp_path / "p4" / "mcc_usps_mnistm_s0-temperature1"
+    file = tmp_path / "choices.json"
+    file.write_text(json.dumps(record))
+    out = tmp_path / "cli"
+    assert main(["train", "uda", "--choices", str(file), "--source", "usps", "--target", "mnistm", "--data",
+                 str(tiny_course_data), "--out", str(out), "--steps", "2", "--batch-size", "8", "--evals", "1",
+                 "--device", "cpu"]) == 0
+    payload = checkpoint.load(out)
+    assert payload["config"]["method"] == "mcc" and payload["config"]["knobs"]["temperature"] == 1.0
+    assert payload["extra"]["choices"]["file"] == str(file.resolve())
+    # A choice for another method than --method, or made on other data, is one error line.
+    assert main(["train", "uda", "--choices", str(file), "--method", "dann", "--source", "usps", "--target",
+                 "mnistm", "--data", str(tiny_course_data), "--out", str(tmp_path / "x"), "--device", "cpu"]) == 2
+    assert "contradicts --choices" in capsys.readouterr().err
+    record["pairs"]["usps_mnistm"]["data_id"] = "0" * 12
+    file.write_text(json.dumps(record))
+    assert main(["train", "uda", "--choices", str(file), "--source", "usps", "--target", "mnistm", "--data",
+                 str(tiny_course_data), "--out", str(tmp_path / "y"), "--device", "cpu"]) == 2
+    assert "made on other data" in capsys.readouterr().err

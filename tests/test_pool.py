@@ -1,0 +1,148 @@
+"""``hw3 runs train`` / the pool of ``hw3 report``: the layout, each folder trained once, a run's numbers the same in
+the pool as alone at the same threads, a failure that leaves the others finishing, Ctrl-C then resume."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import threading
+import time
+
+import pytest
+import torch
+
+from hw3lib import checkpoint
+from hw3lib.report import build as report_build
+from hw3lib.report import pool
+from hw3lib.results import read_run, table
+
+
+def smoke_runs(tmp_path, data, only="p3"):
+    """The smoke profile's planned runs on ``data``, with run folders under ``tmp_path/runs``."""
+    plan = report_build.plan_report("smoke", tmp_path / "report", "cpu", only=only, runs_root=tmp_path / "runs")
+    return report_build.planned(plan, data, report_build.data_sizes(data))
+
+
+def moved(run, folder, **config):
+    """``run`` with its folder moved to ``folder`` and ``config`` fields replaced."""
+    return dataclasses.replace(run, run_dir=folder, config=dataclasses.replace(run.config, **config))
+
+
+def test_layout_fits_cores_and_gpu_memory():
+    cpu = pool.choose_layout("cpu", n_cores=16)
+    assert (cpu.jobs, cpu.threads) == (16, 1) and "16 cores" in cpu.line(3, 5)
+    assert (pool.choose_layout("cpu", threads=2, n_cores=16).jobs, pool.choose_layout("cpu", n_cores=1).jobs) == (8, 1)
+    assert pool.choose_layout("cpu", jobs=3, n_cores=2).jobs == 3
+    gib = 1 << 30
+    gpu = pool.choose_layout("cuda", n_cores=16, gpu_free=40 * gib, run_bytes=3 * gib)
+    assert gpu.jobs == 9 and gpu.threads == 1  # 0.9 * 40 GiB // (3 + 1 GiB)
+    small = pool.choose_layout("cuda", n_cores=4, gpu_free=100 * gib, run_bytes=gib // 2)
+    assert (small.jobs, small.threads) == (4, 1)  # one run per core at most
+    assert pool.choose_layout("cuda", n_cores=8, gpu_free=gib, run_bytes=4 * gib).jobs == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        pool.choose_layout("cpu", jobs=0)
+
+
+def test_pending_trains_each_folder_once_heavy_first(tmp_path, tiny_embedded_data):
+    runs = smoke_runs(tmp_path, tiny_embedded_data, only="p2,p3")
+    twice = runs + [runs[-1]]
+    todo = pool.pending(twice)
+    assert len(todo) == len(runs) == len({r.run_dir for r in todo})
+    assert [r.method for r in todo[:2]] == ["gan", "face-attr"]
+    done = dataclasses.replace(runs[-1], done=runs[-1].steps)
+    assert done.run_dir not in {r.run_dir for r in pool.pending(runs[:-1] + [done])}
+
+
+def test_pool_run_equals_the_run_alone_at_the_same_threads(tmp_path, tiny_embedded_data):
+    """Two runs side by side in two workers at one thread each; the first again alone in this process at one thread:
+    the same metrics and weights, bit for bit. The threads are recorded and shown by ``hw3 results``."""
+    runs = [r for r in smoke_runs(tmp_path, tiny_embedded_data) if r.pair == "usps → mnistm"]
+    dann = next(r for r in runs if r.method == "dann")
+    other = next(r for r in runs if r.method == "source-only")
+    result = pool.run_pool([dann, other], tiny_embedded_data, pool.choose_layout("cpu", jobs=2, threads=1),
+                           progress=False)
+    assert [o.status for o in result.outcomes] == ["finished", "finished"] and result.exit_code == 0
+    assert "thread(s) on cpu" in (dann.run_dir / pool.LOG_NAME).read_text()
+
+    alone = moved(dann, tmp_path / "alone")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pool.train_run(alone, tiny_embedded_data, "cpu")
+    finally:
+        torch.set_num_threads(before)
+    a, b = checkpoint.load(dann.run_dir), checkpoint.load(alone.run_dir)
+    assert a["extra"]["metrics"] == b["extra"]["metrics"]
+    for name, state in a["models"].items():
+        for key, value in state.items():
+            assert torch.equal(value, b["models"][name][key]), (name, key)
+    assert a["extra"]["threads"] == b["extra"]["threads"] == 1
+    rec = read_run(dann.run_dir)
+    assert rec.threads == "1" and "threads" in table([rec], tmp_path)[0]
+    # finished: a second pass trains nothing
+    again = pool.run_pool([dataclasses.replace(dann, done=dann.steps)], tiny_embedded_data,
+                          pool.choose_layout("cpu", jobs=1), progress=False)
+    assert again.outcomes == [] and again.already == 1
+
+
+def test_a_failed_run_is_one_line_and_the_others_finish(tmp_path, tiny_embedded_data, capsys):
+    runs = [r for r in smoke_runs(tmp_path, tiny_embedded_data) if r.pair == "svhn → usps"][:2]
+    broken = moved(runs[0], tmp_path / "runs" / "broken", source="nope")  # no such domain: fails in its worker
+    result = pool.train_planned([broken, runs[1]], tiny_embedded_data, "cpu", jobs=2, progress=False)
+    assert sorted(o.status for o in result.outcomes) == ["failed", "finished"] and result.exit_code == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "FAILED" in line]
+    assert len(lines) == 1 and str(broken.run_dir) in lines[0] and str(broken.run_dir / pool.LOG_NAME) in lines[0]
+    assert "2 of 2 runs to train on cpu" in err and "1 trained, 1 failed" in err
+    assert "Traceback" in (broken.run_dir / pool.LOG_NAME).read_text()
+    assert read_run(runs[1].run_dir).finished
+
+
+def test_ctrl_c_checkpoints_every_worker_and_the_same_call_resumes(tmp_path, tiny_embedded_data, monkeypatch):
+    monkeypatch.setenv("HW3_CKPT_EVERY", "5")  # the workers inherit it: checkpoints show that training runs
+    dann = [r for r in smoke_runs(tmp_path, tiny_embedded_data) if r.method == "dann"]
+    runs = [moved(r, r.run_dir, steps=300) for r in dann[:2]] + dann[2:3]  # two long ones, one queued
+    layout = pool.choose_layout("cpu", jobs=2, threads=1)
+
+    def step(run) -> int:
+        try:
+            return int(checkpoint.load(run.run_dir)["step"])
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    def ctrl_c_when_both_train():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and sum(step(r) > 0 for r in runs[:2]) < 2:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_when_both_train, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        pool.run_pool(runs, tiny_embedded_data, layout, progress=False)
+    saved = [checkpoint.load(r.run_dir) for r in runs[:2]]
+    assert all(0 < p["step"] < 300 and not p["finished"] for p in saved), [p["step"] for p in saved]
+    assert all("interrupted" in (r.run_dir / pool.LOG_NAME).read_text() for r in runs[:2])
+    assert not (runs[2].run_dir / pool.LOG_NAME).exists()  # queued: never started
+
+    result = pool.run_pool(runs, tiny_embedded_data, layout, progress=False)  # the same call: resumes
+    assert [o.status for o in result.outcomes] == ["finished"] * 3
+    for r, p in zip(runs[:2], saved):
+        assert checkpoint.load(r.run_dir)["extra"]["resumed_at"] == [p["step"]]
+
+
+def test_cli_trains_the_profiles_runs_and_hw3_results_shows_their_threads(tmp_path, tiny_embedded_data, monkeypatch,
+                                                                          capsys):
+    from hw3lib.cli import main
+
+    monkeypatch.chdir(tmp_path)  # the smoke profile's runs_root is relative
+    assert main(["runs", "train", "--profile", "smoke", "--only", "p1", "--data", str(tiny_embedded_data),
+                 "--jobs", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert main(["runs", "train", "--profile", "smoke", "--only", "p1", "--data", str(tiny_embedded_data)]) == 0
+    err = capsys.readouterr().err
+    assert "1 of 1 runs to train on cpu" in err and "1 thread(s) per run" in err and "1 trained, 0 failed" in err
+    assert main(["runs", "train", "--profile", "smoke", "--only", "p1", "--data", str(tiny_embedded_data)]) == 0
+    assert "all 1 runs finished" in capsys.readouterr().err
+    assert main(["results", str(tmp_path / "runs" / "smoke")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "threads" in out[0].split() and out[1].split()[0] == "p1_vae"
