@@ -311,7 +311,7 @@ def test_implementation_details_and_training_summary_read_the_run():
     from hw3lib.eval import gan as gan_eval
     from hw3lib.train.gan import GANConfig
 
-    cfg = GANConfig(batch_size=32, ngf=32, ndf=32, lr=1e-4, lr_d=4e-4, real_label=0.9)
+    cfg = GANConfig(batch_size=32, ngf=32, ndf=32, lr=1e-4, lr_d=4e-4, real_label=0.9, diffaugment="color,translation,cutout")
     table = gan_eval.implementation_details(cfg, 4000, 625)["choice"]
     assert "4e-04 for D (two time-scale" in table["optimizer"] or "0.0004 for D (two time-scale" in table["optimizer"]
     assert "real = 0.9" in table["labels"] and "label smoothing" in table["labels"]
