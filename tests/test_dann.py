@@ -1,4 +1,4 @@
-"""Problem 3 (DANN) library tests: the seed printout, the GRL and λ schedule, every UDA method on a tiny toy,
+"""Problem 3 (DANN) library tests: the course report's printout, the GRL and λ schedule, every UDA method on a tiny toy,
 train-or-load, the GTA dispatch contract, and a papermill smoke run of notebooks/p3_dann.ipynb.
 
 Smoke parameters of the notebook (report/profiles/smoke.yaml, with the smoke data profile):
@@ -23,7 +23,7 @@ from hw3lib.train.uda import UDAConfig, train_or_load, train_uda
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_NB = {"seeds": [0], "steps": 10, "batch_size": 32, "evals": 2, "tsne_per_domain": 50}
 
-# The seed report's Problem 3.5 printout, verbatim.
+# The course report's Problem 3.5 printout, verbatim.
 SEED_PRINTOUT = """
 CNNModel(
     (feature): Sequential(
@@ -60,8 +60,8 @@ CNNModel(
 
 
 def _normalise(text: str) -> list[str]:
-    """Whitespace-normalised lines, minus the two torch-version differences of ``repr`` since the seed was
-    written: BatchNorm now prints ``bias=True`` and LogSoftmax prints its ``dim`` (the seed's torch printed
+    """Whitespace-normalised lines, minus the two torch-version differences of ``repr`` since the course report was
+    written: BatchNorm now prints ``bias=True`` and LogSoftmax prints its ``dim`` (the course report's torch printed
     ``LogSoftmax()`` for ``LogSoftmax(dim=1)``, fungtion/DANN's layer)."""
     out = []
     for line in text.strip().splitlines():
@@ -111,7 +111,7 @@ def _cfg(**kw) -> UDAConfig:
 
 
 # -- model ---------------------------------------------------------------------------------------------------
-def test_printout_matches_seed_report():
+def test_printout_matches_course_report():
     got, want = _normalise(str(build("dann"))), _normalise(SEED_PRINTOUT)
     assert len(got) == len(want)
     for g, w in zip(got, want):

@@ -1,4 +1,4 @@
-"""DCGAN (Problem 2): layers match the seed's printouts, DCGAN init, a tiny training run, the generate CLI."""
+"""DCGAN (Problem 2): layers match the course report's printouts, DCGAN init, a tiny training run, the generate CLI."""
 from __future__ import annotations
 
 import pytest
@@ -53,7 +53,7 @@ Generator(
 
 
 def _norm(text: str) -> str:
-    # torch >= 2.10 prints BatchNorm's `bias=True`; the seed's printout predates that field.
+    # torch >= 2.10 prints BatchNorm's `bias=True`; the course report's printout predates that field.
     return " ".join(text.replace(" bias=True, track_running_stats", " track_running_stats").split())
 
 

@@ -28,10 +28,10 @@ SMOKE_NB = {"seeds": [0], "steps": 4, "batch_size": 16, "evals": 2, "gta_steps":
             "gta_evals": 2, "ndf": 16, "ngf": 16, "warmup_steps": 4, "compare_gray": True, "tsne_per_domain": 30,
             "images_per_class": 1}
 
-# The seed report's Problem 4.3 printouts. Two transcription slips of the report are repaired: its
+# The course report's Problem 4.3 printouts. Two transcription slips of the report are repaired: its
 # "_netF(\n feature): ..." / "_netC(\n main): ..." / "_netG(\n main): ..." lost the opening "(" of the
 # child name, and "._netD(" has a stray leading dot.
-SEED_PRINTOUTS = {
+COURSE_PRINTOUTS = {
     "gta-netF": """
 _netF(
     (feature): Sequential(
@@ -104,7 +104,7 @@ _netD(
 
 
 def _normalise(text: str) -> list[str]:
-    """Whitespace-normalised lines, minus the torch-version difference since the seed was written (BatchNorm's
+    """Whitespace-normalised lines, minus the torch-version difference since the course report was written (BatchNorm's
     repr now prints ``bias=True``)."""
     out = []
     for line in text.strip().splitlines():
@@ -115,9 +115,9 @@ def _normalise(text: str) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(SEED_PRINTOUTS))
-def test_printouts_match_seed_report(name):
-    assert _normalise(str(build(name))) == _normalise(SEED_PRINTOUTS[name])
+@pytest.mark.parametrize("name", sorted(COURSE_PRINTOUTS))
+def test_printouts_match_course_report(name):
+    assert _normalise(str(build(name))) == _normalise(COURSE_PRINTOUTS[name])
 
 
 def test_shapes():

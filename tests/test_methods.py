@@ -1,4 +1,4 @@
-"""The adaptation methods beyond the seed (CDAN+E, MCC, AdaMatch) and the checkpoint validators: each loss on tiny
+"""The adaptation methods beyond the course report (CDAN+E, MCC, AdaMatch) and the checkpoint validators: each loss on tiny
 tensors against its definition; each loss *helps* on a toy two-domain problem where it must; every method resumes
 exactly; the validators choose without target labels."""
 from __future__ import annotations

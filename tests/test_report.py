@@ -342,8 +342,8 @@ def _pdf_image_count(pdf: Path) -> int:
 
 # ---------------------------------------------------------------- end to end: the smoke profile, real notebooks
 
-# The seed report's items per problem, in order: regexes matched against the problem's h2 headings.
-SEED_SECTIONS = {
+# The course report's items per problem, in order: regexes matched against the problem's h2 headings.
+COURSE_SECTIONS = {
     "p1_vae": [r"model", r"learning curve", r"reconstruct", r"generat|sample", r"t-?sne", r"discuss"],
     "p2_gan": [r"model", r"generat|sample", r"discuss|observ|curve", r"compar|vae vs gan"],
     "p3_dann": [r"lower", r"dann", r"upper", r"t-?sne", r"architecture|model", r"discuss"],
@@ -406,7 +406,7 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
         assert section is not None, name
         heads = [h.get_text(" ", strip=True).lower() for h in section.find_all("h2")]
         pos = 0
-        for pattern in SEED_SECTIONS[name]:  # every seed item, in the seed's order
+        for pattern in COURSE_SECTIONS[name]:  # every course-report item, in its order
             hit = next((i for i in range(pos, len(heads)) if re.search(pattern, heads[i])), None)
             assert hit is not None, f"{name}: no section matching {pattern!r} after {heads[:pos]} in {heads}"
             pos = hit + 1

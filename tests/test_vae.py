@@ -1,4 +1,4 @@
-"""VAE (Problem 1): layers match the seed printout, shapes, the loss, tiny training, train-or-load, the CLI,
+"""VAE (Problem 1): layers match the course report's printout, shapes, the loss, tiny training, train-or-load, the CLI,
 and the notebook under papermill (slow)."""
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hw3lib.models.vae import VAE, VAEOutput, vae_loss
 from hw3lib.runtime import cpu
 from hw3lib.train import vae as tv
 
-# Problem 1.1 of the seed report (/work/shared/seed/000_f766124b53cd29ca.txt), verbatim.
+# Problem 1.1 of the course report (/work/shared/seed/000_f766124b53cd29ca.txt), verbatim.
 SEED_VAE = """
 VAE(
     (encoder): Sequential(
@@ -85,7 +85,7 @@ VAE(
 
 
 def _norm_lines(text: str) -> list[str]:
-    # torch >= 2.10 prints BatchNorm's `bias=True`; the seed's printout predates that field.
+    # torch >= 2.10 prints BatchNorm's `bias=True`; the course report's printout predates that field.
     return [" ".join(line.replace(" bias=True,", "").split()) if "BatchNorm" in line else " ".join(line.split())
             for line in text.strip().splitlines() if line.strip()]
 

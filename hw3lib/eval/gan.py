@@ -119,7 +119,7 @@ def implementation_details(config, n_train: int, steps: int) -> pd.DataFrame:
     c = dataclasses.asdict(config)
     rows = [
         ("data", f"{n_train} training faces, 64x64, scaled to [-1, 1] to match the generator's Tanh "
-                 "(the seed says 0~1; [-1, 1] is what a Tanh output can reach)"),
+                 "(the course report says 0~1; [-1, 1] is what a Tanh output can reach)"),
         ("labels", f"real = {c['real_label']:g}, fake = 0 for D"
                    + (" (one-sided label smoothing, Salimans et al. 2016)" if c["real_label"] < 1 else "")
                    + "; G is trained against label 1 (non-saturating loss)"),
@@ -142,7 +142,7 @@ def implementation_details(config, n_train: int, steps: int) -> pd.DataFrame:
         ("width", f"ngf = {c['ngf']}, ndf = {c['ndf']}"
                   + ("" if c["ngf"] == c["ndf"] == 64 else " (narrower than the printed ngf = ndf = 64 to fit the "
                                                           "CPU time budget of this profile)")),
-        ("initialisation", "conv weights ~ N(0, 0.02); BatchNorm weight ~ N(1, 0.02), bias 0 — the seed's "
+        ("initialisation", "conv weights ~ N(0, 0.02); BatchNorm weight ~ N(1, 0.02), bias 0 — the course report's "
                            "'stdev=0.2' repeats a typo in the PyTorch tutorial's prose; its code and the DCGAN "
                            "paper use 0.02"),
         ("fixed noise", f"{c['n_fixed']} vectors drawn once from seed {c['seed']}; snapshots every "

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hw3lib.data.layout import UDA_PAIRS
-from hw3lib.eval.uda import (REFERENCE_LABEL, SEED_REPORT, _pairs_in, cell_text, mean_over_pairs, pair_key, pair_label,
+from hw3lib.eval.uda import (REFERENCE_LABEL, COURSE_REPORT, _pairs_in, cell_text, mean_over_pairs, pair_key, pair_label,
                              results_table, row_label, summarize)
 
 Key = tuple[str, str, str, int]  # (method, source, target, seed)
@@ -58,9 +58,9 @@ def gain_table(summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def reference_table() -> pd.DataFrame:
-    """The seed report's DANN and GTA figures (its Problem 4.1 table), labelled as such."""
+    """The course report's DANN and GTA figures (its Problem 4.1 table), labelled as such."""
     df = pd.DataFrame.from_dict(
-        {row_label(m): {pair_label(*p): SEED_REPORT[m][pair_key(*p)] for p in UDA_PAIRS} for m in ("dann", "gta")},
+        {row_label(m): {pair_label(*p): COURSE_REPORT[m][pair_key(*p)] for p in UDA_PAIRS} for m in ("dann", "gta")},
         orient="index")
     df["mean over pairs"] = df.mean(axis=1).round(2)
     df.index.name = REFERENCE_LABEL
@@ -156,8 +156,8 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], gray_summary: Mapping[s
         gains.append(gain)
         pairs += 1
         wins += gain > 0
-        ref = SEED_REPORT["gta"][k] - SEED_REPORT["dann"][k]
-        lines.append(f"- **{pair_label(*p)}**: DANN {cell_text(d)} %, GTA {cell_text(g)} % → GTA {gain:+.2f} points (seed report on the real data: {ref:+.2f}).")
+        ref = COURSE_REPORT["gta"][k] - COURSE_REPORT["dann"][k]
+        lines.append(f"- **{pair_label(*p)}**: DANN {cell_text(d)} %, GTA {cell_text(g)} % → GTA {gain:+.2f} points (course report on the real data: {ref:+.2f}).")
     if pairs:
         dm, gm = mean_over_pairs(summary, "dann"), mean_over_pairs(summary, "gta")
         lines += ["", f"Over the pairs GTA averages {gm:.2f} % against DANN's {dm:.2f} % "
@@ -220,6 +220,6 @@ def metrics_dict(summary: Mapping[str, Any], gray_summary: Mapping[str, Any], co
         "mean_over_pairs": {m: mean_over_pairs(summary, m) for m in summary},
         "gta_minus_dann": gains,
         "gray_vs_color": {k: {flag: cell(c) for flag, c in cells.items()} for k, cells in gray_summary.items()},
-        "reference_seed_report": {m: SEED_REPORT[m] for m in ("dann", "gta")},
-        "reference_mean_over_pairs": {m: round(float(np.mean(list(SEED_REPORT[m].values()))), 2) for m in ("dann", "gta")},
+        "reference_course_report": {m: COURSE_REPORT[m] for m in ("dann", "gta")},
+        "reference_mean_over_pairs": {m: round(float(np.mean(list(COURSE_REPORT[m].values()))), 2) for m in ("dann", "gta")},
     }

@@ -1,4 +1,4 @@
-"""Problem 4, "Improved UDA": GTA (the seed's choice, kept faithful) and the modern methods against DANN and the
+"""Problem 4, "Improved UDA": GTA (the course report's choice, kept faithful) and the modern methods against DANN and the
 bounds — the comparison table, what each method closes of the lower→upper gap, what choosing checkpoints without
 target labels costs, and the discussion, all from this run's numbers.
 
@@ -15,7 +15,7 @@ import pandas as pd
 
 from hw3lib import methods as registry
 from hw3lib.eval import validators
-from hw3lib.eval.uda import (HANDIN, SEED_REPORT, _pairs_in, cell_text, gap_closed, mean_over_pairs, pair_key,
+from hw3lib.eval.uda import (HANDIN, COURSE_REPORT, _pairs_in, cell_text, gap_closed, mean_over_pairs, pair_key,
                              pair_label, row_label, row_order)
 PICKS = {f"acc@{v}": f"{v} pick" for v in validators.VALIDATORS} | {"acc@last": "last step", "acc@oracle":
                                                                      "oracle (target labels: not available)"}
@@ -23,7 +23,7 @@ PICKS = {f"acc@{v}": f"{v} pick" for v in validators.VALIDATORS} | {"acc@last": 
 
 def comparison_table(summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Rows: every method (and derived row) in ``summary``, in the registry's order; columns: pairs (``mean ± std``
-    %, this run), the mean over pairs, and the seed report's figures on the real data (its own column, ``—`` where it
+    %, this run), the mean over pairs, and the course report's figures on the real data (its own column, ``—`` where it
     has none)."""
     pairs = _pairs_in(summary)
     rows = {}
@@ -32,8 +32,8 @@ def comparison_table(summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
                for p in pairs}
         mean = mean_over_pairs(summary, m)
         row["mean over pairs"] = f"{mean:.2f}" if mean is not None else "—"
-        ref = SEED_REPORT.get(m)
-        row["seed report (real data)"] = " / ".join(f"{ref[pair_key(*p)]:.2f}" for p in pairs) if ref else "—"
+        ref = COURSE_REPORT.get(m)
+        row["course report (real data)"] = " / ".join(f"{ref[pair_key(*p)]:.2f}" for p in pairs) if ref else "—"
         rows[row_label(m)] = row
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.index.name = "target-test accuracy (%)"
@@ -324,5 +324,5 @@ def metrics_dict(summary: Mapping[str, Any], selection: Mapping[str, Any], confi
                    for k in (choices or {}).get("pairs", {})},
         "development": dict(choices or {}),
         "development_source": choices_source,
-        "reference_seed_report": {m: SEED_REPORT[m] for m in SEED_REPORT},
+        "reference_course_report": {m: COURSE_REPORT[m] for m in COURSE_REPORT},
     }

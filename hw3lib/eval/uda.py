@@ -54,14 +54,14 @@ def row_order(keys: Iterable[str]) -> list[str]:
     return sorted(keys, key=rank)
 
 
-# The seed report's own accuracies (%), measured on the real course data; never mixed with this run's numbers.
-SEED_REPORT = {
+# The course report's own accuracies (%), measured on the real course data; never mixed with this run's numbers.
+COURSE_REPORT = {
     "source-only": {"usps_mnistm": 29.92, "mnistm_svhn": 44.48, "svhn_usps": 39.66},
     "dann": {"usps_mnistm": 42.14, "mnistm_svhn": 53.33, "svhn_usps": 56.15},
     "target-only": {"usps_mnistm": 89.71, "mnistm_svhn": 85.84, "svhn_usps": 94.76},
     "gta": {"usps_mnistm": 48.05, "mnistm_svhn": 61.45, "svhn_usps": 63.22},
 }
-REFERENCE_LABEL = "reference: seed report on the real course data"
+REFERENCE_LABEL = "reference: course report on the real course data"
 
 
 def pair_key(src: str, tgt: str) -> str:
@@ -259,9 +259,9 @@ def results_table(summary: Mapping[str, Mapping[str, Any]],
 
 
 def reference_table(methods: tuple[str, ...] = ("source-only", "dann", "target-only")) -> pd.DataFrame:
-    """The seed report's own accuracies, labelled as such (a separate table, never mixed with this run's)."""
+    """The course report's own accuracies, labelled as such (a separate table, never mixed with this run's)."""
     df = pd.DataFrame.from_dict(
-        {row_label(m): {pair_label(*p): SEED_REPORT[m][pair_key(*p)] for p in UDA_PAIRS} for m in methods},
+        {row_label(m): {pair_label(*p): COURSE_REPORT[m][pair_key(*p)] for p in UDA_PAIRS} for m in methods},
         orient="index")
     df.index.name = REFERENCE_LABEL
     return df
@@ -352,7 +352,7 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], domain_acc: Mapping[str
         lines.append(f"- **{pair_label(*p)}**: source only {lo:.2f} %, DANN {d:.2f} %, target only {up:.2f} % — "
                      f"{verdict}.")
     total = len(closed)
-    ref_gains = [SEED_REPORT["dann"][k] - SEED_REPORT["source-only"][k] for k in SEED_REPORT["dann"]]
+    ref_gains = [COURSE_REPORT["dann"][k] - COURSE_REPORT["source-only"][k] for k in COURSE_REPORT["dann"]]
     lines += ["", f"DANN beats the source-only lower bound on {wins} of {total} pairs here; the course report (real "
               f"course data, same network) saw gains of {min(ref_gains):.1f} to {max(ref_gains):.1f} points."]
     if ADABN in summary:
@@ -406,5 +406,5 @@ def metrics_dict(summary: Mapping[str, Any], domain_acc: Mapping[str, Any], conf
                                 for k, c in cells.items()} for m, cells in summary.items()},
         "gap_closed_percent": gap_closed(summary),
         "domain_acc_percent": dict(domain_acc),
-        "reference_seed_report": {m: SEED_REPORT[m] for m in ("source-only", "dann", "target-only")},
+        "reference_course_report": {m: COURSE_REPORT[m] for m in ("source-only", "dann", "target-only")},
     }

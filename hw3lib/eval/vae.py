@@ -54,7 +54,7 @@ def mean_image_baseline(train: FaceSet, test: FaceSet) -> float:
 
 
 def reconstruction_table(names: Sequence[str], mses: Sequence[float]) -> pd.DataFrame:
-    """The seed report's table: one ``MSE`` row under the test images' names, in two blocks of five
+    """The course report's table: one ``MSE`` row under the test images' names, in two blocks of five
     (rows ``MSE (1-5)`` and ``MSE (6-10)`` with columns 1..5) when there are ten."""
     mses = [float(v) for v in mses]
     if len(mses) == 10:

@@ -1,9 +1,9 @@
-"""DANN for 28x28 digits: the seed report's Problem 3.5 network (fungtion/DANN ``models/model.py``).
+"""DANN for 28x28 digits: the course report's Problem 3.5 network (fungtion/DANN ``models/model.py``).
 
 Ganin & Lempitsky, "Unsupervised Domain Adaptation by Backpropagation", ICML 2015. A feature extractor
 (2 conv blocks → 800-d), a label classifier on the features, and a domain classifier behind a gradient
 reversal layer. The GRL is applied functionally in :meth:`CNNModel.forward` (as in fungtion's
-``ReverseLayerF``), so ``print(model)`` is exactly the seed's printout.
+``ReverseLayerF``), so ``print(model)`` is exactly the course report's printout.
 
 Shapes: input [N,3,28,28] (or [N,1,28,28], repeated to 3 channels) in [-1, 1]
 → features [N,800] → class log-probs [N,10], domain log-probs [N,2].

@@ -1,7 +1,7 @@
 """DCGAN generator and discriminator for 64x64 faces (Radford et al., 2016, "Unsupervised Representation
 Learning with Deep Convolutional Generative Adversarial Networks", arXiv:1511.06434).
 
-The layer stacks are those of the PyTorch DCGAN tutorial / pytorch/examples ``dcgan``, which the seed report
+The layer stacks are those of the PyTorch DCGAN tutorial / pytorch/examples ``dcgan``, which the course report
 prints for Problem 2.1: an attribute ``main`` holding one ``nn.Sequential``, every convolution without bias,
 BatchNorm everywhere except the generator's output and the discriminator's input layers.
 
@@ -91,7 +91,7 @@ def weights_init(m: nn.Module) -> None:
     """DCGAN initialisation (Radford et al., Sec. 4): conv weights ~ N(0, 0.02); BatchNorm weight ~ N(1, 0.02),
     bias 0. Apply with ``net.apply(weights_init)``.
 
-    The seed report says "stdev=0.2"; that copies a typo in the PyTorch tutorial's prose, whose code (and the
+    The course report says "stdev=0.2"; that copies a typo in the PyTorch tutorial's prose, whose code (and the
     paper) use 0.02.
     """
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):

@@ -76,7 +76,7 @@ def weights_init(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-class _netF(nn.Module):  # noqa: N801 (name fixed by the seed printout)
+class _netF(nn.Module):  # noqa: N801 (name fixed by the course report's printout)
     """Feature extractor: [B,C,32,32] → [B,2*ndf] (32 →conv5→ 28 →pool→ 14 →conv5→ 10 →pool→ 5 →conv5→ 1)."""
 
     def __init__(self, in_channels: int = 3, ndf: int = 64):

@@ -1,6 +1,6 @@
 """Vanilla VAE for 64x64 RGB faces (Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014).
 
-The layer layout follows AntixK/PyTorch-VAE ``VanillaVAE`` exactly as printed in the seed report
+The layer layout follows AntixK/PyTorch-VAE ``VanillaVAE`` exactly as printed in the course report
 (Problem 1.1): five stride-2 conv blocks 3→32→64→128→256→512 (64 px → 2 px, 512·2·2 = 2048 features),
 two linear heads for the posterior mean and log-variance, a linear layer back to 2048 features and five
 transposed-conv blocks 512→256→128→64→32→32 (2 px → 64 px), then a 3x3 conv + Tanh.

@@ -53,7 +53,7 @@ def learning_curves(history: Mapping[str, list]) -> Figure:
 def reconstructions(originals: torch.Tensor, recons: torch.Tensor, mses: Sequence[float],
                     names: Sequence[str] | None = None, per_row: int = 5) -> Figure:
     """Test images over their reconstructions, the MSE beneath each column; blocks of ``per_row`` like the
-    seed report (10 images → two blocks of 5)."""
+    course report (10 images → two blocks of 5)."""
     n = len(originals)
     blocks = (n + per_row - 1) // per_row
     fig, axes = plt.subplots(2 * blocks, per_row, figsize=(1.6 * per_row, 3.9 * blocks), squeeze=False)

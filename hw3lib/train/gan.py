@@ -23,7 +23,7 @@ The recipe's knobs (all :class:`GANConfig` fields, so part of the run's config h
 * ``real_label``: one-sided label smoothing, D's target on real images below 1 (Salimans et al., NeurIPS 2016).
 
 Which of them the defaults switch on was measured on a validation split of the training faces: docs/NOTES.md.
-Adam(betas=(0.5, 0.999)) for both nets. A ``fixed_noise`` batch built once from the seed is decoded every
+Adam(betas=(0.5, 0.999)) for both nets. A ``fixed_noise`` batch built once from the run's random seed is decoded every
 ``snapshot_every`` steps (by the averaged G); the first 16 images of each snapshot are kept (uint8) in the
 checkpoint's ``extra`` so the report can show how the generator learns.
 
@@ -166,7 +166,7 @@ def build_models(config: GANConfig, device: torch.device | str = "cpu") -> tuple
 
 
 def make_fixed_noise(config: GANConfig, device: torch.device | str = "cpu") -> torch.Tensor:
-    """The run's ``fixed_noise`` [n_fixed, nz, 1, 1], drawn on the CPU from the seed (same on every device)."""
+    """The run's ``fixed_noise`` [n_fixed, nz, 1, 1], drawn on the CPU from the run's random seed (same on every device)."""
     g = torch.Generator().manual_seed(config.seed + 7919)
     return torch.randn(config.n_fixed, config.nz, 1, 1, generator=g).to(device)
 

@@ -30,7 +30,7 @@ GRID_N, GRID_ROW = 32, 8   # the course's fig1_4: 32 faces, 4 rows of 8
 
 @dataclass
 class VAEConfig:
-    """Knobs of one VAE run. ``kld_weight`` = 1e-5 as in the seed report (the KL term is summed over 512
+    """Knobs of one VAE run. ``kld_weight`` = 1e-5 as in the course report (the KL term is summed over 512
     latent dims, the MSE averaged over pixels, so a small weight keeps reconstructions sharp). Timings and the
     batch-size comparison behind the defaults: ``docs/NOTES.md``."""
     epochs: int = 3                # the quick profile's budget; use 30+ for real data
