@@ -121,3 +121,25 @@ def test_handin_is_the_chosen_run_and_the_cli_applies_a_choice(tiny_course_data,
     assert main(["train", "uda", "--choices", str(file), "--source", "usps", "--target", "mnistm", "--data",
                  str(tiny_course_data), "--out", str(tmp_path / "y"), "--device", "cpu"]) == 2
     assert "made on other data" in capsys.readouterr().err
+
+
+def test_the_develop_command_runs_the_profiles_protocol_then_reuses_it(tiny_course_data, tmp_path, capsys):
+    """``hw3 develop --profile P``: P4's recipe and candidates from the profile, the choices written beside the runs;
+    run again, the recorded choices are loaded, nothing trains."""
+    from hw3lib.cli import main
+
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(f"data_size: null\nruns_root: {tmp_path / 'runs'}\nfigures_dir: {tmp_path / 'figures'}\n"
+                       "notebooks:\n  p4_uda:\n    steps: 2\n    batch_size: 8\n    evals: 1\n    methods: [mcc]\n"
+                       "    dev_grid: false\n    dev_holdout: 10\n")
+    args = ["develop", "--profile", str(profile), "--data", str(tiny_course_data), "--device", "cpu"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    file = tmp_path / "runs" / "p4_uda" / "choices.json"
+    record = json.loads(file.read_text())
+    assert set(record["pairs"]) == {"usps_mnistm", "mnistm_svhn", "svhn_usps"}
+    assert [c["method"] for c in record["protocol"]["candidates"]] == ["dann", "mcc"]
+    assert "usps → mnistm: development task usps → svhn" in out and out.count("← chosen") == 3
+    assert f"choices developed here; written to {file}" in out
+    assert main(args) == 0
+    assert f"choices recorded in {file}" in capsys.readouterr().out

@@ -23,7 +23,7 @@ def run_develop(profile: str, data: str | None = None, overrides=(), device: str
     from hw3lib.train.uda import UDAConfig, develop
 
     plan = plan_report(profile, "report", device, overrides, only="p4")
-    root = resolve_data(plan.profile, data, plan.figures).root
+    root = resolve_data(plan.profile, data, plan.figures).dir
     p = {**_defaults(plan.source("p4_uda")), **notebook_parameters(plan, root)["p4_uda"]}
     base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], evals=p["evals"],
                      device=str(plan.device))
