@@ -267,18 +267,18 @@ def test_gan_config_checks_the_recipe_knobs():
 
 
 def test_weight_average_follows_the_schedule_and_is_what_samples():
-    from hw3lib.train.gan import GANConfig, build_models, ema_generator
+    from hw3lib.train.gan import GANConfig, build_models, ema_generator, ema_update
 
     cfg = GANConfig(ngf=8, ndf=8, batch_size=32)
     G, _ = build_models(cfg)
     ema = ema_generator(G, cfg)
     start = {k: v.clone() for k, v in G.state_dict().items()}
-    ema.update_parameters(G)  # the first update copies G
+    ema_update(ema, G, 0, cfg)  # the first update copies G
     with torch.no_grad():
         for p in G.parameters():
             p.add_(1.0)
         G.main[1].running_mean.add_(2.0)
-    ema.update_parameters(G)  # the second moves towards G by 1 − beta(1)
+    ema_update(ema, G, 1, cfg)  # the second moves towards G by 1 − beta(1)
     w = 1 - cfg.ema_beta(1)
     avg = ema.module.state_dict()
     assert torch.allclose(avg["main.0.weight"], start["main.0.weight"] + w)

@@ -140,9 +140,10 @@ def test_cli_trains_the_profiles_runs_and_hw3_results_shows_their_threads(tmp_pa
     assert "at least 1" in capsys.readouterr().err
     assert main(["runs", "train", "--profile", "smoke", "--only", "p1", "--data", str(tiny_embedded_data)]) == 0
     err = capsys.readouterr().err
-    assert "1 of 1 runs to train on cpu" in err and "1 thread(s) per run" in err and "1 trained, 0 failed" in err
+    # Problem 1 plans the VAE and the attribute classifier its sample metrics use
+    assert "2 of 2 runs to train on cpu" in err and "1 thread(s) per run" in err and "2 trained, 0 failed" in err
     assert main(["runs", "train", "--profile", "smoke", "--only", "p1", "--data", str(tiny_embedded_data)]) == 0
-    assert "all 1 runs finished" in capsys.readouterr().err
+    assert "all 2 runs finished" in capsys.readouterr().err
     assert main(["results", str(tmp_path / "runs" / "smoke")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "threads" in out[0].split() and out[1].split()[0] == "p1_vae"

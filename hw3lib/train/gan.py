@@ -129,18 +129,28 @@ gan_loss = realfake_bce
 
 
 def ema_generator(netG: nn.Module, config: GANConfig, world_size: int = 1) -> AveragedModel:
-    """A weight average of ``netG`` (a copy of its parameters and BatchNorm buffers) that
-    ``update_parameters(netG)`` moves towards ``netG`` with decay :meth:`GANConfig.ema_beta` of the update count
+    """A weight average of ``netG`` (a copy of its parameters and BatchNorm buffers) that :func:`ema_update`
+    moves towards ``netG`` with decay :meth:`GANConfig.ema_beta` of the update count
     (``torch.optim.swa_utils.AveragedModel``; its ``module`` is a plain :class:`Generator`)."""
+    decay = [1.0]  # set by ema_update from the loop's step: reading AveragedModel's n_averaged would sync the device
 
     @torch.no_grad()
     def ema(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
         if not torch.is_floating_point(averaged[0]):  # num_batches_tracked: follow G
             torch._foreach_copy_(averaged, current)
             return
-        torch._foreach_lerp_(averaged, current, 1.0 - config.ema_beta(int(n), world_size))
+        torch._foreach_lerp_(averaged, current, 1.0 - decay[0])
 
-    return AveragedModel(netG, multi_avg_fn=ema, use_buffers=True)
+    avg = AveragedModel(netG, multi_avg_fn=ema, use_buffers=True)
+    avg.decay = decay
+    return avg
+
+
+def ema_update(ema: AveragedModel, netG: nn.Module, step: int, config: GANConfig, world_size: int = 1) -> None:
+    """The ``step``-th update of the average (0-based: update 0 copies ``netG``, update n ≥ 1 moves towards it by
+    1 − ``ema_beta(n)``), ``step`` a Python int, so no device value is read."""
+    ema.decay[0] = config.ema_beta(max(int(step), 1), world_size)
+    ema.update_parameters(netG)
 
 
 @torch.no_grad()
@@ -268,7 +278,7 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
 
         # (3) Move the weight average towards G; after the last step, its BatchNorm statistics for its own weights
         if ema is not None:
-            ema.update_parameters(unwrap(G))
+            ema_update(ema, unwrap(G), step, config, rt.dist.world_size)
             if step + 1 == total:
                 refresh_bn(ema.module, config.ema_bn_samples, config.seed)
 
