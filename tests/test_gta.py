@@ -199,8 +199,10 @@ def test_fit_gta_step_updates_all_nets_and_decays_lr(tmp_path):
     hist, nets = r.history, r.models
     for k, n in nets.items():
         assert any(not torch.equal(a, b) for a, b in zip(before[k], n.parameters())), f"{k} was not updated"
-    for key in ("errD", "errG", "errC", "errF", "src_acc", "d_real", "d_fake_src", "d_fake_tgt"):
+    for key in ("errD", "errG", "errC", "errF", "train_src_acc", "d_real", "d_fake_src", "d_fake_tgt"):
         assert hist[key] and all(np.isfinite(hist[key])), key
+    # the training batches' accuracy has its own key: "src_acc" is the validator's, one value per scored checkpoint
+    assert len(hist.get("src_acc", [])) == len(hist.get("eval_step", []))
     from hw3lib import checkpoint
     payload = checkpoint.load(tmp_path / "run")
     assert payload["kind"] == "gta" and payload["finished"] and set(payload["models"]) == set(nets)

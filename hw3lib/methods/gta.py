@@ -102,7 +102,7 @@ def warm_step(n: _Nets, opts, scheds, xs: torch.Tensor, ys: torch.Tensor, runtim
         _average_grads(net, runtime.dist)
         opts[name].step()
         scheds[name].step()
-    return {"errC": err_c, "src_acc": (logits_c.argmax(1) == ys).float().mean()}
+    return {"errC": err_c, "train_src_acc": (logits_c.argmax(1) == ys).float().mean()}
 
 
 def gta_step(n: _Nets, opts, scheds, xs: torch.Tensor, ys: torch.Tensor, xt: torch.Tensor, k: GTAConfig,
@@ -145,7 +145,7 @@ def gta_step(n: _Nets, opts, scheds, xs: torch.Tensor, ys: torch.Tensor, xt: tor
     for s in scheds.values():
         s.step()
     return {"errD": err_d, "errG": err_g, "errC": err_c, "errF": err_f,
-            "src_acc": (logits_c.argmax(1) == ys).float().mean(), "d_real": real.realfake.mean(),
+            "train_src_acc": (logits_c.argmax(1) == ys).float().mean(), "d_real": real.realfake.mean(),
             "d_fake_src": fake_s.realfake.mean(), "d_fake_tgt": fake_t.realfake.mean()}
 
 
