@@ -24,9 +24,11 @@ import synthetic
 
 # notebooks/p4_uda.ipynb's parameters at smoke budgets (names from its parameters cell: papermill only warns about
 # unknown ones, so the test checks them against the notebook before running it)
-SMOKE_NB = {"seeds": [0], "steps": 4, "batch_size": 16, "evals": 2, "gta_steps": 4, "gta_batch_size": 16,
-            "gta_evals": 2, "ndf": 16, "ngf": 16, "warmup_steps": 4, "compare_gray": True, "tsne_per_domain": 30,
-            "images_per_class": 1}
+SMOKE_NB = {"seeds": [0], "steps": 4, "batch_size": 16, "evals": 2,
+            "gta": {"steps": 4, "batch_size": 16, "lr": 0.0005, "warmup_steps": 4, "evals": 2,
+                    "knobs": {"ndf": 16, "ngf": 16}},
+            "methods": ["cdan", "mcc", "adamatch"], "dev_grid": False, "dev_holdout": 10,
+            "compare_gray": True, "tsne_per_domain": 30, "images_per_class": 1}
 
 # The course report's Problem 4.3 printouts. Two transcription slips of the report are repaired: its
 # "_netF(\n feature): ..." / "_netC(\n main): ..." / "_netG(\n main): ..." lost the opening "(" of the
