@@ -178,9 +178,13 @@ def discussion(metrics: dict, attributes: dict, reference: dict | None = None) -
     v, raw = metrics.get("vae"), metrics.get("dcgan_raw")
     lines = []
     if u is not None:
-        better = g["fd"] < u["fd"] and order(g, u) < 0
+        by_fd, by_c2st = g["fd"] < u["fd"], order(g, u) < 0
+        verdict = ("Training beats an untrained generator" if by_fd and by_c2st else
+                   "Training beats an untrained generator by FD, not by C2ST" if by_fd else
+                   "Training beats an untrained generator by C2ST, not by FD" if by_c2st else
+                   "Training has not beaten an untrained generator")
         lines.append(
-            f"- **{'Training beats' if better else 'Training has not clearly beaten'} an untrained generator.** FD "
+            f"- **{verdict}.** FD "
             f"{_fmt(g['fd'])} against {_fmt(u['fd'])}"
             + (f" ({u['fd'] / max(g['fd'], 1e-12):.1f}x lower)" if g["fd"] < u["fd"] else "")
             + f"; C2ST accuracy (a classifier telling samples from held-out real test faces; 0.5 = indistinguishable) "
