@@ -99,7 +99,7 @@ def test_a_failed_run_is_one_line_and_the_others_finish(tmp_path, tiny_embedded_
 
 
 def test_ctrl_c_checkpoints_every_worker_and_the_same_call_resumes(tmp_path, tiny_embedded_data, monkeypatch):
-    monkeypatch.setenv("HW3_CKPT_EVERY", "5")  # the workers inherit it: checkpoints show that training runs
+    monkeypatch.setenv("HW3_CKPT_EVERY", "1")  # the workers inherit it: a checkpoint from step 1 shows a run trains
     dann = [r for r in smoke_runs(tmp_path, tiny_embedded_data) if r.method == "dann"]
     runs = [moved(r, r.run_dir, steps=300) for r in dann[:2]] + dann[2:3]  # two long ones, one queued
     layout = pool.choose_layout("cpu", jobs=2, threads=1)
@@ -107,7 +107,7 @@ def test_ctrl_c_checkpoints_every_worker_and_the_same_call_resumes(tmp_path, tin
     def step(run) -> int:
         try:
             return int(checkpoint.load(run.run_dir)["step"])
-        except (OSError, ValueError, KeyError):
+        except Exception:  # noqa: BLE001 — not written yet, or being replaced: ask again
             return 0
 
     def ctrl_c_when_both_train():
