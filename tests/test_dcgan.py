@@ -271,7 +271,7 @@ def test_weight_average_follows_the_schedule_and_is_what_samples():
 
     cfg = GANConfig(ngf=8, ndf=8, batch_size=32)
     G, _ = build_models(cfg)
-    ema = ema_generator(G, cfg)
+    ema = ema_generator(G)
     start = {k: v.clone() for k, v in G.state_dict().items()}
     ema_update(ema, G, 0, cfg)  # the first update copies G
     with torch.no_grad():

@@ -128,7 +128,7 @@ class GANResult(NamedTuple):
 gan_loss = realfake_bce
 
 
-def ema_generator(netG: nn.Module, config: GANConfig, world_size: int = 1) -> AveragedModel:
+def ema_generator(netG: nn.Module) -> AveragedModel:
     """A weight average of ``netG`` (a copy of its parameters and BatchNorm buffers) that :func:`ema_update`
     moves towards ``netG`` with decay :meth:`GANConfig.ema_beta` of the update count
     (``torch.optim.swa_utils.AveragedModel``; its ``module`` is a plain :class:`Generator`)."""
@@ -216,7 +216,7 @@ def train_gan(netG: Generator, netD: Discriminator, train: FaceSet, config: GANC
     optimizerD = torch.optim.Adam(D.parameters(), lr=config.lr_d or config.lr, betas=(config.beta1, 0.999))
     optimizerG = torch.optim.Adam(G.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     models = {"netG": G, "netD": D}
-    ema = ema_generator(netG, config, rt.dist.world_size) if config.ema_kimg > 0 else None
+    ema = ema_generator(netG) if config.ema_kimg > 0 else None
     if ema is not None:
         models["netG_ema"] = ema.module  # the checkpoint holds a plain Generator
 
