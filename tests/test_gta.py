@@ -337,6 +337,7 @@ def test_warm_start_trains_f_and_c_alone_then_the_gta_steps(tmp_path):
     assert changed == {"netF": True, "netC": True, "netG": False, "netD": False}
     assert len(hist["errC"]) == len(hist["step"]) and "errD" not in hist
     assert len(hist["warm_target_acc"]) == 1 and 0.0 <= hist["warm_target_acc"][0] <= 100.0
+    assert hist["epoch"] == [3 / 2]   # in epochs of the 16 source images at batch 8, as every other epoch entry
 
     cfg = UDAConfig(method="gta", steps=3, log_every=1, batch_size=8, warmup_steps=2, knobs={"lr_decay": 0.5})
     hist = synthetic.fit(cfg, src, tgt, run_dir=tmp_path / "run").history

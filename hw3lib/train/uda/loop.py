@@ -128,7 +128,7 @@ def fit(method: Method, nets: dict[str, nn.Module], data: Domains, config: UDACo
             method.after_step(ctx, step)
         loop.log(**logs)
         if warm and i + 1 == warm:  # what the warm start alone reaches: the report's baseline for the adaptation
-            loop.log_epoch(i + 1, warm_target_acc=accuracy(classifier, data.target_test))
+            loop.log_epoch((i + 1) / len(lab_batches), warm_target_acc=accuracy(classifier, data.target_test))
         if eval_points(i, total, config.evals, start=warm):
             selector.score(nets, i + 1, (i + 1) / len(lab_batches))
         elif target_bn and i + 1 == total:  # no scoring: the last model, with target statistics
