@@ -9,13 +9,15 @@ import pytest
 import torch
 
 from hw3lib import methods
+from hw3lib.project import package_notebooks_dir
 from hw3lib.train.uda import develop
 from hw3lib.report import build as report_build
 from hw3lib.report import plan as planning
 
 
-def _runs(profile: str, tmp_path, counts_size: str | None = None, only=None):
-    plan = report_build.plan_report(profile, tmp_path / "report", "cpu", only=only, runs_root=tmp_path / "runs")
+def _runs(profile: str, tmp_path, counts_size: str | None = None, only=None, overrides=()):
+    plan = report_build.plan_report(profile, tmp_path / "report", "cpu", overrides, only=only,
+                                    runs_root=tmp_path / "runs")
     params = report_build.notebook_parameters(plan, tmp_path / "no-data")
     counts = planning.data_counts({}, counts_size)
     return planning.planned_runs({n: plan.source(n) for n in plan.notebooks}, params, counts)
@@ -25,11 +27,17 @@ def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
     runs = _runs("quick", tmp_path, "quick")
     by_problem = {p: [r for r in runs if r.problem == p] for p in ("p1_vae", "p2_gan", "p3_dann", "p4_uda")}
     shared = methods.improved(shared_recipe=True)  # the registry's methods on the shared recipe, + GTA's 3 runs
-    # No data yet, so no recorded development choice fits it: the plan lists the development runs too.
+    compared = develop.compared(shared, planning._defaults(package_notebooks_dir() / "p4_uda.ipynb")["compare"])
+    assert 0 < len(compared) < len(shared)  # the quick budget compares some on the course pairs ...
+    # ... and weighs all on the development tasks. No data yet, so no recorded development choice fits it: the plan
+    # lists the development runs too.
     dev = [r for r in by_problem["p4_uda"] if r.run_dir.parent.name == "dev"]
     assert len(dev) == 3 * len(develop.candidates(["dann", *shared]))
+    assert {r.method for r in dev} == {"dann", *shared}
+    course = {r.method for r in by_problem["p4_uda"] if r.run_dir.parent.name != "dev"}
+    assert course == {"gta", *compared}
     # the attribute classifier is trained by Problem 1 (its sample metrics) and reused by Problem 2: listed once
-    assert [len(v) for v in by_problem.values()] == [2, 1, 9, 3 * len(shared) + 3 + len(dev)]
+    assert [len(v) for v in by_problem.values()] == [2, 1, 9, 3 * len(compared) + 3 + len(dev)]
     assert [r.method for r in by_problem["p1_vae"]] == ["vae", "face-attr"]
     assert {r.pair for r in dev} == {"usps → svhn", "mnistm → usps", "svhn → mnistm"}
     assert all(r.config.holdout == 1000 for r in dev)
@@ -68,3 +76,9 @@ def test_step_seconds_and_table(tmp_path):
     assert table["estimate_s"].iloc[0] == pytest.approx(run.steps * s)
     text = planning.format_plan(table, "header")
     assert "p3_dann: 1 runs, 0 finished, 1 to train" in text and "total training" in text
+
+
+def test_compare_is_a_subset_of_the_candidates_in_their_order():
+    assert develop.compared(["cdan", "mcc", "adamatch"], ["adamatch", "mcc"]) == ["mcc", "adamatch"]
+    assert develop.compared(["cdan", "mcc"], []) == ["cdan", "mcc"]  # empty: every candidate
+    assert develop.compared(["mcc"], ["selfens"]) == []                # never a method that is not a candidate

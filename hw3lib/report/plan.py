@@ -130,10 +130,11 @@ def _uda_run(problem: str, cfg, run_dir: Path, counts, data_dir) -> PlannedRun:
                       _progress(run_dir, cfg.kind, cfg, steps), cfg.batch_size, run_dir, cfg)
 
 
-def _development_runs(problem: str, base, names: list[str], p: dict, seeds, counts) -> list[PlannedRun]:
+def _development_runs(problem: str, base, names: list[str], p: dict, seeds, counts,
+                      compared: list[str]) -> list[PlannedRun]:
     """Problem 4's development runs unless choices shipped with the package fit this data and protocol
-    (:func:`hw3lib.train.uda.develop.choose`), and, once the choices are known, the hand-in runs whose chosen knobs
-    differ from the comparison's."""
+    (:func:`hw3lib.train.uda.develop.choose`), and, once the choices are known, the hand-in runs the comparison
+    does not hold (chosen knobs that differ from the paper's, or a method it does not train)."""
     from hw3lib.project import recorded_choices
     from hw3lib.train.uda import develop
 
@@ -154,7 +155,7 @@ def _development_runs(problem: str, base, names: list[str], p: dict, seeds, coun
                     cfg = develop.candidate_config(base, cand, dev_src, x, seed, holdout=p["dev_holdout"],
                                                    knobs=knobs.get(cand.method))
                     out.append(_uda_run(problem, cfg, develop.run_folder(run_root, cfg, cand), counts, p["data_dir"]))
-        if found is not None and (cand := develop.choice(found[0], src, tgt)).knobs:
+        if found is not None and ((cand := develop.choice(found[0], src, tgt)).knobs or cand.method not in compared):
             for seed in seeds:
                 cfg = develop.candidate_config(base, cand, src, tgt, seed, knobs=knobs.get(cand.method))
                 out.append(_uda_run(problem, cfg, run_root / f"{cfg.name}{cand.tag}", counts, p["data_dir"]))
@@ -170,7 +171,7 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
     from hw3lib.train.gan import KIND as GAN_KIND
     from hw3lib.train.gan import GANConfig
     from hw3lib.methods import improved
-    from hw3lib.train.uda import UDAConfig
+    from hw3lib.train.uda import UDAConfig, develop
     from hw3lib.train.uda.runs import gta_configs
     from hw3lib.train.vae import KIND as VAE_KIND
     from hw3lib.train.vae import VAEConfig
@@ -216,9 +217,10 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
                 p3_root = Path(p["p3_run_dir"] or str(Path(p["run_dir"]).parent / "p3_dann"))
                 runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, p3_root, counts, p["data_dir"])
             shared = p["methods"] or improved(shared_recipe=True)
-            runs += _uda_runs(name, base, shared, UDA_PAIRS, seeds, Path(p["run_dir"]), counts, p["data_dir"],
+            compared = develop.compared(shared, p.get("compare"))
+            runs += _uda_runs(name, base, compared, UDA_PAIRS, seeds, Path(p["run_dir"]), counts, p["data_dir"],
                               knobs=p["knobs"])
-            runs += _development_runs(name, base, ["dann", *shared], p, seeds, counts)
+            runs += _development_runs(name, base, ["dann", *shared], p, seeds, counts, compared)
             gta = UDAConfig(method="gta", device=p["device"], **p["gta"])
             for cfg, _ in gta_configs(gta, pairs=UDA_PAIRS, seeds=seeds, gray_pairs=p["gray_pairs"],
                                       compare_gray=p["compare_gray"]):

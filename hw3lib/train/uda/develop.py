@@ -89,6 +89,14 @@ def candidates(names: Iterable[str], grid: bool = True) -> list[Candidate]:
     return out
 
 
+def compared(names: Iterable[str], compare: Iterable[str] | None = None) -> list[str]:
+    """Of the candidate methods ``names``, those Problem 4 also trains on the course pairs for its comparison table
+    (its ``compare`` parameter; empty: all). The development protocol weighs every candidate either way; a hand-in
+    method left out of the comparison is trained for the hand-in alone."""
+    keep = set(compare or ())
+    return [n for n in names if n in keep] if keep else list(names)
+
+
 def candidate_config(base: UDAConfig, cand: Candidate, source: str, target: str, seed: int, *,
                      holdout: int = 0, knobs: Mapping[str, Any] | None = None) -> UDAConfig:
     """``base``'s recipe for ``cand`` on ``source → target``; ``knobs``: the profile's knobs of that method, under
