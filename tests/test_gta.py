@@ -27,7 +27,7 @@ import synthetic
 SMOKE_NB = {"seeds": [0], "steps": 4, "batch_size": 16, "evals": 2,
             "gta": {"steps": 4, "batch_size": 16, "lr": 0.0005, "warmup_steps": 4, "evals": 2,
                     "knobs": {"ndf": 16, "ngf": 16}},
-            "methods": ["cdan", "mcc", "adamatch"], "dev_grid": False, "dev_holdout": 10,
+            "methods": ["cdan", "mcc", "adamatch"], "compare": [], "dev_grid": False, "dev_holdout": 10,
             "compare_gray": True, "tsne_per_domain": 30, "images_per_class": 1}
 
 # The course report's Problem 4.3 printouts. Two transcription slips of the report are repaired: its
