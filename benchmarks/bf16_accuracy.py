@@ -1,6 +1,7 @@
 """Accuracy in bf16 autocast against float32 on the CPU: UDA methods on the three pairs over three seeds, at the
-quick budget, trained by the pool of ``hw3 runs train`` (each run as ``hw3 train uda --method M --steps 400
---batch-size 64 --evals 5 --amp off|bf16`` would train it).
+quick budget, trained by the pool of ``hw3 runs train`` with the quick profile's recipe (400 steps at batch 64, 5
+scored checkpoints: the same configs as the quick report's runs, so those can be copied in as the float32 runs).
+``--handin CHOICES.json`` adds each pair's hand-in as that development protocol chose it.
 
     python -m benchmarks.bf16_accuracy --data DIR --methods dann,adamatch --amp off     # ~10 min on 2 cores
     python -m benchmarks.bf16_accuracy --data DIR --methods dann,adamatch --amp bf16
@@ -37,7 +38,7 @@ def planned(methods, seeds, amp: str, data: Path, runs: Path, steps: int, batch:
     from hw3lib.train.uda import UDAConfig, develop
 
     counts = planning.data_counts(data_sizes(data), None)
-    base = UDAConfig(steps=steps, batch_size=batch, evals=evals, amp=amp, device="cpu")
+    base = UDAConfig(steps=steps, epochs=0.0, batch_size=batch, evals=evals, amp=amp, device="cpu")  # the quick recipe
     out = []
     for method in methods:
         for src, tgt in UDA_PAIRS:
