@@ -63,6 +63,7 @@ def test_torchrun_uda_method_trains_and_replicas_agree(method, tmp_path, tiny_co
     assert set(models) == set(payload["models"]) and config.method == method
 
 
+@pytest.mark.slow  # 15 s: a torchrun launch (CI runs the slow tests too)
 def test_gan_resumes_single_process_checkpoint_under_torchrun(tmp_path, tiny_course_data, monkeypatch):
     """Single-process DCGAN interrupted at step 2 (Ctrl-C path) → resumed by a 2-process run to step 4."""
     from hw3lib.data import load_faces

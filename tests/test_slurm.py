@@ -8,6 +8,7 @@ import signal
 import time
 
 import psutil
+import pytest
 import torch
 
 from hw3lib import checkpoint
@@ -40,6 +41,7 @@ def _when_training(run, timeout=120.0) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # 30 s: two real submitit jobs (CI runs the slow tests too)
 def test_local_executor_preempted_job_requeues_and_killed_job_resumes(tmp_path, tiny_embedded_data, monkeypatch,
                                                                       capsys):
     monkeypatch.setenv("HW3_CKPT_EVERY", "5")  # the jobs inherit it: a killed job keeps its last 5-step checkpoint
