@@ -82,3 +82,11 @@ def test_compare_is_a_subset_of_the_candidates_in_their_order():
     assert develop.compared(["cdan", "mcc", "adamatch"], ["adamatch", "mcc"]) == ["mcc", "adamatch"]
     assert develop.compared(["cdan", "mcc"], []) == ["cdan", "mcc"]  # empty: every candidate
     assert develop.compared(["mcc"], ["selfens"]) == []                # never a method that is not a candidate
+
+
+def test_problem_2_alone_plans_the_vae_it_compares_with(tmp_path):
+    runs = _runs("quick", tmp_path, "quick", only="p2")
+    assert [r.method for r in runs] == ["gan", "face-attr", "vae"]
+    vae = runs[-1]
+    assert vae.run_dir == tmp_path / "runs" / "p1_vae" and vae.steps == 3 * math.ceil(4000 / 32)
+    assert [r.method for r in _runs("quick", tmp_path, "quick", only="p1,p2")] == ["vae", "face-attr", "gan"]

@@ -169,7 +169,7 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
     ``params``: what ``hw3 report`` passes to each (``notebook_parameters``)."""
     from hw3lib.train.attr import KIND as ATTR_KIND
     from hw3lib.train.attr import AttrConfig
-    from hw3lib.train.folders import config_folder
+    from hw3lib.train.folders import config_folder, finished_config
     from hw3lib.train.gan import KIND as GAN_KIND
     from hw3lib.train.gan import GANConfig
     from hw3lib.methods import improved
@@ -207,6 +207,10 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
                             seed=p["seed"], max_steps=p["max_steps"], device=p["device"])
             add(name, "gan", cfg, GAN_KIND, cfg.total_steps(n_face), p["run_dir"])
             add_attr(name)
+            # Problem 2 compares with Problem 1's VAE (any finished one): trained here when Problem 1 is not
+            if "p1_vae" not in notebooks and finished_config(p["vae_run_dir"], VAE_KIND) is None:
+                cfg = VAEConfig(seed=p["seed"], max_steps=p["vae_max_steps"], device=p["device"])
+                add(name, "vae", cfg, VAE_KIND, cfg.total_steps(n_face), p["vae_run_dir"])
         elif name == "p3_dann":
             base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                              optimizer=p["optimizer"], bn=p["bn"], evals=p["evals"], device=p["device"])
