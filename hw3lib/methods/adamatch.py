@@ -42,21 +42,26 @@ def ramp(progress: float, length: float = AdaMatchKnobs.ramp) -> float:
     return 0.5 - math.cos(min(math.pi, math.pi * progress / length)) / 2
 
 
-def adamatch_losses(nets, batch: Batch, step: Step) -> Losses:
-    net = nets["dann"]
+def adamatch_step(net, batch: Batch, step: Step, *, target_grad: bool = False) -> tuple[Losses, torch.Tensor]:
+    """AdaMatch's objective for one step, and the weak target view's class log-probabilities [N,K] (with their
+    gradient when ``target_grad``, for a method that adds a term on them, e.g. :mod:`hw3lib.methods.adamcc`)."""
     ns = len(batch.x)
     out_s = net(torch.cat([batch.x, batch.x_strong]), 0.0)  # one domain: one BatchNorm pass
     logp_weak, logp_strong = out_s.class_logp[:ns], out_s.class_logp[ns:]
-    with torch.no_grad():
-        p_target = net(batch.xt, 0.0).class_logp.float().exp()
-    labels, mask = pseudo_labels(logp_weak.detach().float().exp(), p_target, step.knobs.tau)
+    with torch.set_grad_enabled(target_grad):
+        logp_t = net(batch.xt, 0.0).class_logp
+    labels, mask = pseudo_labels(logp_weak.detach().float().exp(), logp_t.detach().float().exp(), step.knobs.tau)
     out_t = net(batch.xt_strong, 0.0)
     target_loss = (F.nll_loss(out_t.class_logp.float(), labels, reduction="none") * mask).mean()
     source_loss = nll(logp_weak, batch.y) + nll(logp_strong, batch.y)
     mu = ramp(step.progress, step.knobs.ramp)
     return Losses(source_loss + mu * target_loss,
                   {"label_loss": source_loss / 2, "target_loss": target_loss, "mask_rate": mask.mean(), "mu": mu,
-                   "train_acc": accuracy_of(logp_weak, batch.y)})
+                   "train_acc": accuracy_of(logp_weak, batch.y)}), logp_t
+
+
+def adamatch_losses(nets, batch: Batch, step: Step) -> Losses:
+    return adamatch_step(nets["dann"], batch, step)[0]
 
 
 def _describe(k: AdaMatchKnobs) -> str:

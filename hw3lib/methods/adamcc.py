@@ -14,11 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-
-from hw3lib.methods.adamatch import pseudo_labels, ramp
-from hw3lib.methods.base import Batch, Losses, Method, Step, accuracy_of, nll, register
+from hw3lib.methods.adamatch import adamatch_step
+from hw3lib.methods.base import Batch, Losses, Method, Step, register
 from hw3lib.methods.mcc import mcc_loss
 
 
@@ -31,20 +28,9 @@ class AdaMCCKnobs:
 
 
 def adamcc_losses(nets, batch: Batch, step: Step) -> Losses:
-    net, k = nets["dann"], step.knobs
-    ns = len(batch.x)
-    out_s = net(torch.cat([batch.x, batch.x_strong]), 0.0)  # one domain: one BatchNorm pass
-    logp_weak, logp_strong = out_s.class_logp[:ns], out_s.class_logp[ns:]
-    logp_t = net(batch.xt, 0.0).class_logp
-    labels, mask = pseudo_labels(logp_weak.detach().float().exp(), logp_t.detach().float().exp(), k.tau)
-    strong = net(batch.xt_strong, 0.0).class_logp
-    target_loss = (F.nll_loss(strong.float(), labels, reduction="none") * mask).mean()
-    mcc = mcc_loss(logp_t, k.temperature)
-    source_loss = nll(logp_weak, batch.y) + nll(logp_strong, batch.y)
-    mu = ramp(step.progress, k.ramp)
-    return Losses(source_loss + mu * target_loss + k.weight * mcc,
-                  {"label_loss": source_loss / 2, "target_loss": target_loss, "mcc_loss": mcc,
-                   "mask_rate": mask.mean(), "mu": mu, "train_acc": accuracy_of(logp_weak, batch.y)})
+    adamatch, logp_t = adamatch_step(nets["dann"], batch, step, target_grad=True)
+    mcc = mcc_loss(logp_t, step.knobs.temperature)
+    return Losses(adamatch.total + step.knobs.weight * mcc, {**adamatch.logs, "mcc_loss": mcc})
 
 
 def _describe(k: AdaMCCKnobs) -> str:
