@@ -143,3 +143,18 @@ def test_the_develop_command_runs_the_profiles_protocol_then_reuses_it(tiny_cour
     assert f"choices developed here; written to {file}" in out
     assert main(args) == 0
     assert f"choices recorded in {file}" in capsys.readouterr().out
+
+
+def test_the_shipped_choices_fit_the_quick_profiles_protocol(tmp_path):
+    """The quick report on the embedded data loads ``report/choices/quick-embedded.json``; a grid, a method or a
+    recipe changed without re-recording it would make every such report re-develop (48 runs) instead."""
+    from hw3lib.project import recorded_choices
+    from hw3lib.report.build import plan_report
+    from hw3lib.report.develop import development_setup
+
+    plan = plan_report("quick", tmp_path / "report", "cpu", only="p4")
+    base, names, p = development_setup(plan, tmp_path / "data")
+    proto = json.loads(json.dumps(develop.protocol(base, names, p["dev_seeds"], p["dev_holdout"], p["knobs"] or {},
+                                                   p["dev_grid"])))
+    shipped = [json.loads(f.read_text()) for f in recorded_choices()]
+    assert any(r["protocol"] == proto for r in shipped), "re-make report/choices/ with hw3 develop --profile quick"

@@ -13,21 +13,29 @@ from pathlib import Path
 from hw3lib.report.build import notebook_parameters, plan_report, resolve_data
 
 
+def development_setup(plan, data_root: Path):
+    """``(base, names, p)`` for the plan's Problem 4: the shared recipe, the candidate methods (DANN first) and the
+    notebook's parameters (``p["dev_seeds"]``, ``p["knobs"]``...), as the notebook resolves them."""
+    from hw3lib.methods import improved
+    from hw3lib.report.plan import _defaults
+    from hw3lib.train.uda import UDAConfig
+
+    p = {**_defaults(plan.source("p4_uda")), **notebook_parameters(plan, data_root)["p4_uda"]}
+    base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], evals=p["evals"],
+                     device=str(plan.device))
+    return base, ["dann", *(p["methods"] or improved(shared_recipe=True))], p
+
+
 def run_develop(profile: str, data: str | None = None, overrides=(), device: str = "auto", *,
                 fresh: bool = False) -> tuple[dict, str, Path]:
     """The choices for the profile's Problem 4 (developed here, or recorded), where they came from, and the file."""
     from hw3lib.data.layout import UDA_PAIRS
-    from hw3lib.methods import improved
     from hw3lib.project import recorded_choices
-    from hw3lib.report.plan import _defaults
-    from hw3lib.train.uda import UDAConfig, develop
+    from hw3lib.train.uda import develop
 
     plan = plan_report(profile, "report", device, overrides, only="p4")
     root = resolve_data(plan.profile, data, plan.figures).dir
-    p = {**_defaults(plan.source("p4_uda")), **notebook_parameters(plan, root)["p4_uda"]}
-    base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], evals=p["evals"],
-                     device=str(plan.device))
-    names = ["dann", *(p["methods"] or improved(shared_recipe=True))]
+    base, names, p = development_setup(plan, root)
     record, where = develop.choose(base, root, p["run_dir"], names=names, pairs=UDA_PAIRS, seeds=p["dev_seeds"],
                                    holdout=p["dev_holdout"], knobs=p["knobs"] or {}, grid=p["dev_grid"],
                                    recorded_files=() if fresh else recorded_choices())
