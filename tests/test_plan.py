@@ -32,7 +32,9 @@ def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
     # ... and weighs all on the development tasks. No data yet, so no recorded development choice fits it: the plan
     # lists the development runs too.
     dev = [r for r in by_problem["p4_uda"] if r.run_dir.parent.name == "dev"]
-    assert len(dev) == 3 * len(develop.candidates(["dann", *shared]))
+    dev_seeds = planning._defaults(package_notebooks_dir() / "p4_uda.ipynb")["dev_seeds"]
+    assert len(dev) == 3 * len(develop.candidates(["dann", *shared])) * len(dev_seeds)
+    assert {r.seed for r in dev} == set(dev_seeds)
     assert {r.method for r in dev} == {"dann", *shared}
     course = {r.method for r in by_problem["p4_uda"] if r.run_dir.parent.name != "dev"}
     assert course == {"gta", *compared}

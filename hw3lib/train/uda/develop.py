@@ -8,7 +8,8 @@ a time, written in the method's file before any run) — trains on S → X with 
 train images less a held-out labelled development split (``UDAConfig.holdout``: 1000 images, at most half of X's
 train images; :func:`hw3lib.train.uda.runs.development_split`). Its unsupervised validator picks the checkpoint
 within the run as always; that checkpoint's accuracy on the development split is the candidate's score, averaged
-over the development seeds. The best-scoring candidate of each pair is what Problem 4 hands in for S → T (ties: the
+over the development seeds (the notebook's ``dev_seeds``: two, since one seed's choice depended on the seed,
+docs/NOTES.md). The best-scoring candidate of each pair is what Problem 4 hands in for S → T (ties: the
 earlier candidate, DANN first). No label of T and no test split of any domain is read; the course data gives train
 labels for every domain, so a student runs the same protocol on it.
 
