@@ -44,6 +44,16 @@ def test_show_table_displays_and_writes_csv_md_tex(tmp_path, monkeypatch):
     assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*"))
 
 
+def test_a_two_level_index_is_two_columns_in_markdown(tmp_path):
+    df = pd.DataFrame({"accuracy": ["37.65", "84.00"]},
+                      index=pd.MultiIndex.from_tuples([("usps → mnistm", "DANN"), ("usps → mnistm", "AdaMatch + MCC")],
+                                                      names=["course pair", "candidate"]))
+    md = write_table(df, "p4_development", folder=tmp_path)["md"].read_text().splitlines()
+    assert md[0] == "| course pair | candidate | accuracy |" and md[1] == "|---|---|---|"
+    assert md[3] == "| usps → mnistm | AdaMatch + MCC | 84.00 |"
+    assert next(csv.reader((tmp_path / "p4_development.csv").open())) == ["course pair", "candidate", "accuracy"]
+
+
 def test_tables_folder_defaults_to_the_project_and_names_are_checked(tmp_path, monkeypatch):
     monkeypatch.delenv("HW3_TABLES_DIR", raising=False)
     monkeypatch.setenv("HW3_ROOT", str(tmp_path))

@@ -70,8 +70,11 @@ def _keeps_index(df: pd.DataFrame) -> bool:
 def to_markdown(df: pd.DataFrame, caption: str | None = None) -> str:
     """A GitHub-flavoured pipe table (index as the first column when meaningful)."""
     index = _keeps_index(df)
-    head = ([str(df.index.name or "")] if index else []) + [str(c) for c in df.columns]
-    rows = [([_cell(i)] if index else []) + [_cell(v) for v in row] for i, row in zip(df.index, df.itertuples(False))]
+    names = [str(n or "") for n in df.index.names] if index else []  # a MultiIndex: one column per level
+    head = names + [str(c) for c in df.columns]
+    keys = [i if isinstance(i, tuple) else (i,) for i in df.index]
+    rows = [([_cell(k) for k in key] if index else []) + [_cell(v) for v in row]
+            for key, row in zip(keys, df.itertuples(False))]
 
     def line(cells):
         return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
