@@ -147,7 +147,7 @@ def test_the_develop_command_runs_the_profiles_protocol_then_reuses_it(tiny_cour
 
 def test_the_shipped_choices_fit_the_quick_profiles_protocol(tmp_path):
     """The quick report on the embedded data loads ``report/choices/quick-embedded.json``; a grid, a method or a
-    recipe changed without re-recording it would make every such report re-develop (48 runs) instead."""
+    recipe changed without re-recording it would make every such report re-develop (96 runs) instead."""
     from hw3lib.project import recorded_choices
     from hw3lib.report.build import plan_report
     from hw3lib.report.develop import development_setup

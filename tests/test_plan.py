@@ -27,14 +27,14 @@ def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
     runs = _runs("quick", tmp_path, "quick")
     by_problem = {p: [r for r in runs if r.problem == p] for p in ("p1_vae", "p2_gan", "p3_dann", "p4_uda")}
     shared = methods.improved(shared_recipe=True)  # the registry's methods on the shared recipe, + GTA's 3 runs
-    compared = develop.compared(shared, planning._defaults(package_notebooks_dir() / "p4_uda.ipynb")["compare"])
+    p4 = planning._defaults(package_notebooks_dir() / "p4_uda.ipynb")
+    compared = develop.compared(shared, p4["compare"])
     assert 0 < len(compared) < len(shared)  # the quick budget compares some on the course pairs ...
     # ... and weighs all on the development tasks. No data yet, so no recorded development choice fits it: the plan
     # lists the development runs too.
     dev = [r for r in by_problem["p4_uda"] if r.run_dir.parent.name == "dev"]
-    dev_seeds = planning._defaults(package_notebooks_dir() / "p4_uda.ipynb")["dev_seeds"]
-    assert len(dev) == 3 * len(develop.candidates(["dann", *shared])) * len(dev_seeds)
-    assert {r.seed for r in dev} == set(dev_seeds)
+    assert len(dev) == 3 * len(develop.candidates(["dann", *shared])) * len(p4["dev_seeds"])
+    assert {r.seed for r in dev} == set(p4["dev_seeds"])
     assert {r.method for r in dev} == {"dann", *shared}
     course = {r.method for r in by_problem["p4_uda"] if r.run_dir.parent.name != "dev"}
     assert course == {"gta", *compared}
