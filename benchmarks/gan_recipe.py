@@ -47,6 +47,14 @@ CONDITIONS = {
     "ls": dict(diffaugment="", real_label=0.9),
     "diffaug_t": dict(diffaugment="translation"),
     "diffaug_tc": dict(diffaugment="translation,cutout"),
+    # added for recall (2026-12-05, fourth session; the discriminator wins throughout, D(x) ~ 0.9, D(G(z)) ~ 0.08):
+    # a slower D, a faster G, and twice the updates at the same images seen
+    "d_slow": dict(lr_d=1e-4),
+    "g_fast": dict(lr=4e-4, lr_d=2e-4),
+    "b16": dict(batch_size=16, max_steps=1250),
+    # round 2, after round 1 showed g_fast's FD gain: is it G's step size or both nets' ("lr4")?
+    "g_fast_hi": dict(lr=8e-4, lr_d=2e-4),
+    "lr4": dict(lr=4e-4, lr_d=4e-4),
 }
 METRICS = ("fd", "precision", "recall", "coverage", "c2st")
 VAL_SEED = 12345  # the permutation that picks the validation faces
@@ -72,7 +80,7 @@ def classifier(fit: FaceSet, run_dir: Path) -> AttributeClassifier:
 
 
 def run(condition: str, seed: int, fit: FaceSet, run_dir: Path) -> tuple[dict, float]:
-    cfg = gan.GANConfig(seed=seed, **BASE, **CONDITIONS[condition])
+    cfg = gan.GANConfig(**{**BASE, **CONDITIONS[condition]}, seed=seed)
     if finished_checkpoint(run_dir, gan.KIND, cfg) is None:
         seed_everything(seed)
         netG, netD = gan.build_models(cfg)

@@ -203,8 +203,8 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
             if "attr_run_dir" in p:  # Problem 1's sample metrics use the attribute classifier too
                 add_attr(name)
         elif name == "p2_gan":
-            cfg = GANConfig(epochs=p["epochs"], batch_size=p["batch_size"], ngf=p["ngf"], ndf=p["ndf"],
-                            seed=p["seed"], max_steps=p["max_steps"], device=p["device"])
+            cfg = GANConfig(epochs=p["epochs"], batch_size=p["batch_size"], ngf=p["ngf"], ndf=p["ndf"], lr=p["lr"],
+                            lr_d=p["lr_d"], seed=p["seed"], max_steps=p["max_steps"], device=p["device"])
             add(name, "gan", cfg, GAN_KIND, cfg.total_steps(n_face), p["run_dir"])
             add_attr(name)
             # Problem 2 compares with Problem 1's VAE (any finished one): trained here when Problem 1 is not
