@@ -55,6 +55,9 @@ CONDITIONS = {
     # round 2, after round 1 showed g_fast's FD gain: is it G's step size or both nets' ("lr4")?
     "g_fast_hi": dict(lr=8e-4, lr_d=2e-4),
     "lr4": dict(lr=4e-4, lr_d=4e-4),
+    # round 3, after g_fast_hi (8e-4 / 2e-4) was adopted: does G gain further beyond 4x D's rate, or with both faster?
+    "g_x8": dict(lr=1.6e-3, lr_d=2e-4),
+    "lr8": dict(lr=8e-4, lr_d=4e-4),
 }
 METRICS = ("fd", "precision", "recall", "coverage", "c2st")
 VAL_SEED = 12345  # the permutation that picks the validation faces
