@@ -78,8 +78,9 @@ def _finished(file: Path, problem: str, folder: Path, root: Path, what: str = ""
     return file
 
 
-def selected_run(p4_dir: Path, source: str, target: str) -> Path | None:
-    """The run ``p4_dir/metrics.json`` selects for ``source_target`` (None when it names none)."""
+def selected_run(p4_dir: Path, source: str, target: str) -> list[Path] | None:
+    """The checkpoints ``p4_dir/metrics.json`` selects for ``source_target`` — one run, or an ensemble's members —
+    (None when it names none)."""
     metrics = p4_dir / "metrics.json"
     if not metrics.is_file():
         return None
@@ -90,49 +91,61 @@ def selected_run(p4_dir: Path, source: str, target: str) -> Path | None:
     if selected is None:
         return None
     key = f"{source}_{target}"
-    if not isinstance(selected, dict) or not isinstance(selected.get(key, ""), str):
-        raise ValueError(f"{_shown(metrics)}: selected_runs must map 'source_target' to a run folder")
-    if not selected.get(key):
+    value = selected.get(key, "") if isinstance(selected, dict) else None
+    runs = [value] if isinstance(value, str) else value
+    if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
+        raise ValueError(f"{_shown(metrics)}: selected_runs must map 'source_target' to a run folder or a list of "
+                         f"them")
+    runs = [r for r in runs if r]
+    if not runs:
         return None
-    run = Path(selected[key])
-    return checkpoint.resolve(run if run.is_absolute() else p4_dir / run)
+    return [checkpoint.resolve(Path(r) if Path(r).is_absolute() else p4_dir / r) for r in runs]
 
 
-def find_checkpoint(problem: str, target: str | None = None, runs: str | Path | None = None) -> Path:
-    """The finished checkpoint the course script of ``problem`` uses (``ValueError``: one line, what to run)."""
+def find_checkpoints(problem: str, target: str | None = None, runs: str | Path | None = None) -> list[Path]:
+    """The finished checkpoints the course script of ``problem`` uses — one, or Problem 4's ensemble members
+    (``ValueError``: one line, what to run)."""
     from hw3lib.data.layout import UDA_PAIRS
     from hw3lib.predict import find_run
 
     root = runs_root(runs)
     folder = root / PROBLEMS[problem][0]
     if problem in ("p1", "p2"):
-        return _finished(checkpoint.resolve(folder), problem, folder, root)
+        return [_finished(checkpoint.resolve(folder), problem, folder, root)]
     source = next(s for s, t in UDA_PAIRS if t == target)
     what = f" for {source} → {target}"
     if problem == "p4" and (chosen := selected_run(folder, source, target)) is not None:
-        if not chosen.is_file():
-            raise ValueError(f"{_shown(folder / 'metrics.json')}: selected_runs['{source}_{target}'] is "
-                             f"{_shown(chosen.parent)}, which holds no {checkpoint.CKPT_NAME}")
-        return _finished(chosen, problem, folder, root, what)
+        for file in chosen:
+            if not file.is_file():
+                raise ValueError(f"{_shown(folder / 'metrics.json')}: selected_runs['{source}_{target}'] names "
+                                 f"{_shown(file.parent)}, which holds no {checkpoint.CKPT_NAME}")
+        return [_finished(file, problem, folder, root, what) for file in chosen]
     if not folder.is_dir():
         raise _missing(problem, folder, root, what)
     try:
         file = find_run(folder, target, "dann" if problem == "p3" else None)
     except ValueError:
         raise _missing(problem, folder, root, what) from None
-    return _finished(file, problem, folder, root, what)
+    return [_finished(file, problem, folder, root, what)]
+
+
+def find_checkpoint(problem: str, target: str | None = None, runs: str | Path | None = None) -> Path:
+    """The one finished checkpoint of :func:`find_checkpoints` (the first member of an ensemble)."""
+    return find_checkpoints(problem, target, runs)[0]
 
 
 def _cli(args) -> int:
     from hw3lib.cli import main
 
-    file = find_checkpoint(args.problem, getattr(args, "target", None), args.runs)
-    print(f"hw3 handin {args.problem}: using {_shown(file.parent)}", file=sys.stderr)
+    files = find_checkpoints(args.problem, getattr(args, "target", None), args.runs)
+    shown = ", ".join(_shown(f.parent) for f in files)
+    print(f"hw3 handin {args.problem}: using {shown}" + (f" (a mean-probability ensemble of {len(files)})"
+                                                        if len(files) > 1 else ""), file=sys.stderr)
     if args.problem in ("p1", "p2"):
         what = "vae" if args.problem == "p1" else "gan"
-        return main(["generate", what, "--ckpt", str(file), "--out", args.out, "--seed", str(args.seed),
+        return main(["generate", what, "--ckpt", str(files[0]), "--out", args.out, "--seed", str(args.seed),
                      "--device", args.device])
-    return main(["predict", "--ckpt", str(file), "--images", args.images, "--target", args.target,
+    return main(["predict", "--ckpt", *map(str, files), "--images", args.images, "--target", args.target,
                  "--out", args.out, "--device", args.device])
 
 

@@ -1,11 +1,14 @@
 """``hw3 predict`` (the course's hw3_p3.sh / hw3_p4.sh interface) and ``hw3 eval``.
 
     hw3 predict --ckpt RUN_DIR --images IMG_DIR --target mnistm --out pred.csv
+    hw3 predict --ckpt RUN_A RUN_B RUN_C --images IMG_DIR --target mnistm --out pred.csv   # an ensemble
     hw3 eval pred.csv gt.csv
 
 ``predict`` writes ``image_name,label`` for every PNG in IMG_DIR, sorted by name. RUN_DIR is one run folder
 (``checkpoint.pt`` inside) or a folder of run folders; then the run whose target is ``--target`` is used
-(``--method`` picks among several; DANN first, then GTA). Works for DANN-network and GTA checkpoints.
+(``--method`` picks among several; DANN first, then GTA). Works for DANN-network and GTA checkpoints. Several
+``--ckpt`` answer as their mean-probability ensemble (Problem 4's hand-in when its development protocol chose one:
+:class:`hw3lib.train.uda.runs.MeanProbability`); every run must be for the same target.
 """
 from __future__ import annotations
 
@@ -57,19 +60,28 @@ def find_run(ckpt: str | Path, target: str | None, method: str | None = None) ->
     return best[2]
 
 
-def predict_folder(ckpt: str | Path, images: str | Path, *, target: str | None = None, method: str | None = None,
-                   device: str = "auto") -> tuple[list[str], list[int]]:
-    """Names and predicted digits for every PNG in ``images``."""
+def predict_folder(ckpt: str | Path | list[str | Path], images: str | Path, *, target: str | None = None,
+                   method: str | None = None, device: str = "auto") -> tuple[list[str], list[int]]:
+    """Names and predicted digits for every PNG in ``images``; several ``ckpt``: their mean-probability ensemble."""
     from hw3lib.device import get_device
     from hw3lib.eval.uda import predict_labels
     from hw3lib.train.uda import load_models
+    from hw3lib.train.uda.runs import MeanProbability
 
     names, x = read_folder(images)  # the inputs first: a bad image folder is named before any model loads
-    file = find_run(ckpt, target, method)
-    models, config = load_models(checkpoint.load(file), get_device(device))
-    if target is not None and config.target != target:
-        raise ValueError(f"{file} was trained for target {config.target!r}, not {target!r}")
-    return names, predict_labels(config.spec.classifier(models, config), x).tolist()
+    classifiers, targets = [], set()
+    for one in ckpt if isinstance(ckpt, (list, tuple)) else [ckpt]:
+        file = find_run(one, target, method)
+        models, config = load_models(checkpoint.load(file), get_device(device))
+        if target is not None and config.target != target:
+            raise ValueError(f"{file} was trained for target {config.target!r}, not {target!r}")
+        targets.add(config.target)
+        if len(targets) > 1:
+            raise ValueError(f"{file} was trained for target {config.target!r}, the other runs for "
+                             f"{sorted(targets - {config.target})[0]!r}: an ensemble's runs share one target")
+        classifiers.append(config.spec.classifier(models, config))
+    clf = classifiers[0] if len(classifiers) == 1 else MeanProbability(classifiers)
+    return names, predict_labels(clf, x).tolist()
 
 
 def read_labels(path: str | Path) -> dict[str, int]:
@@ -128,7 +140,9 @@ def register(groups) -> None:
     p = root.add_parser("predict", help="predict digit labels for a folder of PNGs (course hw3_p3/p4 interface)",
                         description="Write image_name,label for every PNG in --images, sorted by name, with a "
                                     "DANN-network or GTA run.")
-    p.add_argument("--ckpt", required=True, help="run folder (checkpoint.pt) or a folder of run folders")
+    p.add_argument("--ckpt", required=True, nargs="+", metavar="RUN",
+                   help="run folder (checkpoint.pt) or a folder of run folders; several: their mean-probability "
+                        "ensemble")
     p.add_argument("--images", required=True, help="folder of .png digits")
     p.add_argument("--target", choices=DIGIT_DOMAINS, default=None,
                    help="target domain of the run to use (checked against the checkpoint)")

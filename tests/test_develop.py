@@ -91,13 +91,18 @@ def test_recorded_choices_are_reused_only_on_the_same_data_and_protocol(tiny_cou
     assert not develop.recorded([shipped], other, develop.protocol(base, ["dann"], [0], 10), [("svhn", "usps")])
 
 
+def _record(data, choice: list[tuple[str, dict]]) -> dict:
+    members = [{"method": m, "knobs": k, "label": develop.Candidate(m, tuple(k.items())).label} for m, k in choice]
+    return {"version": develop.VERSION, "protocol": {}, "pairs": {"usps_mnistm": {
+        "development_task": "usps_svhn", "data_id": develop.data_id(data, ("usps", "svhn")), "scores": [],
+        "choice": {"label": develop.Choice.from_dict({"members": members}).label, "members": members}}}}
+
+
 def test_handin_is_the_chosen_run_and_the_cli_applies_a_choice(tiny_course_data, tmp_path, capsys):
     from hw3lib import checkpoint
     from hw3lib.cli import main
 
-    record = {"version": develop.VERSION, "protocol": {}, "pairs": {"usps_mnistm": {
-        "development_task": "usps_svhn", "data_id": develop.data_id(tiny_course_data, ("usps", "svhn")), "scores": [],
-        "choice": {"method": "mcc", "knobs": {"temperature": 1.0}, "label": "MCC (temperature = 1.0)"}}}}
+    record = _record(tiny_course_data, [("mcc", {"temperature": 1.0})])
     base = UDAConfig(**TINY, device="cpu")
     handin = develop.handin_runs(record, base, tiny_course_data, tmp_path / "p4", seeds=[0])
     r = handin[("hand-in", "usps", "mnistm", 0)]
@@ -121,6 +126,115 @@ def test_handin_is_the_chosen_run_and_the_cli_applies_a_choice(tiny_course_data,
     assert main(["train", "uda", "--choices", str(file), "--source", "usps", "--target", "mnistm", "--data",
                  str(tiny_course_data), "--out", str(tmp_path / "y"), "--device", "cpu"]) == 2
     assert "made on other data" in capsys.readouterr().err
+
+
+def test_an_ensemble_hand_in_averages_its_members_probabilities_everywhere(tiny_course_data, tmp_path, capsys):
+    """An ensemble choice: the hand-in's accuracy is the mean-probability ensemble's, computed here by hand from
+    its members; ``hw3 predict`` with the members' folders writes the same labels; ``--choices`` trains one member
+    at a time."""
+    import torch
+
+    from hw3lib.cli import main
+    from hw3lib.data import digits
+    from hw3lib.eval.uda import predict_logits
+
+    record = _record(tiny_course_data, [("dann", {}), ("mcc", {"temperature": 1.0})])
+    base = UDAConfig(**TINY, device="cpu")
+    existing = {("dann", "usps", "mnistm", 0): develop.train_or_load(
+        base.for_method("dann", source="usps", target="mnistm"), tiny_course_data, tmp_path / "p3" / "dann")}
+    r = develop.handin_runs(record, base, tiny_course_data, tmp_path / "p4", seeds=[0],
+                            existing=existing)[("hand-in", "usps", "mnistm", 0)]
+    assert [m.config.method for m in r.members] == ["dann", "mcc"] and r.members[0] is existing[
+        ("dann", "usps", "mnistm", 0)]
+    test = digits(tiny_course_data, "mnistm", "test")
+    probs = sum(torch.softmax(predict_logits(m.classifier, test.images).float(), 1) for m in r.members) / 2
+    by_hand = float((probs.argmax(1) == test.labels).double().mean() * 100)
+    assert r.metrics["target_acc"] == pytest.approx(by_hand)
+    assert r.metrics["member_acc"] == [m.metrics["target_acc"] for m in r.members]
+    assert r.run_dirs == [m.run_dir for m in r.members]
+    out = tmp_path / "pred.csv"
+    assert main(["predict", "--ckpt", *map(str, r.run_dirs), "--images", str(tiny_course_data / "digits" / "mnistm"
+                                                                              / "test"),
+                 "--target", "mnistm", "--out", str(out), "--device", "cpu"]) == 0
+    written = dict(line.split(",") for line in out.read_text().splitlines()[1:])
+    assert [int(written[n]) for n in test.names] == probs.argmax(1).tolist()
+    file = tmp_path / "choices.json"
+    file.write_text(json.dumps(record))
+    args = ["train", "uda", "--choices", str(file), "--source", "usps", "--target", "mnistm", "--data",
+            str(tiny_course_data), "--steps", "2", "--batch-size", "8", "--evals", "1", "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "m0")]) == 2
+    assert "chose an ensemble of 2" in capsys.readouterr().err
+    assert main([*args, "--member", "2", "--out", str(tmp_path / "m2")]) == 0
+    from hw3lib import checkpoint
+    assert checkpoint.load(tmp_path / "m2")["config"]["knobs"]["temperature"] == 1.0
+
+
+def test_a_paused_run_resumed_ends_as_if_trained_in_one_go(tiny_course_data, tmp_path):
+    """Successive halving pauses a run at a rung and may resume it: the same weights, history and metrics."""
+    import torch
+
+    from hw3lib.train.uda.runs import advance, progress
+
+    cfg = UDAConfig(method="mcc", steps=6, epochs=0, batch_size=8, evals=3, device="cpu", holdout=10,
+                    source="usps", target="svhn")
+    at = advance(cfg, tiny_course_data, tmp_path / "paused", 2)
+    assert (at.step, at.finished) == (2, False) and at.history["eval_step"] == [2]
+    assert progress(cfg, tiny_course_data, tmp_path / "paused").step == 2
+    assert advance(cfg, tiny_course_data, tmp_path / "paused", 2).step == 2  # already there: read, not trained
+    resumed = develop.train_or_load(cfg, tiny_course_data, tmp_path / "paused")
+    whole = develop.train_or_load(cfg, tiny_course_data, tmp_path / "whole")
+    assert resumed.history == whole.history and resumed.metrics == whole.metrics
+    for a, b in zip(resumed.models["dann"].state_dict().values(), whole.models["dann"].state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_successive_halving_stops_the_worst_at_a_rung_and_ensembles_the_best(tiny_course_data, tmp_path):
+    """Six candidates, checkpoints scored at steps 2, 4, 6: the best half go on at step 2 (never fewer than the
+    largest ensemble), the rest keep a paused checkpoint; ensembles of the best finished candidates are scored on
+    the held-out split as the mean of their members' probabilities, and the choice is the best of all."""
+    import numpy as np
+    import torch
+
+    from hw3lib import checkpoint
+    from hw3lib.train.uda.runs import mean_probabilities, target_sets
+
+    base = UDAConfig(steps=6, epochs=0, batch_size=8, evals=3, device="cpu")
+    names = ["dann", "mcc", "adamatch"]
+    cands = develop.candidates(names)
+    assert len(cands) == 6
+    record = develop.develop(base, tiny_course_data, tmp_path / "runs", names=names, pairs=[("usps", "mnistm")],
+                             holdout=10)
+    entry = record["pairs"]["usps_mnistm"]
+    assert entry["rung_steps"] == [2, 4]
+    stopped = [s for s in entry["scores"] if s["stopped_at"]]
+    went_on = [s for s in entry["scores"] if not s["stopped_at"]]
+    assert len(went_on) == develop.kept(6, develop.RUNGS[0][1]) == 3 and {s["stopped_at"] for s in stopped} == {2}
+    assert min(s["rungs"][0] for s in went_on) >= max(s["rungs"][0] for s in stopped)
+    folders = {c.label: develop.run_folder(tmp_path / "runs", develop.candidate_config(
+        base, c, "usps", "svhn", 0, holdout=10), c) for c in cands}
+    for s in entry["scores"]:
+        payload = checkpoint.load(folders[s["label"]])
+        assert (payload["finished"], payload["step"]) == ((False, 2) if s["stopped_at"] else (True, 6))
+    # Each ensemble: the k best finished candidates, its score recomputed from the members' runs by hand.
+    ranked = sorted(went_on, key=lambda s: -s["accuracy"])
+    for e in entry["ensembles"]:
+        assert [m["label"] for m in e["members"]] == [s["label"] for s in ranked[:e["k"]]]
+        runs = [develop.train_or_load(develop.candidate_config(base, develop.Candidate.from_dict(m), "usps", "svhn",
+                                                               0, holdout=10), tiny_course_data,
+                                      folders[m["label"]]) for m in e["members"]]
+        held = target_sets(runs[0].config, tiny_course_data)[1]
+        for run, m in zip(runs, e["members"]):  # one member alone scores what its run recorded
+            alone = (mean_probabilities([run.classifier], held.images).argmax(1) == held.labels).double().mean()
+            assert float(alone) * 100 == pytest.approx(next(s["accuracy"] for s in went_on if s["label"] == m["label"]))
+        probs = mean_probabilities([r.classifier for r in runs], held.images)
+        assert e["accuracy"] == pytest.approx(round(float((probs.argmax(1) == held.labels).double().mean()) * 100, 2))
+    best = max([s["accuracy"] for s in went_on] + [e["accuracy"] for e in entry["ensembles"]])
+    assert entry["choice"]["accuracy"] == best
+    assert np.isclose(best, max(s["accuracy"] for s in entry["scores"] + entry["ensembles"]
+                                if not s.get("stopped_at")))
+    # Exhaustive (no halving): every candidate finishes; a recorded halving choice is not this protocol's.
+    assert develop.protocol(base, names, [0], 10, halve=False) != record["protocol"]
+    del torch
 
 
 def test_the_develop_command_runs_the_profiles_protocol_then_reuses_it(tiny_course_data, tmp_path, capsys):
@@ -155,6 +269,6 @@ def test_the_shipped_choices_fit_the_quick_profiles_protocol(tmp_path):
     plan = plan_report("quick", tmp_path / "report", "cpu", only="p4")
     base, names, p = development_setup(plan, tmp_path / "data")
     proto = json.loads(json.dumps(develop.protocol(base, names, p["dev_seeds"], p["dev_holdout"], p["knobs"] or {},
-                                                   p["dev_grid"])))
+                                                   p["dev_grid"], p["dev_halving"])))
     shipped = [json.loads(f.read_text()) for f in recorded_choices()]
     assert any(r["protocol"] == proto for r in shipped), "re-make report/choices/ with hw3 develop --profile quick"

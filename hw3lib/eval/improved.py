@@ -161,43 +161,73 @@ def choice_note(selected: Mapping[str, str], results: Mapping[tuple[str, str, st
     return text
 
 
-def development_table(record: Mapping[str, Any], summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def _development_rows(key: str, entry: Mapping[str, Any], summary: Mapping[str, Mapping[str, Any]]) -> list[dict]:
+    """One row per single candidate and per ensemble of a course pair's development task."""
+    src, tgt = key.split("_", 1)
+    chosen = entry["choice"]["label"]
+    rows = []
+    for sc in [*entry["scores"], *entry.get("ensembles", [])]:
+        is_choice = sc["label"] == chosen
+        single = "members" not in sc
+        course = summary.get(HANDIN, {}).get(key) if is_choice else (
+            summary.get(sc["method"], {}).get(key) if single and not sc.get("knobs") else None)
+        stopped = sc.get("stopped_at")
+        rows.append({"course pair": pair_label(src, tgt), "candidate": sc["label"],
+                     "development task": pair_label(*entry["development_task"].split("_", 1)),
+                     "development accuracy (%)": sc["accuracy"],
+                     "stopped at step": stopped if stopped else "—",
+                     "chosen": "✓" if is_choice else "",
+                     "course pair target-test (%), this report": cell_text(course) if course else "—"})
+    return rows
+
+
+def development_table(record: Mapping[str, Any], summary: Mapping[str, Mapping[str, Any]], *,
+                      within: float | None = None) -> pd.DataFrame:
     """The development protocol's table: per course pair, every candidate's accuracy on its development task's
-    held-out split (mean over the development seeds, the validator's checkpoint), the choice, and — where the
-    candidate also ran on the course pair in this report — its target-test accuracy there (for reading the
-    protocol; it chose nothing)."""
+    held-out split (mean over the development seeds, the validator's checkpoint; a candidate the successive halving
+    stopped shows its score at that rung), the ensembles of the best candidates that finished, the choice, and —
+    where the candidate also ran on the course pair in this report — its target-test accuracy there (for reading
+    the protocol; it chose nothing). ``within``: only the rows within that many points of the choice's score, and
+    no stopped candidate (the body of the report; the whole table goes to its appendix)."""
     rows = []
     for key, entry in (record.get("pairs") or {}).items():
-        src, tgt = key.split("_", 1)
-        dev = pair_label(*entry["development_task"].split("_", 1))
-        chosen = entry["choice"]
-        for sc in entry["scores"]:
-            is_choice = sc["method"] == chosen["method"] and (sc.get("knobs") or {}) == (chosen.get("knobs") or {})
-            course = summary.get(HANDIN, {}).get(key) if is_choice else (
-                summary.get(sc["method"], {}).get(key) if not sc.get("knobs") else None)
-            n = len(sc["values"])
-            rows.append({"course pair": pair_label(src, tgt), "candidate": sc["label"], "development task": dev,
-                         "development accuracy (%)": f"{sc['accuracy']:.2f}" + (f" (n = {n})" if n > 1 else ""),
-                         "chosen": "✓" if is_choice else "",
-                         "course pair target-test (%), this report": cell_text(course) if course else "—"})
-    return pd.DataFrame(rows).set_index(["course pair", "candidate"]) if rows else pd.DataFrame()
+        top = entry["choice"].get("accuracy", 0.0)
+        rows += [r for r in _development_rows(key, entry, summary)
+                 if within is None or (r["stopped at step"] == "—" and r["development accuracy (%)"] >= top - within)]
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    df["development accuracy (%)"] = df["development accuracy (%)"].map(lambda v: f"{v:.2f}")
+    if within is not None or (df["stopped at step"] == "—").all():
+        df = df.drop(columns=["stopped at step"])
+    return df.set_index(["course pair", "candidate"])
 
 
-def handin_note(record: Mapping[str, Any], source: str, summary: Mapping[str, Mapping[str, Any]]) -> str:
-    """What Problem 4 hands in and why, from the choices and this run's numbers. Markdown."""
+def handin_note(record: Mapping[str, Any], source: str, summary: Mapping[str, Mapping[str, Any]],
+                members: Mapping[str, Iterable[float]] | None = None) -> str:
+    """What Problem 4 hands in and why, from the choices and this run's numbers (``members``: per pair, the
+    target-test accuracy of each member of a chosen ensemble, first seed). Markdown."""
     p = record.get("protocol") or {}
+    rungs = p.get("rungs") or []
+    halving = (f"; successive halving kept {', then '.join(f'{r[1]:.0%}' for r in rungs)} of the candidates at "
+               f"scored checkpoint{'s' if len(rungs) > 1 else ''} {', '.join(str(r[0]) for r in rungs)}"
+               if rungs else "")
     lines = [f"**The hand-in, chosen on development tasks** ({source}; {len(p.get('seeds') or [])} development "
-             f"seed(s), {len(p.get('candidates') or [])} candidates per pair): "]
+             f"seed(s), {len(p.get('candidates') or [])} candidates per pair and the ensembles of the best "
+             f"{' and '.join(str(k) for k in p.get('ensembles') or [])}{halving}): "]
     parts = []
     for key, entry in (record.get("pairs") or {}).items():
         src, tgt = key.split("_", 1)
-        best = next(sc for sc in entry["scores"] if sc["label"] == entry["choice"]["label"])
-        text = (f"{pair_label(src, tgt)}: {entry['choice']['label']} ({best['accuracy']:.2f} % on "
-                f"{entry.get('held_out', '?')} held-out images of {pair_label(*entry['development_task'].split('_', 1))})")
+        ch = entry["choice"]
+        text = (f"{pair_label(src, tgt)}: {ch['label']} ({ch['accuracy']:.2f} % on {entry.get('held_out', '?')} "
+                f"held-out images of {pair_label(*entry['development_task'].split('_', 1))})")
         hand, dann = summary.get(HANDIN, {}).get(key), summary.get("dann", {}).get(key)
         if hand and dann:
             text += (f", {hand['mean']:.2f} % on the course pair's target test against DANN's {dann['mean']:.2f} % "
                      f"({hand['mean'] - dann['mean']:+.2f} points)")
+        accs = list((members or {}).get(key) or [])
+        if len(accs) > 1:
+            text += f"; its members alone: {', '.join(f'{a:.2f} %' for a in accs)}"
         parts.append(text)
     return lines[0] + "; ".join(parts) + "."
 
@@ -299,9 +329,11 @@ def details_table(configs: Mapping[str, Any], n_seeds: int) -> pd.DataFrame:
 
 def metrics_dict(summary: Mapping[str, Any], selection: Mapping[str, Any], configs: Mapping[str, Any], seeds: list[int],
                  selected_runs: Mapping[str, str], data: Mapping[str, Any] | None = None, *,
-                 choices: Mapping[str, Any] | None = None, choices_source: str = "") -> dict[str, Any]:
+                 choices: Mapping[str, Any] | None = None, choices_source: str = "",
+                 members: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every number Problem 4's tables show, under readable keys (``run_dir/metrics.json``); ``selected_runs``
-    names, per pair, the hand-in run (the development protocol's choice, ``choices``) for ``hw3_p4.sh``."""
+    names, per pair, the hand-in's runs (the development protocol's choice, ``choices``: one run, or an ensemble's
+    members, whose own target-test accuracies are ``members``) for ``hw3_p4.sh``."""
     import dataclasses
 
     cell = lambda c: {kk: c[kk] for kk in ("mean", "std", "n", "values", "seeds")}  # noqa: E731
@@ -320,6 +352,7 @@ def metrics_dict(summary: Mapping[str, Any], selection: Mapping[str, Any], confi
                           for k, c in cells.items()} for m, cells in selection.items()},
         "selected_runs": dict(selected_runs),
         "handin": {k: {**(choices or {}).get("pairs", {}).get(k, {}).get("choice", {}),
+                       "member_target_acc": (members or {}).get(k),
                        "target_acc": cell(summary[HANDIN][k]) if k in summary.get(HANDIN, {}) else None}
                    for k in (choices or {}).get("pairs", {})},
         "development": dict(choices or {}),

@@ -520,15 +520,17 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
     params = notebook_parameters(plan, found.dir)
     progress = progress and os.environ.get("HW3_PROGRESS", "1") != "0"
     if jobs != 0:  # the plan's runs first, in parallel; the notebooks then load them
-        from hw3lib.report.pool import train_planned
+        from hw3lib.report.pool import train_in_stages, train_planned
 
-        try:
-            to_train = planned(plan, found.dir, found.sizes, params)
-        except KeyError as exc:  # a notebook of your own without a parameter the plan reads
-            print(f"hw3 report: no run plan (a notebook has no parameter {exc}): each notebook trains its own runs",
-                  file=sys.stderr, flush=True)
-            to_train = []
-        train_planned(to_train, found.dir, plan.device, jobs=jobs, threads=threads, progress=progress)
+        def to_train():  # planned anew after each stage: the development protocol's rungs
+            try:
+                return planned(plan, found.dir, found.sizes, params)
+            except KeyError as exc:  # a notebook of your own without a parameter the plan reads
+                print(f"hw3 report: no run plan (a notebook has no parameter {exc}): each notebook trains its own "
+                      f"runs", file=sys.stderr, flush=True)
+                return []
+        train_in_stages(to_train, lambda runs: train_planned(runs, found.dir, plan.device, jobs=jobs,
+                                                             threads=threads, progress=progress))
     runs = run_notebooks(plan, params, progress=progress)
     header = report_header(plan, found, params, runs)
     html = write_html(plan, header, runs)

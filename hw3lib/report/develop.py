@@ -38,20 +38,22 @@ def run_develop(profile: str, data: str | None = None, overrides=(), device: str
     base, names, p = development_setup(plan, root)
     record, where = develop.choose(base, root, p["run_dir"], names=names, pairs=UDA_PAIRS, seeds=p["dev_seeds"],
                                    holdout=p["dev_holdout"], knobs=p["knobs"] or {}, grid=p["dev_grid"],
+                                   halve=bool(p.get("dev_halving", True)),
                                    recorded_files=() if fresh else recorded_choices())
     return record, where, Path(p["run_dir"]) / "choices.json"
 
 
 def format_choices(record: dict) -> str:
-    """One block per pair: the development task, every candidate's accuracy, the choice."""
+    """One block per pair: the development task, every candidate's and ensemble's accuracy, the choice."""
     lines = []
     for key, entry in record["pairs"].items():
         src, tgt = key.split("_", 1)
         dev_src, x = entry["development_task"].split("_", 1)
         lines.append(f"{src} → {tgt}: development task {dev_src} → {x}")
-        for sc in entry["scores"]:
+        for sc in [*entry["scores"], *entry.get("ensembles", [])]:
             mark = "  ← chosen" if sc["label"] == entry["choice"]["label"] else ""
-            lines.append(f"  {sc['label']:<44} {sc['accuracy']:6.2f} %{mark}")
+            stop = f"  (stopped at step {sc['stopped_at']})" if sc.get("stopped_at") else ""
+            lines.append(f"  {sc['label']:<60} {sc['accuracy']:6.2f} %{stop}{mark}")
     return "\n".join(lines)
 
 
@@ -65,11 +67,12 @@ def _cli(args) -> int:
 
 def register(groups) -> None:
     p = groups["root"].add_parser(
-        "develop", help="choose Problem 4's hand-in (method and knobs) on development tasks",
+        "develop", help="choose Problem 4's hand-in (a method and knobs, or an ensemble) on development tasks",
         description="For each course pair S → T, train every candidate (DANN and the methods on the shared recipe, "
-                    "each knob of its grid) on the development task S → X, X the third domain, score it on held-out "
-                    "labelled train images of X, and write the best per pair to RUNS/p4_uda/choices.json. No label "
-                    "of T is read.")
+                    "each knob of its grid) on the development task S → X, X the third domain, with successive "
+                    "halving at its scored checkpoints; score it on held-out labelled train images of X, score the "
+                    "mean-probability ensembles of the best, and write the best single or ensemble per pair to "
+                    "RUNS/p4_uda/choices.json. No label of T is read.")
     p.add_argument("--profile", default="quick", metavar="NAME|PATH.yaml", help="smoke, quick (default), full or a YAML")
     p.add_argument("--data", default=None, metavar="DIR", help="data folder (default: the profile's data_dir)")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),

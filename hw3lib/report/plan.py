@@ -42,14 +42,20 @@ class PlannedRun:
     steps: int              # the run's total optimisation steps
     done: int               # steps already in its checkpoint (== steps when finished)
     batch: int
-    run_dir: Path
+    run_dir: Path | None
     config: Any             # the run's config (VAEConfig, GANConfig, AttrConfig, UDAConfig)
+    until: int | None = None    # a development run trained to a rung of the halving and paused there
+    note: str = ""              # "rung 1 of 2", "stopped at rung 1", "the best 6 go on" (a row of steps to come)
+    later: bool = False         # steps the halving's later rungs will add (no folder yet: --plan counts them)
 
     @property
     def status(self) -> str:
+        note = f" ({self.note})" if self.note else ""
+        if self.later:
+            return f"after a rung{note}"
         if self.done >= self.steps:
-            return "finished"
-        return f"resumes at {self.done}" if self.done else "to train"
+            return "finished" + note
+        return (f"resumes at {self.done}" if self.done else "to train") + note
 
     @property
     def bench_key(self) -> tuple:
@@ -133,34 +139,73 @@ def _uda_run(problem: str, cfg, run_dir: Path, counts, data_dir) -> PlannedRun:
 def _development_runs(problem: str, base, names: list[str], p: dict, seeds, counts,
                       compared: list[str]) -> list[PlannedRun]:
     """Problem 4's development runs unless choices shipped with the package fit this data and protocol
-    (:func:`hw3lib.train.uda.develop.choose`), and, once the choices are known, the hand-in runs the comparison
-    does not hold (chosen knobs that differ from the paper's, or a method it does not train)."""
+    (:func:`hw3lib.train.uda.develop.choose`) — each at its stage of the successive halving
+    (:func:`hw3lib.train.uda.develop.stage`: the rung it trains to now, or where it stopped, and rows for the steps
+    later rungs will add) — and, once the choices are known, the hand-in members the comparison does not hold
+    (chosen knobs that differ from the paper's, or a method it does not train)."""
     from hw3lib.project import recorded_choices
     from hw3lib.train.uda import develop
 
     run_root, knobs = Path(p["run_dir"]), p["knobs"] or {}
     dev_seeds = [int(s) for s in p["dev_seeds"]]
-    proto = develop.protocol(base, names, dev_seeds, p["dev_holdout"], knobs, p["dev_grid"])
+    halve = bool(p.get("dev_halving", True))
+    names_c = develop.candidates(names, p["dev_grid"])
+    proto = develop.protocol(base, names, dev_seeds, p["dev_holdout"], knobs, p["dev_grid"], halve)
     shipped = made_here = None
     with contextlib.suppress(ValueError, OSError):  # no data yet: nothing recorded can match it
         shipped = develop.recorded(recorded_choices(), p["data_dir"], proto)
         made_here = develop.recorded([run_root / "choices.json"], p["data_dir"], proto)
     found = shipped or made_here
     out = []
-    for src, tgt in UDA_PAIRS:
-        if shipped is None:  # developed here (or to be): its runs are this report's
-            dev_src, x = develop.development_task(src, tgt)
-            for cand in develop.candidates(names, p["dev_grid"]):
-                for seed in dev_seeds:
-                    cfg = develop.candidate_config(base, cand, dev_src, x, seed, holdout=p["dev_holdout"],
-                                                   knobs=knobs.get(cand.method))
-                    out.append(_uda_run(problem, cfg, develop.run_folder(run_root, cfg, cand), counts, p["data_dir"]))
+    if shipped is None:  # developed here (or to be): its runs are this report's
+        for src, tgt in UDA_PAIRS:
+            out += _task_runs(problem, develop, base, run_root, *develop.development_task(src, tgt), names_c,
+                              dev_seeds, p, knobs, counts, halve)
+        if found is None and out and all(r.done >= r.steps and not r.later for r in out):
+            # every development run is done: choose now (what the notebook would), so the pool trains the hand-in
+            found = develop.choose(base, p["data_dir"], run_root, names=names, seeds=dev_seeds,
+                                   holdout=p["dev_holdout"], knobs=knobs, grid=p["dev_grid"], halve=halve)[0], None
+    for src, tgt in UDA_PAIRS if found is not None else ():
         # DANN's hand-in is Problem 3's run; a compared method's with its paper's knobs, the comparison's run
-        if found is not None and ((cand := develop.choice(found[0], src, tgt)).knobs
-                                  or cand.method not in ("dann", *compared)):
-            for seed in seeds:
-                cfg = develop.candidate_config(base, cand, src, tgt, seed, knobs=knobs.get(cand.method))
-                out.append(_uda_run(problem, cfg, run_root / f"{cfg.name}{cand.tag}", counts, p["data_dir"]))
+        for cand in develop.choice(found[0], src, tgt).members:
+            if cand.knobs or cand.method not in ("dann", *compared):
+                for seed in seeds:
+                    cfg = develop.candidate_config(base, cand, src, tgt, seed, knobs=knobs.get(cand.method))
+                    out.append(_uda_run(problem, cfg, develop.member_folder(run_root, cfg, cand), counts,
+                                        p["data_dir"]))
+    return out
+
+
+def _task_runs(problem, develop, base, run_root, src, x, cands, dev_seeds, p, knobs, counts, halve):
+    """One development task's rows: its runs at their halving stage, and the steps later rungs will add."""
+    t = develop.task(base, run_root, src, x, cands=cands, seeds=dev_seeds, holdout=p["dev_holdout"], knobs=knobs,
+                     n_source=counts[src]["train"], n_x=counts[x]["train"], halve=halve)
+    try:
+        st = develop.stage(t, p["data_dir"])
+    except (ValueError, OSError):  # no data yet: every candidate is still to train to the first rung
+        st = develop.Stage([(c, i, t.rungs[0] if t.rungs else None) for c in cands for i in range(len(dev_seeds))],
+                           cands, {}, [], {})
+        if t.rungs:
+            st.later = develop.stage_later(t, 0)
+    out = []
+    n_rungs = len(t.rungs)
+    for c, i, until in st.train:
+        run = _uda_run(problem, t.configs[c][i], t.folders[c][i], counts, p["data_dir"])
+        if until is not None:
+            r = t.rungs.index(until) + 1
+            run = dataclasses.replace(run, steps=until, done=min(run.done, until), until=until,
+                                      note=f"rung {r} of {n_rungs}")
+        out.append(run)
+    for c, step in st.stopped.items():
+        for i in range(len(dev_seeds)):
+            run = _uda_run(problem, t.configs[c][i], t.folders[c][i], counts, p["data_dir"])
+            out.append(dataclasses.replace(run, steps=step, done=step, until=step,
+                                           note=f"stopped at rung {t.rungs.index(step) + 1}"))
+    for n_runs, start, end in st.later:
+        first = t.configs[cands[0]][0]
+        out += [PlannedRun(problem, f"the best {n_runs // len(dev_seeds)}", f"{src} → {x}", int(dev_seeds[k % len(dev_seeds)]),
+                           end - start, 0, first.batch_size, None, first, note=f"steps {start} → {end}", later=True)
+                for k in range(n_runs)]
     return out
 
 
@@ -341,7 +386,8 @@ def plan_table(runs: list[PlannedRun], times: dict[tuple, float]):
         left = r.steps - max(min(r.done, r.steps), warm)
         rows.append({"problem": r.problem, "method": r.method, "pair": r.pair, "seed": r.seed, "steps": r.steps,
                      "batch": r.batch, "status": r.status, "s/step": s,
-                     "estimate_s": left * s if s is not None else 0.0, "run_dir": str(r.run_dir)})
+                     "estimate_s": left * s if s is not None else 0.0,
+                     "run_dir": str(r.run_dir) if r.run_dir is not None else "—"})
     return pd.DataFrame(rows)
 
 

@@ -38,7 +38,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 
@@ -138,21 +138,23 @@ def finished(run: PlannedRun) -> bool:
     from hw3lib import checkpoint
     from hw3lib.train.configs import config_dict, same_config
 
-    if run.status == "finished":
+    if run.done >= run.steps:
         return True
     file = checkpoint.resolve(run.run_dir)
     if not file.is_file():
         return False
     payload = checkpoint.load(file)
-    return bool(payload.get("finished")) and same_config(payload.get("config") or {}, config_dict(run.config))
+    reached = bool(payload.get("finished")) or (run.until is not None and int(payload.get("step") or 0) >= run.until)
+    return reached and same_config(payload.get("config") or {}, config_dict(run.config))
 
 
 def pending(runs: Iterable[PlannedRun]) -> list[PlannedRun]:
     """The unfinished runs (:func:`finished`), each folder once (P4 reuses P3's baseline runs; a folder is
-    trained once), the 64x64-image families first (:data:`HEAVY_FIRST`), otherwise in the plan's order."""
+    trained once), the 64x64-image families first (:data:`HEAVY_FIRST`), otherwise in the plan's order. Rows of
+    steps a later rung of the development protocol will add are not runs yet (:func:`train_in_stages`)."""
     seen, out = set(), []
     for r in runs:
-        if r.run_dir in seen:
+        if r.later or r.run_dir in seen:
             continue
         seen.add(r.run_dir)
         if not finished(r):
@@ -181,6 +183,11 @@ def train_run(run: PlannedRun, data_dir: str | Path, device: str | None = None) 
     from hw3lib.runtime import Runtime
 
     runtime = Runtime.for_config(run.config, device=device)
+    if run.until is not None:  # a development run, to its rung of the halving (hw3lib.train.uda.develop)
+        from hw3lib.train.uda.runs import advance
+
+        advance(run.config, data_dir, run.run_dir, run.until, runtime=runtime)
+        return
     _family_train_or_load(run.method)(run.config, data_dir, run.run_dir, runtime=runtime)
 
 
@@ -380,6 +387,23 @@ def run_pool(runs: list[PlannedRun], data_dir: str | Path, layout: Layout, *, pr
         pool.shutdown(wait=True)
         bar.close()
     return PoolResult(outcomes, already, time.perf_counter() - t0)
+
+
+def train_in_stages(plan: Callable[[], list[PlannedRun]], train: Callable[[list[PlannedRun]], PoolResult]
+                    ) -> PoolResult:
+    """``train(plan())`` until the plan has nothing left to train: the development protocol's successive halving
+    plans the runs of its next rung only once the last rung's runs have reached it (:func:`hw3lib.report.plan.
+    _development_runs`), and its choices decide which hand-in runs there are. Stops at the first stage with a
+    failed or interrupted run; the outcomes of every stage together."""
+    outcomes, already, wall = [], None, 0.0
+    while True:
+        runs = plan()
+        result = train(runs)
+        outcomes += result.outcomes
+        already = result.already if already is None else already
+        wall += result.wall_s
+        if not result.outcomes or result.exit_code:
+            return PoolResult(outcomes, already, wall)
 
 
 def train_planned(runs: list[PlannedRun], data_dir: str | Path, device, *, jobs: int | None = None,

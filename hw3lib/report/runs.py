@@ -10,7 +10,7 @@ import os
 import sys
 
 from hw3lib.report import build
-from hw3lib.report.pool import train_planned
+from hw3lib.report.pool import train_in_stages, train_planned
 
 
 def profile_runs(profile, data=None, device: str = "auto", overrides=(), only=None):
@@ -26,17 +26,23 @@ def _cli_train(args) -> int:
     slurm = args.launcher == "slurm"
     # Slurm jobs run on the cluster's nodes: their device is chosen for them, not for this (login) machine.
     device = ("cuda" if args.gpus else "cpu") if slurm and args.device == "auto" else args.device
-    runs, data_dir, dev = profile_runs(args.profile, args.data, "cpu" if slurm else device, overrides, args.only)
+    _, data_dir, dev = profile_runs(args.profile, args.data, "cpu" if slurm else device, overrides, args.only)
     progress = os.environ.get("HW3_PROGRESS", "1") != "0"
+
+    def plan():  # planned anew after each stage: the development protocol's rungs (hw3lib.report.pool)
+        return profile_runs(args.profile, args.data, "cpu" if slurm else device, overrides, args.only)[0]
+
     try:
         if slurm:
             from hw3lib.report.slurm import SlurmOptions, train_on_slurm  # submitit: an optional extra
 
             opts = SlurmOptions(partition=args.partition, time_min=args.time, gpus=args.gpus,
                                 threads=args.threads or 1, extra=dict(args.slurm or []))
-            result = train_on_slurm(runs, data_dir, device, opts, progress=progress)
+            result = train_in_stages(plan, lambda runs: train_on_slurm(runs, data_dir, device, opts,
+                                                                       progress=progress))
         else:
-            result = train_planned(runs, data_dir, dev, jobs=args.jobs, threads=args.threads, progress=progress)
+            result = train_in_stages(plan, lambda runs: train_planned(runs, data_dir, dev, jobs=args.jobs,
+                                                                      threads=args.threads, progress=progress))
     except KeyboardInterrupt:
         print("hw3 runs: interrupted; every run in progress saved a checkpoint: the same command resumes",
               file=sys.stderr)

@@ -75,12 +75,36 @@ class DivergenceError(RuntimeError):
     """A loss became NaN/inf. The last good checkpoint (if any) is kept untouched."""
 
 
+class Paused(Exception):
+    """The loop reached the step of a :func:`pause_at` block: the checkpoint holds that step, unfinished, and the
+    same call without the block resumes it (successive halving's rungs, :mod:`hw3lib.train.uda.develop`)."""
+
+    def __init__(self, step: int, history: dict[str, list]):
+        super().__init__(f"paused at step {step}")
+        self.step, self.history = step, history
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM arrived; a checkpoint was written at the last step boundary."""
 
 
 # The timestamp lists of the ``step_clock`` blocks around this code (benchmarks, ``hw3 report --plan``).
 _CLOCKS: contextvars.ContextVar[tuple[Callable[[], None], ...]] = contextvars.ContextVar("hw3_step_clocks", default=())
+
+
+# The step at which the loops inside a ``pause_at`` block stop (None: run to the end).
+_PAUSE_AT: contextvars.ContextVar[int | None] = contextvars.ContextVar("hw3_pause_at", default=None)
+
+
+@contextlib.contextmanager
+def pause_at(step: int | None) -> Iterator[None]:
+    """Loops inside the block save an unfinished checkpoint once they reach ``step`` and raise :class:`Paused`.
+    A pause is not part of the config: resuming the run later ends bit-identical to training it in one go."""
+    token = _PAUSE_AT.set(step)
+    try:
+        yield
+    finally:
+        _PAUSE_AT.reset(token)
 
 
 @contextlib.contextmanager
@@ -310,6 +334,9 @@ class TrainLoop:
                 self._bar.update(1)
                 if self.step % self.log_every == 0:
                     self.flush()
+                if self.step == _PAUSE_AT.get() and self.step < self.total_steps:
+                    self.save()
+                    raise Paused(self.step, self.history)
                 if self._should_stop():
                     self.save()
                     raise Interrupted(f"{self.kind}: interrupted at step {self.step}; checkpoint saved "

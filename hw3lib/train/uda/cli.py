@@ -62,7 +62,16 @@ def applied_choice(args) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"--choices {path}: not a readable choices file ({exc})") from None
-    cand = develop.choice(record, args.source, args.target)
+    chosen = develop.choice(record, args.source, args.target)
+    member = getattr(args, "member", None)
+    if chosen.is_ensemble and member is None:
+        raise ValueError(f"--choices {path} chose an ensemble of {len(chosen.members)} for {args.source} → "
+                         f"{args.target} ({chosen.label}): train each with --member 1..{len(chosen.members)} into "
+                         f"its own --out, then hw3 predict --ckpt OUT1 OUT2 ...")
+    if member is not None and not 1 <= member <= len(chosen.members):
+        raise ValueError(f"--member {member}: the choice for {args.source} → {args.target} has "
+                         f"{len(chosen.members)} member(s)")
+    cand = chosen.members[(member or 1) - 1]
     made_on = record["pairs"][f"{args.source}_{args.target}"].get("data_id")
     here = data_id(args.data, develop.development_task(args.source, args.target))
     if made_on != here:
@@ -72,7 +81,7 @@ def applied_choice(args) -> dict[str, Any] | None:
         raise ValueError(f"--method {args.method} contradicts --choices, which chose {cand.method} for "
                          f"{args.source} → {args.target}")
     return {"file": str(path.resolve()), "pair": f"{args.source}_{args.target}", "method": cand.method,
-            "knobs": cand.overrides, "label": cand.label}
+            "knobs": cand.overrides, "label": cand.label, "choice": chosen.label}
 
 
 def config_from_cli(args, choice: dict[str, Any] | None = None) -> UDAConfig:
@@ -139,6 +148,8 @@ def register(groups) -> None:
     p.add_argument("--choices", metavar="FILE", default=None,
                    help="apply the development protocol's choice for this pair (method and knobs) from a choices.json "
                         "(hw3 develop, RUNS/p4_uda/choices.json) made on the same --data; the run records it")
+    p.add_argument("--member", type=int, default=None, metavar="I",
+                   help="with --choices that chose an ensemble: train its I-th member (1-based)")
     p.add_argument("--max-steps", type=int, default=None, help="stop early (smoke runs)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--amp", choices=AMP_MODES, default=None, help=AMP_HELP)

@@ -13,6 +13,19 @@ docs/NOTES.md). The best-scoring candidate of each pair is what Problem 4 hands 
 earlier candidate, DANN first). No label of T and no test split of any domain is read; the course data gives train
 labels for every domain, so a student runs the same protocol on it.
 
+**Ensembles are candidates** (Hu et al., "Towards Ensemble-based Model Selection for UDA", NeurIPS 2024: no single
+arg-max over noisy scores avoids worst-case picks). On each task the mean-probability ensemble of the k best
+candidates (``ENSEMBLE_SIZES``, declared before any run) is scored on the same held-out split, each member at its
+validator's checkpoint; the best of singles and ensembles is the hand-in (ties: a single, then the smaller
+ensemble), and an ensemble's members are trained on the course pair.
+
+**Successive halving** (Jamieson & Talwalkar, AISTATS 2016; the rule and its simulation on the exhaustive runs:
+docs/NOTES.md). The rungs are checkpoints the runs score anyway (``RUNGS``): at each, a candidate's score is the
+held-out accuracy of the checkpoint its validator picks among those scored so far (mean over the seeds), and only the
+best share goes on. A stopped run keeps an unfinished checkpoint at its rung (:func:`hw3lib.train.loop.pause_at`:
+no config changes), so a promoted run ends bit-identical to one trained in one go, and the pool trains the rungs in
+parallel (:func:`next_steps`).
+
 Across methods nothing is chosen by an unsupervised score (they rank checkpoints of one objective, not objectives:
 ``hw3lib.eval.improved.label_free_choice`` shows what that would cost). GTA is not a candidate: it trains on a recipe
 of its own (the public code's budget, batch and lr), which the development tasks would have to repeat.
@@ -29,16 +42,24 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import math
+
 import numpy as np
+import torch
 
 from hw3lib import methods
 from hw3lib.data import data_id, digits
 from hw3lib.data.layout import DIGIT_DOMAINS, UDA_PAIRS
+from hw3lib.eval.validators import PRIMARY, pick
 from hw3lib.train.uda.config import UDAConfig
-from hw3lib.train.uda.runs import train_or_load
+from hw3lib.train.uda.runs import mean_probabilities, target_sets, train_or_load
 
 HOLDOUT = 1000   # labelled development images held out of X's train images (at most half of them)
-VERSION = 1
+VERSION = 2      # 2: ensembles as candidates, successive halving (#38)
+ENSEMBLE_SIZES = (2, 3)   # the k best candidates of a task averaged (declared before any run: docs/NOTES.md)
+# Successive halving: (scored checkpoint, share of the candidates that goes on) — 16 candidates: 6 after the first
+# of 5 checkpoints, 3 after the second (38.75 % of the exhaustive steps; the rule and its simulation: docs/NOTES.md)
+RUNGS = ((1, 3 / 8), (2, 3 / 16))
 # The recipe fields a recorded choice must share with this run's to be reused.
 RECIPE_FIELDS = ("steps", "epochs", "batch_size", "lr", "optimizer", "bn", "bn_eval", "warmup_steps", "evals")
 
@@ -90,6 +111,59 @@ def candidates(names: Iterable[str], grid: bool = True) -> list[Candidate]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """What a course pair hands in: one candidate, or the mean-probability ensemble of several."""
+    members: tuple[Candidate, ...]
+
+    @property
+    def label(self) -> str:
+        if len(self.members) == 1:
+            return self.members[0].label
+        return f"Ensemble of {len(self.members)}: " + " + ".join(m.label for m in self.members)
+
+    @property
+    def is_ensemble(self) -> bool:
+        return len(self.members) > 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "members": [m.as_dict() for m in self.members]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Choice":
+        return cls(tuple(Candidate.from_dict(m) for m in d["members"]))
+
+
+def kept(n: int, share: float) -> int:
+    """Candidates that go on at a rung: ``ceil(n · share)``, never fewer than the largest ensemble needs."""
+    return min(n, max(max(ENSEMBLE_SIZES), math.ceil(n * share)))
+
+
+def rung_steps(config: UDAConfig, total: int) -> list[int]:
+    """The step counts at which ``config``'s run reaches each rung of :data:`RUNGS` (its scored checkpoints; a rung
+    at or past the last checkpoint is left out)."""
+    from hw3lib.train.uda.select import eval_points
+
+    start = config.warmup_steps
+    scored = [s + 1 for s in range(total) if eval_points(s, total, config.evals, start)]
+    return [scored[i - 1] for i, _ in RUNGS if i < len(scored)]
+
+
+def score_at(history: Mapping[str, list], step: int | None = None) -> float:
+    """Held-out accuracy of the checkpoint the validator picks among those scored up to ``step`` (all: None)."""
+    n = len(history[PRIMARY])
+    steps, accs = history["eval_step"][-n:], history["target_acc"][-n:]
+    upto = [i for i, s in enumerate(steps) if step is None or s <= step]
+    return float(accs[upto[pick({PRIMARY: [history[PRIMARY][-n:][i] for i in upto]}, PRIMARY)]])
+
+
+def promote(alive: list[Candidate], scores: Mapping[Candidate, float], n: int, rung: int) -> list[Candidate]:
+    """The candidates of ``alive`` that go on after rung ``rung`` (0-based) of :data:`RUNGS`: the best
+    :func:`kept` of ``n`` by their mean score there (ties: the earlier candidate), in candidate order."""
+    best = sorted(range(len(alive)), key=lambda i: (-scores[alive[i]], i))[:kept(n, RUNGS[rung][1])]
+    return [alive[i] for i in sorted(best)]
+
+
 def compared(names: Iterable[str], compare: Iterable[str] | None = None) -> list[str]:
     """Of the candidate methods ``names``, those Problem 4 also trains on the course pairs for its comparison table
     (its ``compare`` parameter; empty: all). The development protocol weighs every candidate either way; a hand-in
@@ -116,35 +190,157 @@ def _recipe(base: UDAConfig) -> dict[str, Any]:
 
 
 def protocol(base: UDAConfig, names: Iterable[str], seeds: Iterable[int], holdout: int = HOLDOUT,
-             knobs: Mapping[str, Mapping[str, Any]] | None = None, grid: bool = True) -> dict[str, Any]:
-    """What a choice depends on besides the data: holdout, seeds, recipe, candidates (with the profile's knobs)."""
+             knobs: Mapping[str, Mapping[str, Any]] | None = None, grid: bool = True,
+             halve: bool = True) -> dict[str, Any]:
+    """What a choice depends on besides the data: holdout, seeds, recipe, candidates (with the profile's knobs),
+    the ensemble sizes and the halving rungs (none: exhaustive)."""
     return {"holdout": int(holdout), "seeds": [int(s) for s in seeds], "recipe": _recipe(base),
             "candidates": [c.as_dict() for c in candidates(names, grid)],
-            "knobs": {m: dict(v) for m, v in (knobs or {}).items()}}
+            "knobs": {m: dict(v) for m, v in (knobs or {}).items()},
+            "ensembles": list(ENSEMBLE_SIZES), "rungs": [list(r) for r in RUNGS] if halve else []}
+
+
+def _ensembles(ranked: list[Candidate], probs: Mapping[tuple[Candidate, int], torch.Tensor],
+               labels: torch.Tensor, seeds: list[int]) -> list[dict[str, Any]]:
+    """The k best candidates' mean-probability ensemble for each k of :data:`ENSEMBLE_SIZES`: per-seed accuracy (%)
+    on the held-out split and its mean."""
+    out = []
+    for k in ENSEMBLE_SIZES:
+        if k > len(ranked):
+            continue
+        choice = Choice(tuple(ranked[:k]))
+        values = [round(float((torch.stack([probs[(c, s)] for c in choice.members]).mean(0).argmax(1) == labels)
+                              .double().mean()) * 100.0, 2) for s in seeds]
+        out.append({**choice.as_dict(), "k": k, "values": values, "accuracy": round(float(np.mean(values)), 2)})
+    return out
+
+
+@dataclasses.dataclass
+class Task:
+    """One development task's runs: per candidate one config and folder per development seed, its rungs' steps and
+    its runs' total steps."""
+    source: str
+    x: str
+    configs: dict[Candidate, list[UDAConfig]]
+    folders: dict[Candidate, list[Path]]
+    rungs: list[int]
+    total: int
+
+
+def task(base: UDAConfig, run_root: str | Path, source: str, x: str, *, cands: list[Candidate], seeds: list[int],
+         holdout: int, knobs: Mapping[str, Mapping[str, Any]], n_source: int, n_x: int, halve: bool = True) -> Task:
+    """The runs of the development task ``source → x`` (``n_source``/``n_x``: its train images)."""
+    configs = {c: [candidate_config(base, c, source, x, s, holdout=holdout, knobs=knobs.get(c.method)) for s in seeds]
+               for c in cands}
+    folders = {c: [run_folder(run_root, cfg, c) for cfg in cfgs] for c, cfgs in configs.items()}
+    first = configs[cands[0]][0]
+    total = first.total_steps(n_source, n_x - (min(holdout, n_x // 2) if holdout else 0))
+    rungs = rung_steps(first, total) if halve and len(cands) > max(ENSEMBLE_SIZES) else []
+    return Task(source, x, configs, folders, rungs, total)
+
+
+@dataclasses.dataclass
+class Stage:
+    """Where a task's successive halving stands: ``train`` the runs to train now, each ``(candidate, seed index,
+    step to reach or None for the end)``; ``stopped`` the candidates that stopped, with their rung's step; ``later``
+    what later rungs will add, ``(runs, from step, to step)`` (for ``--plan``); ``scores`` each candidate's
+    per-seed scores at the rungs it reached."""
+    train: list[tuple[Candidate, int, int | None]]
+    alive: list[Candidate]
+    stopped: dict[Candidate, int]
+    later: list[tuple[int, int, int]]
+    scores: dict[Candidate, list[list[float]]]
+
+
+def stage(t: Task, data_root: str | Path) -> Stage:
+    """The task's halving state, read from its run folders: rung by rung, the candidates still in the race are
+    scored once every run of theirs has reached the rung, and the best go on (:func:`promote`)."""
+    from hw3lib.train.uda.runs import progress
+
+    cands = list(t.configs)
+    n_seeds = len(t.configs[cands[0]])
+    alive, stopped, scores = list(cands), {}, {c: [] for c in cands}
+    for r, step in enumerate(t.rungs):
+        now = {c: [progress(cfg, data_root, f) for cfg, f in zip(t.configs[c], t.folders[c])] for c in alive}
+        if not all(p is not None and (p.finished or p.step >= step) for c in alive for p in now[c]):
+            return Stage([(c, i, step) for c in alive for i in range(n_seeds)], alive, stopped, stage_later(t, r),
+                         scores)
+        for c in alive:
+            scores[c].append([round(score_at(p.history, step), 2) for p in now[c]])
+        went_on = promote(alive, {c: float(np.mean(scores[c][r])) for c in alive}, len(cands), r)
+        stopped.update({c: step for c in alive if c not in went_on})
+        alive = went_on
+    return Stage([(c, i, None) for c in alive for i in range(n_seeds)], alive, stopped, [], scores)
+
+
+def stage_later(t: Task, rung: int) -> list[tuple[int, int, int]]:
+    """What the rungs after ``rung`` (0-based) add: ``(runs, from step, to step)`` for each, the last to the end."""
+    n, n_seeds = len(t.configs), len(next(iter(t.configs.values())))
+    out, start = [], t.rungs[rung]
+    for r in range(rung + 1, len(t.rungs) + 1):
+        end = t.rungs[r] if r < len(t.rungs) else t.total
+        out.append((kept(n, RUNGS[r - 1][1]) * n_seeds, start, end))
+        start = end
+    return out
+
+
+def develop_task(base: UDAConfig, data_root: str | Path, run_root: str | Path, source: str, x: str, *,
+                 cands: list[Candidate], seeds: list[int], holdout: int, knobs: Mapping[str, Mapping[str, Any]],
+                 halve: bool = True) -> dict[str, Any]:
+    """One development task ``source → x``: every candidate through the rungs (:func:`stage`), the survivors to
+    the end, the ensembles of the best survivors, and the choice."""
+    from hw3lib.train.uda.runs import advance
+
+    t = task(base, run_root, source, x, cands=cands, seeds=seeds, holdout=holdout, knobs=knobs,
+             n_source=len(digits(data_root, source, "train")), n_x=len(digits(data_root, x, "train")))
+    if not halve:
+        t.rungs = []
+    while (st := stage(t, data_root)).later:  # a rung to train: every candidate still in the race up to it
+        for c, i, step in st.train:
+            advance(t.configs[c][i], data_root, t.folders[c][i], step)
+    finals, probs = {}, {}
+    for c in st.alive:
+        runs = [train_or_load(cfg, data_root, f) for cfg, f in zip(t.configs[c], t.folders[c])]
+        finals[c] = [round(float(run.metrics["target_acc"]), 2) for run in runs]
+        for s, run in zip(seeds, runs):
+            probs[(c, s)] = mean_probabilities([run.classifier], target_sets(run.config, data_root)[1].images)
+    labels = target_sets(t.configs[cands[0]][0], data_root)[1].labels.cpu()
+    scores = []
+    for c in cands:
+        values = finals.get(c) or st.scores[c][-1]
+        entry = {**c.as_dict(), "values": values, "accuracy": round(float(np.mean(values)), 2)}
+        if t.rungs:
+            entry["rungs"] = [round(float(np.mean(v)), 2) for v in st.scores[c]]
+            entry["stopped_at"] = st.stopped.get(c)
+        scores.append(entry)
+    ranked = sorted(st.alive, key=lambda c: (-float(np.mean(finals[c])), cands.index(c)))
+    ensembles = _ensembles(ranked, probs, labels, seeds)
+    # The best of the singles that finished and the ensembles; ties: a single, then the smaller ensemble.
+    options = [(Choice((c,)).as_dict(), round(float(np.mean(finals[c])), 2)) for c in ranked] + \
+              [({"label": e["label"], "members": e["members"]}, e["accuracy"]) for e in ensembles]
+    best = max(range(len(options)), key=lambda i: (options[i][1], -i))
+    return {"development_task": f"{source}_{x}", "held_out": _held_out(data_root, x, holdout), "rung_steps": t.rungs,
+            "data_id": data_id(data_root, (source, x)), "scores": scores, "ensembles": ensembles,
+            "choice": {**options[best][0], "accuracy": options[best][1]}}
+
+
+def _held_out(data_root: str | Path, x: str, holdout: int) -> int:
+    return min(holdout, len(digits(data_root, x, "train")) // 2) if holdout else 0  # development_split's count
 
 
 def develop(base: UDAConfig, data_root: str | Path, run_root: str | Path, *, names: Iterable[str],
             pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,), holdout: int = HOLDOUT,
-            knobs: Mapping[str, Mapping[str, Any]] | None = None, grid: bool = True) -> dict[str, Any]:
-    """Train (or load) every candidate on every pair's development task and choose; returns the choices dict."""
+            knobs: Mapping[str, Mapping[str, Any]] | None = None, grid: bool = True,
+            halve: bool = True) -> dict[str, Any]:
+    """Train (or load) the candidates on every pair's development task (:func:`develop_task`) and choose; returns
+    the choices dict."""
     names, seeds, knobs = list(names), [int(s) for s in seeds], dict(knobs or {})
     cands = candidates(names, grid)
-    record = {"version": VERSION, "protocol": protocol(base, names, seeds, holdout, knobs, grid), "pairs": {}}
+    record = {"version": VERSION, "protocol": protocol(base, names, seeds, holdout, knobs, grid, halve), "pairs": {}}
     for src, tgt in pairs:
-        dev_src, x = development_task(src, tgt)
-        scores = []
-        for cand in cands:
-            values = []
-            for seed in seeds:
-                cfg = candidate_config(base, cand, dev_src, x, seed, holdout=holdout, knobs=knobs.get(cand.method))
-                values.append(round(float(train_or_load(cfg, data_root, run_folder(run_root, cfg, cand))
-                                         .metrics["target_acc"]), 2))
-            scores.append({**cand.as_dict(), "values": values, "accuracy": round(float(np.mean(values)), 2)})
-        best = max(range(len(scores)), key=lambda i: (scores[i]["accuracy"], -i))
-        held_out = min(holdout, len(digits(data_root, x, "train")) // 2)  # development_split's count
-        record["pairs"][f"{src}_{tgt}"] = {"development_task": f"{dev_src}_{x}", "held_out": held_out,
-                                           "data_id": data_id(data_root, (dev_src, x)), "scores": scores,
-                                           "choice": {k: scores[best][k] for k in ("method", "knobs", "label")}}
+        record["pairs"][f"{src}_{tgt}"] = develop_task(base, data_root, run_root, *development_task(src, tgt),
+                                                       cands=cands, seeds=seeds, holdout=holdout, knobs=knobs,
+                                                       halve=halve)
     return record
 
 
@@ -177,7 +373,7 @@ def recorded(files: Iterable[str | Path], data_root: str | Path, proto: Mapping[
 
 def choose(base: UDAConfig, data_root: str | Path, run_root: str | Path, *, names: Iterable[str],
            pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,), holdout: int = HOLDOUT,
-           knobs: Mapping[str, Mapping[str, Any]] | None = None, grid: bool = True,
+           knobs: Mapping[str, Mapping[str, Any]] | None = None, grid: bool = True, halve: bool = True,
            recorded_files: Iterable[str | Path] = ()) -> tuple[dict[str, Any], str]:
     """The choices for ``pairs``: recorded ones made on this data with this protocol (``recorded_files``, e.g. the
     shipped quick-profile choices, then ``run_root/choices.json``), else :func:`develop` here. Returns the choices
@@ -185,43 +381,53 @@ def choose(base: UDAConfig, data_root: str | Path, run_root: str | Path, *, name
     from hw3lib.checkpoint import atomic_write_text
 
     names, pairs = list(names), [tuple(p) for p in pairs]
-    proto = protocol(base, names, seeds, holdout, knobs, grid)
+    proto = protocol(base, names, seeds, holdout, knobs, grid, halve)
     found = recorded([*recorded_files, Path(run_root) / "choices.json"], data_root, proto, pairs)
     if found is not None:
         record, where = found[0], f"recorded in {found[1]}"
     else:
         record = develop(base, data_root, run_root, names=names, pairs=pairs, seeds=seeds, holdout=holdout,
-                         knobs=knobs, grid=grid)
+                         knobs=knobs, grid=grid, halve=halve)
         where = "developed here"
     atomic_write_text(Path(run_root) / "choices.json", json.dumps(record, indent=1))
     return record, where
 
 
-def choice(record: Mapping[str, Any], source: str, target: str) -> Candidate:
-    """The candidate ``record`` chose for ``source → target``; a pair it has no choice for is a ``ValueError``."""
+def choice(record: Mapping[str, Any], source: str, target: str) -> Choice:
+    """What ``record`` chose for ``source → target``; a pair it has no choice for is a ``ValueError``."""
     pair = (record.get("pairs") or {}).get(f"{source}_{target}")
     if not pair:
         raise ValueError(f"the choices hold no choice for {source} → {target} (pairs: "
                          f"{', '.join(record.get('pairs') or {}) or 'none'})")
-    return Candidate.from_dict(pair["choice"])
+    return Choice.from_dict(pair["choice"])
+
+
+def member_folder(run_root: str | Path, cfg: UDAConfig, cand: Candidate) -> Path:
+    """Where a hand-in member trains on the course pair when the comparison holds no run of it."""
+    return Path(run_root) / f"{cfg.name}{cand.tag}"
 
 
 def handin_runs(record: Mapping[str, Any], base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
                 seeds: Iterable[int] = (0,), knobs: Mapping[str, Mapping[str, Any]] | None = None,
                 existing: Mapping[tuple[str, str, str, int], Any] | None = None) -> dict[tuple[str, str, str, int], Any]:
-    """Per course pair of ``record`` and seed, the run of its chosen candidate on that pair: the run of the
-    comparison (``existing``, keyed ``(method, src, tgt, seed)``) when the choice is a method with its default
-    knobs, else trained (or loaded) under ``run_root/{method}_{src}_{tgt}_s{seed}{tag}``. Keys
-    ``("hand-in", src, tgt, seed)``."""
+    """Per course pair of ``record`` and seed, its choice on that pair: one run, or a
+    :class:`~hw3lib.train.uda.runs.EnsembleResult` of its members' runs. A member with its default knobs is the
+    comparison's run (``existing``, keyed ``(method, src, tgt, seed)``) when there is one; otherwise it trains (or
+    loads) under :func:`member_folder`. Keys ``("hand-in", src, tgt, seed)``."""
+    from hw3lib.train.uda.runs import EnsembleResult
+
     knobs, existing, out = dict(knobs or {}), dict(existing or {}), {}
     for key in record.get("pairs") or {}:
         src, tgt = key.split("_", 1)
-        cand = choice(record, src, tgt)
+        chosen = choice(record, src, tgt)
         for seed in seeds:
-            if not cand.knobs and (cand.method, src, tgt, int(seed)) in existing:
-                out[("hand-in", src, tgt, int(seed))] = existing[(cand.method, src, tgt, int(seed))]
-                continue
-            cfg = candidate_config(base, cand, src, tgt, seed, knobs=knobs.get(cand.method))
-            out[("hand-in", src, tgt, int(seed))] = train_or_load(cfg, data_root,
-                                                                 Path(run_root) / f"{cfg.name}{cand.tag}")
+            runs = []
+            for cand in chosen.members:
+                if not cand.knobs and (cand.method, src, tgt, int(seed)) in existing:
+                    runs.append(existing[(cand.method, src, tgt, int(seed))])
+                    continue
+                cfg = candidate_config(base, cand, src, tgt, seed, knobs=knobs.get(cand.method))
+                runs.append(train_or_load(cfg, data_root, member_folder(run_root, cfg, cand)))
+            out[("hand-in", src, tgt, int(seed))] = (
+                EnsembleResult(runs, chosen.label, data_root) if chosen.is_ensemble else runs[0])
     return out

@@ -17,11 +17,12 @@ from hw3lib.data import digits
 from hw3lib.data.layout import UDA_PAIRS
 from hw3lib.data.sets import DigitSet
 from hw3lib.device import seed_everything
-from hw3lib.eval.uda import accuracy
+from hw3lib.eval.uda import accuracy, predict_logits
 from hw3lib.runtime import Runtime
 from hw3lib.train import configs, folders
 from hw3lib.train.uda import loop
 from hw3lib.train.uda.config import UDAConfig
+from hw3lib.train.loop import Paused, pause_at
 from hw3lib.train.uda.select import selection_metrics
 
 Key = tuple[str, str, str, int]  # (method, source, target, seed)
@@ -41,6 +42,65 @@ class UDAResult:
     def classifier(self) -> nn.Module:
         """uint8 digits [N,3,28,28] → class scores [N,10] (see :mod:`hw3lib.eval.uda`)."""
         return self.config.spec.classifier(self.models, self.config)
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        """The run's folder, as a list (an :class:`EnsembleResult` has one per member)."""
+        return [self.run_dir] if self.run_dir is not None else []
+
+
+class MeanProbability(nn.Module):
+    """The mean of its members' softmax probabilities, as log-probabilities [N,10] (so an argmax, ``accuracy`` and
+    ``hw3 predict`` read it as any classifier): a mean-probability ensemble of classifiers of uint8 digits."""
+
+    def __init__(self, members: Iterable[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x).float().softmax(1) for m in self.members]).mean(0).log()
+
+
+@torch.no_grad()
+def mean_probabilities(classifiers: Iterable[nn.Module], images: torch.Tensor) -> torch.Tensor:
+    """Mean softmax probabilities [N,10] (CPU, float32) of ``classifiers`` on uint8 ``images`` [N,3,28,28], each
+    scored as :func:`hw3lib.eval.uda.accuracy` scores it."""
+    probs = [predict_logits(c, images).float().softmax(1).cpu() for c in classifiers]
+    return torch.stack(probs).mean(0)
+
+
+@dataclasses.dataclass
+class EnsembleResult:
+    """Problem 4's hand-in when the development protocol chose an ensemble: its members' finished runs on one course
+    pair, scored as one mean-probability classifier on the target test split."""
+    members: list[UDAResult]
+    label: str
+    data_root: dataclasses.InitVar[Any] = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self, data_root):
+        if data_root is not None and "target_acc" not in self.metrics:
+            c = self.config
+            self.metrics["target_acc"] = accuracy(self.classifier, digits(data_root, c.target, "test"))
+        self.metrics["member_acc"] = [float(m.metrics["target_acc"]) for m in self.members]
+
+    @property
+    def config(self) -> UDAConfig:
+        return self.members[0].config
+
+    @property
+    def classifier(self) -> nn.Module:
+        return MeanProbability(m.classifier for m in self.members)
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        return [m.run_dir for m in self.members]
+
+    @property
+    def trained(self) -> bool:
+        return any(m.trained for m in self.members)
+
+    history: dict = dataclasses.field(default_factory=dict)
 
 
 def _on(ds: DigitSet, device: torch.device) -> DigitSet:
@@ -166,6 +226,40 @@ def train_or_load(config: UDAConfig, data_root: str | Path, run_dir: str | Path 
 
     return folders.train_or_load(config.kind, config, run_dir, load=load,
                                 train=lambda: train_uda(config, data_root, run_dir, runtime=runtime))
+
+
+@dataclasses.dataclass
+class Progress:
+    """Where a run stands: its history so far, its step, whether it finished."""
+    history: dict[str, list]
+    step: int
+    finished: bool
+
+
+def progress(config: UDAConfig, data_root: str | Path, run_dir: str | Path) -> Progress | None:
+    """The run of ``config`` in (the keyed folder of) ``run_dir`` as it stands, or None when none was started."""
+    config = configs.bind_data(config.validate(), data_root, (config.source, config.target))
+    payload = folders.matching_checkpoint(folders.config_folder(run_dir, config.kind, config, say=False),
+                                          config.kind, config)
+    if payload is None:
+        return None
+    return Progress(payload["history"], int(payload["step"]), bool(payload.get("finished")))
+
+
+def advance(config: UDAConfig, data_root: str | Path, run_dir: str | Path, until: int, *,
+            runtime: Runtime | None = None) -> Progress:
+    """Train (or resume) the run of ``config`` up to step ``until`` and pause it there, unfinished (a rung of the
+    development protocol's successive halving); a run already there or past it is only read. Resuming it later
+    (:func:`train_or_load`) ends as if it had trained in one go."""
+    now = progress(config, data_root, run_dir)
+    if now is not None and (now.finished or now.step >= until):
+        return now
+    try:
+        with pause_at(until):
+            r = train_or_load(config, data_root, run_dir, runtime=runtime)
+    except Paused as p:
+        return Progress(p.history, p.step, False)
+    return Progress(r.history, until, True)
 
 
 def train_or_load_all(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
