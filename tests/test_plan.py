@@ -32,18 +32,29 @@ def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
     assert 0 < len(compared) < len(shared)  # the quick budget compares some on the course pairs ...
     # ... and weighs all on the development tasks. No data yet, so no recorded development choice fits it: the plan
     # lists the development runs too.
-    dev = [r for r in by_problem["p4_uda"] if r.run_dir.parent.name == "dev"]
-    assert len(dev) == 3 * len(develop.candidates(["dann", *shared])) * len(p4["dev_seeds"])
+    dev = [r for r in by_problem["p4_uda"] if r.run_dir is not None and r.run_dir.parent.name == "dev"]
+    n_cands = len(develop.candidates(["dann", *shared]))
+    assert len(dev) == 3 * n_cands * len(p4["dev_seeds"])
     assert {r.seed for r in dev} == set(p4["dev_seeds"])
     assert {r.method for r in dev} == {"dann", *shared}
-    course = {r.method for r in by_problem["p4_uda"] if r.run_dir.parent.name != "dev"}
+    # Successive halving: every development run trains to the first rung (the first of 5 scored checkpoints) ...
+    assert all((r.until, r.steps, r.note) == (80, 80, "rung 1 of 2") for r in dev)
+    # ... and the plan counts what the later rungs add: the best 6 to step 160, the best 3 to the end.
+    later = [r for r in by_problem["p4_uda"] if r.later]
+    keep = [develop.kept(n_cands, share) for _, share in develop.RUNGS]
+    assert sorted(r.steps for r in later) == sorted(3 * len(p4["dev_seeds"]) * (keep[0] * [80] + keep[1] * [240]))
+    assert all(r.run_dir is None and r.status.startswith("after a rung") for r in later)
+    halved = sum(r.steps * r.batch for r in dev + later)
+    assert halved / (len(dev) * 400 * 64) == pytest.approx((n_cands * 80 + keep[0] * 80 + keep[1] * 240)
+                                                           / (n_cands * 400))
+    course = {r.method for r in by_problem["p4_uda"] if not r.later and r.run_dir.parent.name != "dev"}
     assert course == {"gta", *compared}
     # the attribute classifier is trained by Problem 1 (its sample metrics) and reused by Problem 2: listed once
-    assert [len(v) for v in by_problem.values()] == [2, 1, 9, 3 * len(compared) + 3 + len(dev)]
+    assert [len(v) for v in by_problem.values()] == [2, 1, 9, 3 * len(compared) + 3 + len(dev) + len(later)]
     assert [r.method for r in by_problem["p1_vae"]] == ["vae", "face-attr"]
     assert {r.pair for r in dev} == {"usps → svhn", "mnistm → usps", "svhn → mnistm"}
     assert all(r.config.holdout == 1000 for r in dev)
-    assert all(r.status == "to train" for r in runs)  # nothing under the empty runs folder
+    assert all(r.status.startswith("to train") for r in runs if not r.later)  # nothing under the empty runs folder
     dann = next(r for r in runs if r.method == "dann" and r.pair == "usps → mnistm")
     assert (dann.steps, dann.batch, dann.run_dir) == (400, 64, tmp_path / "runs" / "p3_dann" / "dann_usps_mnistm_s0")
     gta = {r.run_dir.name: r for r in runs if r.method == "gta"}
@@ -56,7 +67,7 @@ def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
 def test_full_plan_uses_the_course_sizes_and_three_seeds(tmp_path):
     runs = _runs("full", tmp_path, None, only="p3,p4")
     assert len([r for r in runs if r.problem == "p3_dann"]) == 27
-    course = [r for r in runs if r.problem == "p4_uda" and r.run_dir.parent.name != "dev"]
+    course = [r for r in runs if r.problem == "p4_uda" and not r.later and r.run_dir.parent.name != "dev"]
     assert len([r for r in course if r.method != "gta"]) == 9 * len(methods.improved(shared_recipe=True))
     assert len([r for r in runs if r.method == "gta"]) == 12  # 3 pairs × 3 seeds + colour for the gray pair
     dann = next(r for r in runs if r.method == "dann" and r.pair == "usps → mnistm" and r.seed == 2)
@@ -65,7 +76,7 @@ def test_full_plan_uses_the_course_sizes_and_three_seeds(tmp_path):
 
 def test_plan_without_p3_trains_its_baselines_in_p4(tmp_path):
     runs = _runs("quick", tmp_path, "quick", only="p4")
-    assert {r.run_dir.parent.name for r in runs if r.method in planning.P3_METHODS
+    assert {r.run_dir.parent.name for r in runs if r.method in planning.P3_METHODS and not r.later
             and r.run_dir.parent.name != "dev"} == {"p3_dann"}
 
 

@@ -151,3 +151,44 @@ def test_cli_trains_the_profiles_runs_and_hw3_results_shows_their_threads(tmp_pa
     assert main(["results", str(tmp_path / "runs" / "smoke")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "threads" in out[0].split() and out[1].split()[0] == "p1_vae"
+
+
+def test_the_pool_trains_the_development_protocol_rung_by_rung(tmp_path, tiny_course_data, monkeypatch):
+    """Successive halving in the pool: the plan lists every candidate to the first rung; once they are there, the
+    best go on (the plan made anew after each stage); the rest stay paused. The development protocol then finds
+    every run where it wants it and trains nothing."""
+    from hw3lib.report import plan as planning
+    from hw3lib.train.uda import UDAConfig, develop, runs as uda_runs
+
+    base = UDAConfig(steps=6, epochs=0, batch_size=8, evals=3, device="cpu")
+    cands = develop.candidates(["dann", "mcc", "adamatch"])
+    p = {"dev_holdout": 10, "data_dir": tiny_course_data}
+    counts = planning.data_counts(report_build.data_sizes(tiny_course_data), None)
+    root = tmp_path / "p4"
+
+    def plan():
+        return planning._task_runs("p4_uda", develop, base, root, "usps", "svhn", cands, [0], p, {}, counts, True)
+
+    first = plan()
+    assert sorted(r.steps for r in first if r.later) == [2] * 6  # the best 3 of 6: steps 2 → 4, then 4 → 6
+    assert [r.until for r in first if not r.later] == [2] * 6
+    stages = []
+
+    def train(runs):
+        todo = pool.pending(runs)
+        stages.append(sorted((r.run_dir.name, r.until) for r in todo))
+        for r in todo:
+            pool.train_run(r, tiny_course_data, "cpu")
+        return pool.PoolResult([pool.Outcome(r.run_dir, "finished") for r in todo], len(runs) - len(todo), 0.0)
+
+    result = pool.train_in_stages(plan, train)
+    assert result.exit_code == 0 and [len(s) for s in stages] == [6, 3, 3, 0]
+    assert {u for _, u in stages[1]} == {4} and {u for _, u in stages[2]} == {None}
+    last = plan()
+    assert sorted(r.status for r in last) == ["finished"] * 3 + ["finished (stopped at rung 1)"] * 3
+    monkeypatch.setattr(uda_runs, "train_uda", lambda *a, **k: pytest.fail("the protocol trained a run"))
+    entry = develop.develop_task(base, tiny_course_data, root, "usps", "svhn", cands=cands, seeds=[0], holdout=10,
+                                 knobs={})
+    went_on = {develop.run_folder(root, develop.candidate_config(base, c, "usps", "svhn", 0, holdout=10), c).name
+               for c in cands if not next(s for s in entry["scores"] if s["label"] == c.label)["stopped_at"]}
+    assert went_on == {r.run_dir.name for r in last if r.status == "finished"}
