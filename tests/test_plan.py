@@ -28,7 +28,10 @@ def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
     by_problem = {p: [r for r in runs if r.problem == p] for p in ("p1_vae", "p2_gan", "p3_dann", "p4_uda")}
     shared = methods.improved(shared_recipe=True)  # the registry's methods on the shared recipe, + GTA's 3 runs
     p4 = planning._defaults(package_notebooks_dir() / "p4_uda.ipynb")
-    compared = develop.compared(shared, p4["compare"])
+    assert develop.compared(shared, p4["compare"]) is None  # the k best: known once the development runs are done
+    compared = develop.compared(shared, p4["compare"], {"pairs": {"a_b": {"scores": [
+        {"method": m, "accuracy": float(i)} for i, m in enumerate(shared)]}}})
+    assert compared == shared[-p4["compare"]:]  # the best on the development tasks ...
     assert 0 < len(compared) < len(shared)  # the quick budget compares some on the course pairs ...
     # ... and weighs all on the development tasks. No data yet, so no recorded development choice fits it: the plan
     # lists the development runs too.
@@ -40,17 +43,19 @@ def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
     # Successive halving: every development run trains to the first rung (the first of 5 scored checkpoints) ...
     assert all((r.until, r.steps, r.note) == (80, 80, "rung 1 of 2") for r in dev)
     # ... and the plan counts what the later rungs add: the best 6 to step 160, the best 3 to the end.
-    later = [r for r in by_problem["p4_uda"] if r.later]
+    later = [r for r in by_problem["p4_uda"] if r.later and r.note != "compared once development is done"]
+    k_best = [r for r in by_problem["p4_uda"] if r.later and r not in later]
+    assert len(k_best) == 3 * p4["compare"] and all(r.steps == 400 for r in k_best)
     keep = [develop.kept(n_cands, share) for _, share in develop.RUNGS]
     assert sorted(r.steps for r in later) == sorted(3 * len(p4["dev_seeds"]) * (keep[0] * [80] + keep[1] * [240]))
-    assert all(r.run_dir is None and r.status.startswith("after a rung") for r in later)
+    assert all(r.run_dir is None and r.status.startswith("later (steps ") for r in later)
     halved = sum(r.steps * r.batch for r in dev + later)
     assert halved / (len(dev) * 400 * 64) == pytest.approx((n_cands * 80 + keep[0] * 80 + keep[1] * 240)
                                                            / (n_cands * 400))
     course = {r.method for r in by_problem["p4_uda"] if not r.later and r.run_dir.parent.name != "dev"}
-    assert course == {"gta", *compared}
+    assert course == {"gta"}
     # the attribute classifier is trained by Problem 1 (its sample metrics) and reused by Problem 2: listed once
-    assert [len(v) for v in by_problem.values()] == [2, 1, 9, 3 * len(compared) + 3 + len(dev) + len(later)]
+    assert [len(v) for v in by_problem.values()] == [2, 1, 9, len(k_best) + 3 + len(dev) + len(later)]
     assert [r.method for r in by_problem["p1_vae"]] == ["vae", "face-attr"]
     assert {r.pair for r in dev} == {"usps → svhn", "mnistm → usps", "svhn → mnistm"}
     assert all(r.config.holdout == 1000 for r in dev)
@@ -92,6 +97,13 @@ def test_step_seconds_and_table(tmp_path):
 
 
 def test_compare_is_a_subset_of_the_candidates_in_their_order():
+    record = {"pairs": {"a_b": {"scores": [{"method": "cdan", "accuracy": 50.0}, {"method": "mcc", "accuracy": 70.0},
+                                           {"method": "adamatch", "accuracy": 60.0}]},
+                        "c_d": {"scores": [{"method": "cdan", "accuracy": 90.0}, {"method": "mcc", "accuracy": 10.0},
+                                           {"method": "adamatch", "accuracy": 61.0}, {"method": "mcc", "accuracy": 20.0}]}}}
+    # the k best by their best candidate's development score, mean over the tasks (cdan 70, mcc 45, adamatch 60.5)
+    assert develop.compared(["cdan", "mcc", "adamatch"], 2, record) == ["cdan", "adamatch"]
+    assert develop.compared(["cdan", "mcc", "adamatch"], 2) is None
     assert develop.compared(["cdan", "mcc", "adamatch"], ["adamatch", "mcc"]) == ["mcc", "adamatch"]
     assert develop.compared(["cdan", "mcc"], []) == ["cdan", "mcc"]  # empty: every candidate
     assert develop.compared(["mcc"], ["selfens"]) == []                # never a method that is not a candidate

@@ -52,7 +52,7 @@ class PlannedRun:
     def status(self) -> str:
         note = f" ({self.note})" if self.note else ""
         if self.later:
-            return f"after a rung{note}"
+            return f"later{note}"
         if self.done >= self.steps:
             return "finished" + note
         return (f"resumes at {self.done}" if self.done else "to train") + note
@@ -136,42 +136,48 @@ def _uda_run(problem: str, cfg, run_dir: Path, counts, data_dir) -> PlannedRun:
                       _progress(run_dir, cfg.kind, cfg, steps), cfg.batch_size, run_dir, cfg)
 
 
-def _development_runs(problem: str, base, names: list[str], p: dict, seeds, counts,
-                      compared: list[str]) -> list[PlannedRun]:
+def _development_runs(problem: str, base, names: list[str], p: dict, counts) -> tuple[list[PlannedRun], dict | None]:
     """Problem 4's development runs unless choices shipped with the package fit this data and protocol
     (:func:`hw3lib.train.uda.develop.choose`) — each at its stage of the successive halving
     (:func:`hw3lib.train.uda.develop.stage`: the rung it trains to now, or where it stopped, and rows for the steps
-    later rungs will add) — and, once the choices are known, the hand-in members the comparison does not hold
-    (chosen knobs that differ from the paper's, or a method it does not train)."""
+    later rungs will add) — and the choices when they are known (recorded, or every development run is done)."""
     from hw3lib.project import recorded_choices
     from hw3lib.train.uda import develop
 
     run_root, knobs = Path(p["run_dir"]), p["knobs"] or {}
     dev_seeds = [int(s) for s in p["dev_seeds"]]
     halve = bool(p.get("dev_halving", True))
-    names_c = develop.candidates(names, p["dev_grid"])
     proto = develop.protocol(base, names, dev_seeds, p["dev_holdout"], knobs, p["dev_grid"], halve)
     shipped = made_here = None
     with contextlib.suppress(ValueError, OSError):  # no data yet: nothing recorded can match it
         shipped = develop.recorded(recorded_choices(), p["data_dir"], proto)
         made_here = develop.recorded([run_root / "choices.json"], p["data_dir"], proto)
-    found = shipped or made_here
-    out = []
-    if shipped is None:  # developed here (or to be): its runs are this report's
-        for src, tgt in UDA_PAIRS:
-            out += _task_runs(problem, develop, base, run_root, *develop.development_task(src, tgt), names_c,
-                              dev_seeds, p, knobs, counts, halve)
-        if found is None and out and all(r.done >= r.steps and not r.later for r in out):
-            # every development run is done: choose now (what the notebook would), so the pool trains the hand-in
-            found = develop.choose(base, p["data_dir"], run_root, names=names, seeds=dev_seeds,
-                                   holdout=p["dev_holdout"], knobs=knobs, grid=p["dev_grid"], halve=halve)[0], None
-    for src, tgt in UDA_PAIRS if found is not None else ():
-        # DANN's hand-in is Problem 3's run; a compared method's with its paper's knobs, the comparison's run
-        for cand in develop.choice(found[0], src, tgt).members:
+    found = (shipped or made_here or (None,))[0]
+    if shipped is not None:
+        return [], found
+    out = []  # developed here (or to be): its runs are this report's
+    for src, tgt in UDA_PAIRS:
+        out += _task_runs(problem, develop, base, run_root, *develop.development_task(src, tgt),
+                          develop.candidates(names, p["dev_grid"]), dev_seeds, p, knobs, counts, halve)
+    if found is None and out and all(r.done >= r.steps and not r.later for r in out):
+        # every development run is done: choose now (what the notebook would), so the pool trains the hand-in
+        found = develop.choose(base, p["data_dir"], run_root, names=names, seeds=dev_seeds, holdout=p["dev_holdout"],
+                               knobs=knobs, grid=p["dev_grid"], halve=halve)[0]
+    return out, found
+
+
+def _member_runs(problem: str, base, record: dict, p: dict, seeds, counts, compared: list[str]) -> list[PlannedRun]:
+    """The hand-in members the comparison does not hold (chosen knobs other than the paper's, or a method it does
+    not train; DANN's is Problem 3's run), per course pair and seed."""
+    from hw3lib.train.uda import develop
+
+    out, knobs = [], p["knobs"] or {}
+    for src, tgt in UDA_PAIRS:
+        for cand in develop.choice(record, src, tgt).members:
             if cand.knobs or cand.method not in ("dann", *compared):
                 for seed in seeds:
                     cfg = develop.candidate_config(base, cand, src, tgt, seed, knobs=knobs.get(cand.method))
-                    out.append(_uda_run(problem, cfg, develop.member_folder(run_root, cfg, cand), counts,
+                    out.append(_uda_run(problem, cfg, develop.member_folder(p["run_dir"], cfg, cand), counts,
                                         p["data_dir"]))
     return out
 
@@ -268,10 +274,20 @@ def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: di
                 p3_root = Path(p["p3_run_dir"] or str(Path(p["run_dir"]).parent / "p3_dann"))
                 runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, p3_root, counts, p["data_dir"])
             shared = p["methods"] or improved(shared_recipe=True)
-            compared = develop.compared(shared, p.get("compare"))
-            runs += _uda_runs(name, base, compared, UDA_PAIRS, seeds, Path(p["run_dir"]), counts, p["data_dir"],
-                              knobs=p["knobs"])
-            runs += _development_runs(name, base, ["dann", *shared], p, seeds, counts, compared)
+            dev_runs, record = _development_runs(name, base, ["dann", *shared], p, counts)
+            # compare = k: the k best on the development tasks, planned once their choices are known
+            compared = develop.compared(shared, p.get("compare"), record)
+            runs += _uda_runs(name, base, compared or [], UDA_PAIRS, seeds, Path(p["run_dir"]), counts,
+                              p["data_dir"], knobs=p["knobs"])
+            if compared is None:  # the k best are known once the development runs are: counted, not yet runs
+                k = int(p["compare"])
+                runs += [dataclasses.replace(r, method=f"one of the {k} best", run_dir=None, later=True,
+                                             note="compared once development is done")
+                         for r in _uda_runs(name, base, ["dann"] * k, UDA_PAIRS, seeds, Path(p["run_dir"]) / "_",
+                                            counts, p["data_dir"])]
+            runs += dev_runs
+            if record is not None:
+                runs += _member_runs(name, base, record, p, seeds, counts, compared)
             gta = UDAConfig(method="gta", device=p["device"], **p["gta"])
             for cfg, _ in gta_configs(gta, pairs=UDA_PAIRS, seeds=seeds, gray_pairs=p["gray_pairs"],
                                       compare_gray=p["compare_gray"]):

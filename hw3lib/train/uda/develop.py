@@ -164,12 +164,27 @@ def promote(alive: list[Candidate], scores: Mapping[Candidate, float], n: int, r
     return [alive[i] for i in sorted(best)]
 
 
-def compared(names: Iterable[str], compare: Iterable[str] | None = None) -> list[str]:
+def best_methods(record: Mapping[str, Any], names: Iterable[str], k: int) -> list[str]:
+    """The ``k`` methods of ``names`` whose best candidate (any knobs) scores highest on the development tasks,
+    mean over the tasks, in ``names``' order (ties: the earlier method)."""
+    names = list(names)
+    score = {n: float(np.mean([max((sc["accuracy"] for sc in entry["scores"] if sc["method"] == n), default=0.0)
+                               for entry in (record.get("pairs") or {}).values()] or [0.0])) for n in names}
+    best = sorted(range(len(names)), key=lambda i: (-score[names[i]], i))[:k]
+    return [names[i] for i in sorted(best)]
+
+
+def compared(names: Iterable[str], compare: int | Iterable[str] | None = None,
+             record: Mapping[str, Any] | None = None) -> list[str] | None:
     """Of the candidate methods ``names``, those Problem 4 also trains on the course pairs for its comparison table
-    (its ``compare`` parameter; empty: all). The development protocol weighs every candidate either way; a hand-in
-    method left out of the comparison is trained for the hand-in alone."""
+    (its ``compare`` parameter: ``k`` > 0 the k best on the development tasks of ``record`` (:func:`best_methods`;
+    None while no choices are known), a list of names, or empty / 0: all). The development protocol weighs every
+    candidate either way; a hand-in member left out of the comparison is trained for the hand-in alone."""
+    names = list(names)
+    if isinstance(compare, int) and not isinstance(compare, bool) and compare > 0:
+        return best_methods(record, names, compare) if record is not None else None
     keep = set(compare or ())
-    return [n for n in names if n in keep] if keep else list(names)
+    return [n for n in names if n in keep] if keep else names
 
 
 def candidate_config(base: UDAConfig, cand: Candidate, source: str, target: str, seed: int, *,
