@@ -149,6 +149,16 @@ def test_p4_uses_the_selected_run_else_the_predict_search(project, tiny_course_d
         (p4 / "metrics.json").write_text(json.dumps({"selected_runs": {"usps_mnistm": absolute}}))
         assert main(args) == 0
         assert _used(capsys).endswith("p4_uda/gta_usps_mnistm_s0")
+        # an ensemble's members: its mean probabilities answer (hw3 predict with both runs)
+        both = ["dann_usps_mnistm_s0", "gta_usps_mnistm_s0"]
+        (p4 / "metrics.json").write_text(json.dumps({"selected_runs": {"usps_mnistm": both}}))
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert "a mean-probability ensemble of 2" in err and all(f"p4_uda/{b}" in err for b in both)
+        ensemble = (tmp_path / "p.csv").read_text()
+        assert main(["predict", "--ckpt", *(str(p4 / b) for b in both), "--images", images, "--target", "mnistm",
+                     "--out", str(tmp_path / "q.csv"), "--device", "cpu"]) == 0
+        assert (tmp_path / "q.csv").read_text() == ensemble
         (p4 / "metrics.json").write_text(json.dumps({"selected_runs": {"usps_mnistm": "gone_s0"}}))
         assert main(args) == 2
         err = capsys.readouterr().err
