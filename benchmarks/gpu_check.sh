@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The one prepared GPU check (#8, #30), sized for a lent device session: parts 1-4 under 10 minutes of device time,
-# part 5 (the pool) under 4 more; each part's time limit below.
+# The one prepared GPU check (#8, #30) for a lent device session. Not yet run to completion on a GPU, so there is no
+# measured time: each part's time limit below bounds it (parts 2-4: 710 s together, part 5: 240 s more).
 #   bash benchmarks/gpu_check.sh            # writes into $OUT (the device tool's folder) or benchmarks/gpu-out
+# Everything it prints also goes to a dated file, $OUT/gpu_check-YYYYMMDD-HHMMSS.txt (UTC; the folder is git-ignored),
+# headed by the commit it ran.
 # Runs on the device machine's own python3 (PyTorch preinstalled there; hw3lib from this checkout, no install):
 #   1. what the GPU is; 2. the CUDA tests (bf16 steps, no host syncs, end-to-end runs, reload);
 #   3. the throughput benchmark on the GPU (hw3lib: bf16 autocast, channels_last, uint8 data on the device),
@@ -12,6 +14,9 @@
 set -uo pipefail
 OUT=${OUT:-benchmarks/gpu-out}
 mkdir -p "$OUT"
+LOG="$OUT/gpu_check-$(date -u +%Y%m%d-%H%M%S).txt"
+exec > >(tee "$LOG") 2>&1
+echo "gpu_check.sh at $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 HW3_PROGRESS=0
 PY=${PYTHON:-python3}
 {
@@ -29,4 +34,4 @@ timeout 120 "$PY" -m hw3lib report --profile full --plan --device cuda 2>&1 | te
 timeout 90 "$PY" -m hw3lib data make --out /tmp/hw3-gpu-quick --size quick 2>&1 | tail -1 | tee "$OUT/pool_gpu.txt"
 timeout 150 "$PY" -m hw3lib runs train --profile quick --only p3 --data /tmp/hw3-gpu-quick --device cuda 2>&1 \
   | tr '\r' '\n' | grep -v '^runs:' | tee -a "$OUT/pool_gpu.txt"
-echo "gpu_check done"
+echo "gpu_check done: $LOG"

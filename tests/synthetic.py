@@ -1,5 +1,9 @@
-"""Random in-memory data sets for step-level tests (no files): uint8 images with the real shapes and labels."""
+"""Random in-memory data sets for step-level tests (no files): uint8 images with the real shapes and labels; and
+:func:`plain_sgd`, which trains with plain SGD in place of Adam so that two runs' weight changes compare tightly."""
 from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
 
 import torch
 
@@ -32,3 +36,30 @@ def fit(config, source: DigitSet, target: DigitSet, target_test: DigitSet | None
     test = target_test if target_test is not None else digits(target.domain, 8, seed=99, device=runtime.device)
     source_val = digits(source.domain, 8, seed=98, device=runtime.device)
     return train_on(config, Domains(source, target, test, source_val), run_dir, runtime=runtime)
+
+
+@contextlib.contextmanager
+def plain_sgd() -> Iterator[Callable[[], list[list[torch.Tensor]]]]:
+    """Every ``torch.optim.Adam`` built in the block is plain SGD at the same rate (no momentum, no
+    normalisation), so a weight's change is -lr times its summed gradients and two runs' changes compare as tightly
+    as their gradients (Adam turns rounding noise in a tiny gradient into a ±lr move). Yields a function that
+    returns each such optimiser's parameter changes so far (one tensor per parameter), in the order the optimisers
+    were built."""
+    built = []
+
+    class SGD(torch.optim.SGD):
+        def __init__(self, params, lr=1e-3, **_adam_options):
+            super().__init__(params, lr=lr)
+            self.start = [p.detach().clone() for g in self.param_groups for p in g["params"]]
+            built.append(self)
+
+    def changes() -> list[list[torch.Tensor]]:
+        return [[p.detach() - s for p, s in zip((p for g in o.param_groups for p in g["params"]), o.start)]
+                for o in built]
+
+    adam = torch.optim.Adam
+    torch.optim.Adam = SGD
+    try:
+        yield changes
+    finally:
+        torch.optim.Adam = adam

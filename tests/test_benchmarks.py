@@ -19,12 +19,19 @@ def test_quick_dann_benchmark_writes_results(tmp_path, monkeypatch):
         assert column in text, column
 
 
-def test_matmul_rate_is_a_positive_rate():
+def test_matmul_rate_is_the_flops_over_the_best_trial(monkeypatch):
+    """2·n³ FLOPs per matmul, ``reps`` of them per trial, over the fastest trial's time: checked with a clock whose
+    trials take 3, 1 and 2 s (no timing of this machine)."""
+    import types
+
     import torch
 
-    from benchmarks.throughput import matmul_rate
-    assert matmul_rate(torch.device("cpu"), n=128, reps=2) > 1e6
-    assert matmul_rate(torch.device("cpu"), n=64, reps=1, dtype=torch.bfloat16) > 0
+    from benchmarks import throughput
+
+    ticks = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])  # (start, end) of each of the 3 trials
+    monkeypatch.setattr(throughput, "time", types.SimpleNamespace(perf_counter=lambda: next(ticks)))
+    assert throughput.matmul_rate(torch.device("cpu"), n=64, reps=5, trials=3) == 2 * 64 ** 3 * 5 / 1.0
+    assert next(ticks, None) is None  # every trial was timed
 
 
 def test_conv_layers_counts_each_convolutions_forward_and_backward(tmp_path):

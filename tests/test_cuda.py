@@ -24,7 +24,9 @@ from hw3lib.runtime import Runtime
 
 # HW3_TEST_CUDA_DEVICE=cpu runs the CUDA end-to-end tests on the CPU, to check the tests themselves without a GPU.
 CUDA = torch.device(os.environ.get("HW3_TEST_CUDA_DEVICE", "cuda"))
-needs_cuda = pytest.mark.skipif(CUDA.type == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device")
+needs_cuda = pytest.mark.skipif(CUDA.type == "cuda" and not torch.cuda.is_available(),
+                                reason="no CUDA device: these GPU checks did NOT run here (benchmarks/gpu_check.sh "
+                                       "runs them on a GPU)")
 # The sync checks run on the GPU when there is one, else on the CPU with the Python-level stand-in.
 SYNC = CUDA if CUDA.type != "cuda" or torch.cuda.is_available() else torch.device("cpu")
 QUIET = 10**6  # log_every / ckpt_every / snapshot_every beyond the run: nothing is flushed or saved mid-run

@@ -164,7 +164,7 @@ def test_lambda_schedule():
 # -- training ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["source-only", "dann", "target-only"])
 def test_train_uda_each_method(toy, tmp_path, method):
-    cfg = _cfg(method=method, max_steps=4)
+    cfg = _cfg(method=method, max_steps=4, lr=3e-3)
     result = train_uda(cfg, toy, tmp_path / cfg.name)
     h = result.history
     assert {"step", "epoch", "label_loss", "train_acc", "target_acc"} <= set(h)
@@ -173,7 +173,9 @@ def test_train_uda_each_method(toy, tmp_path, method):
         assert h["lam"][0] < h["lam"][-1] <= 1
     assert h["eval_step"] == [2, 4]  # evals=2 over the 4 (capped) steps, the last included
     assert (tmp_path / cfg.name / "checkpoint.pt").is_file()
-    assert 0 <= result.metrics["target_acc"] <= 100
+    # the toy's classes are separable in every domain (the block's position): 4 steps at 3e-3 reach 57-80 % on
+    # the 40 target test images (measured), far above chance (10 %), which an untrained or mis-scored model is not
+    assert 40 <= result.metrics["target_acc"] <= 100
     assert ("final_domain_acc" in result.metrics) == (method == "dann")
     assert not any(m.training for m in result.models.values())
 

@@ -94,7 +94,7 @@ def test_missing_runs_per_problem(args, runs, needle, tmp_path, monkeypatch, cap
     assert needle in err and "\n" not in err
 
 
-def test_p3_script_writes_a_csv_that_hw3_eval_scores(project, tiny_course_data, tmp_path):
+def test_p3_script_writes_a_csv_that_hw3_eval_scores(project, tiny_course_data, tmp_path, capsys):
     images = tiny_course_data / "digits" / "mnistm" / "test"
     out = tmp_path / "pred.csv"
     got = subprocess.run(["bash", str(ROOT / "hw3_p3.sh"), str(images), "mnistm", str(out)], cwd=tmp_path,
@@ -103,12 +103,18 @@ def test_p3_script_writes_a_csv_that_hw3_eval_scores(project, tiny_course_data, 
     assert "p3_dann/dann_usps_mnistm_s0" in got.stderr
     lines = out.read_text().splitlines()
     assert lines[0] == "image_name,label" and len(lines) == 1 + len(list(images.glob("*.png")))
-    # hw3_eval.py, run from another folder, agrees with `hw3 eval`
-    gt = tiny_course_data / "digits" / "mnistm" / "test.csv"
+    # hw3_eval.py, run from another folder, scores it as `hw3 eval` does: against labels that agree with the
+    # predictions on exactly 7 of the 10 images (the other 3 shifted by one), i.e. 70 % by construction
+    rows = [line.split(",") for line in lines[1:]]
+    assert len(rows) == 10
+    gt = tmp_path / "gt.csv"
+    gt.write_text("image_name,label\n" + "".join(f"{n},{(int(y) + (i < 3)) % 10}\n" for i, (n, y) in enumerate(rows)))
     score = subprocess.run([sys.executable, str(ROOT / "hw3_eval.py"), str(out), str(gt)], cwd=tmp_path,
                            env=_env(), capture_output=True, text=True)
     assert score.returncode == 0, score.stderr
-    assert re.fullmatch(r"accuracy \d+\.\d\d% \(\d+ images\)\n", score.stdout)
+    assert score.stdout == "accuracy 70.00% (10 images)\n"
+    assert main(["eval", str(out), str(gt)]) == 0
+    assert capsys.readouterr().out == score.stdout
     bad = subprocess.run([sys.executable, str(ROOT / "hw3_eval.py"), str(out)], env=_env(), capture_output=True,
                          text=True)
     assert bad.returncode != 0 and "usage" in bad.stderr

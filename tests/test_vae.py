@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -217,15 +218,32 @@ def test_eval_helpers():
     model = VAE(latent_dim=16).eval()
     test = _faces(12, 2)
     recon, mse = ev.reconstruct(model, test.images[:3])
-    assert recon.shape == (3, 3, 64, 64) and mse.shape == (3,) and (mse > 0).all()
-    assert ev.mean_image_baseline(test, test) > 0
+    assert recon.shape == (3, 3, 64, 64) and mse.shape == (3,)
+    # the per-image MSE on the [0, 1] scale, by hand, of what it returns; the reconstruction is decode(mu(x))
+    assert torch.allclose(mse, (recon - test.images[:3].float() / 255).pow(2).mean((1, 2, 3)), rtol=1e-5)
+    with torch.no_grad():
+        mu, _ = model.encode(test.images[:3].float() / 127.5 - 1)
+        assert torch.allclose(recon, (model.decode(mu) + 1) / 2, atol=1e-5)
+    # mean image of a black and a white face = 0.5 everywhere; a test face at 51/255 = 0.2 is (0.2 - 0.5)² = 0.09 off
+    two = FaceSet(torch.stack([torch.zeros(3, 64, 64), torch.full((3, 64, 64), 255.0)]).to(torch.uint8),
+                  test.attrs[:2], test.names[:2], test.attr_names, "embedded")
+    grey = FaceSet(torch.full((1, 3, 64, 64), 51, dtype=torch.uint8), test.attrs[:1], test.names[:1],
+                   test.attr_names, "embedded")
+    assert ev.mean_image_baseline(two, grey) == pytest.approx(0.09, rel=1e-6)
     z = ev.latent_means(model, test.images)
     assert z.shape == (12, 16)
-    d = ev.attribute_direction(z, test.attr("Male").numpy())
-    assert d.shape == (16,)
-    p = ev.linear_probe(z, test.attr("Male").numpy(), folds=2)
-    assert 0 <= p["accuracy"] <= 1 and 0.5 <= p["majority"] <= 1
-    assert ev.reconstruction_table([f"{i}" for i in range(10)], [0.1] * 10).shape == (2, 5)
+    with torch.no_grad():
+        assert np.allclose(z, model.encode(test.images.float() / 127.5 - 1)[0].numpy(), atol=1e-5)
+    # a tiny case by hand: 24 faces without the attribute at z = (0, 0, 0), 16 with it at (2, 1, 0), ± 0.01
+    has = np.array([0] * 24 + [1] * 16)
+    toy = np.zeros((40, 3), np.float32)
+    toy[has == 1, :2] = (2.0, 1.0)
+    toy += np.random.default_rng(0).normal(0, 0.01, toy.shape).astype(np.float32)
+    assert ev.attribute_direction(toy, has).numpy() == pytest.approx([2.0, 1.0, 0.0], abs=0.02)
+    p = ev.linear_probe(toy, has, folds=2)
+    assert p["accuracy"] == 1.0 and p["majority"] == pytest.approx(0.6) and p["folds"] == 2
+    table = ev.reconstruction_table([f"{i}" for i in range(10)], [i / 100 for i in range(10)])
+    assert table.shape == (2, 5) and table.iloc[1, 2] == 0.07  # image 8: second row, third column
 
 
 def test_fitted_gaussian_kl_and_samples():
