@@ -216,3 +216,11 @@ def test_training_record_sums_the_runs_own_times_and_counts_trained_and_loaded(t
     rec = glance.training_record(runs, finished_before={b})
     assert rec["p3_dann"] == {"train_s": 90.5, "trained": 1, "loaded": 1, "unfinished": 0}
     assert rec["p4_uda"] == {"train_s": 0.0, "trained": 0, "loaded": 0, "unfinished": 2}  # P3's folder counted once
+
+
+def test_near_best_can_measure_from_the_chosen_row():
+    dev = improved.development_table(_development(), _summary())
+    dev.loc[("usps → mnistm", "DANN"), "chosen"], dev.loc[("usps → mnistm", "MCC"), "chosen"] = "✓", ""
+    kept = near_best(dev, "development accuracy (%)", 1.0, by="course pair", chosen="chosen")
+    # usps → mnistm: the chosen DANN (40.0) and MCC (41.5, 1.5 points off: out); elsewhere MCC and DANN (1.5 off: out)
+    assert list(kept.index) == [("usps → mnistm", "DANN"), ("mnistm → svhn", "MCC"), ("svhn → usps", "MCC")]

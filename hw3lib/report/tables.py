@@ -180,18 +180,24 @@ def tidy(table, caption: str | None = None) -> tuple[pd.DataFrame, str | None]:
     return df, caption
 
 
-def near_best(table, column: str, points: float, by: str | None = None, higher: bool = True) -> pd.DataFrame:
+def near_best(table, column: str, points: float, by: str | None = None, higher: bool = True,
+              chosen: str | None = None) -> pd.DataFrame:
     """The rows whose ``column`` (a number, or text that starts with one: ``"37.65 (n = 2)"``) lies within
-    ``points`` of the best row of their group ``by`` (an index level or a column; None: the whole table)."""
+    ``points`` of their group's reference row: the best (``higher``: the largest), or with ``chosen`` (a column whose
+    non-empty cell marks it, e.g. ``"✓"``) the marked row, always kept. ``by``: an index level or a column naming
+    the groups (None: the whole table is one)."""
     df = _frame(table)
     value = pd.to_numeric(df[column].astype(str).str.extract(r"^\s*([-+−]?\d+(?:\.\d+)?)", expand=False)
-                          .str.replace("−", "-"), errors="coerce")
-    if by is None:
-        best = value.max() if higher else value.min()
+                          .str.replace("−", "-"), errors="coerce").reset_index(drop=True)
+    group = pd.Series(0, index=value.index) if by is None else pd.Series(
+        list(df.index.get_level_values(by) if by in (df.index.names or []) else df[by]))
+    marked = pd.Series([False] * len(df)) if chosen is None else pd.Series(
+        [not _missing(v) and str(v).strip() not in ("", "—") for v in df[chosen]])
+    if chosen is None:
+        ref = value.groupby(group).transform("max" if higher else "min")
     else:
-        key = df.index.get_level_values(by) if by in (df.index.names or []) else df[by]
-        best = value.groupby(list(key)).transform("max" if higher else "min")
-    keep = (best - value <= points + 1e-9) if higher else (value - best <= points + 1e-9)
+        ref = value.where(marked).groupby(group).transform("max" if higher else "min")
+    keep = marked | ((value - ref).abs() <= points + 1e-9)
     return df[keep.to_numpy()]
 
 
