@@ -388,6 +388,44 @@ def _number_matches(s: str, values: list[float]) -> bool:
     return any(abs(v - shown) <= tol or abs(100 * v - shown) <= tol for v in values)
 
 
+def _check_glance_appendix_and_tables(soup, run: dict) -> None:
+    """The smoke report's first page summarises each problem from its metrics.json; the appendix's tables are
+    linked both ways and show this run's numbers; no table shows NaN, a per-cell "(n = 1)" or an index-name row."""
+    metrics = {n: json.loads(Path(run["notebooks"][n]["metrics"]).read_text()) for n in NOTEBOOKS}
+    glance = soup.find(id="at-a-glance")
+    rows = {n: glance.find("tr", class_=f"glance-{n}") for n in NOTEBOOKS}
+    for name, row in rows.items():
+        assert "glance-none" not in row["class"], f"{name}: {row.get_text(' ', strip=True)}"
+        assert row.find("a")["href"] == f"#section-{name}" and "embedded synthetic" in row.get_text()
+    p1 = metrics["p1_vae"]
+    assert f"{p1['test_mse_mean']:.4f}" in rows["p1_vae"].get_text() and f"{p1['baseline_mse']:.4f}" in rows["p1_vae"].get_text()
+    for name in ("p3_dann", "p4_uda"):
+        acc = metrics[name]["target_accuracy"]
+        for key in acc["dann"]:
+            line = next(ln for ln in rows[name].get_text("\n").splitlines() if ln.startswith(key.replace("_", " → ")))
+            if name == "p3_dann":
+                assert re.findall(r"\d+\.\d\d", line) == [f"{acc[m][key]['mean']:.2f}"
+                                                          for m in ("source-only", "dann", "target-only")]
+            else:
+                assert line.split(": ")[1].startswith(f"{acc['hand-in'][key]['mean']:.2f}")
+                assert f"against DANN's {acc['dann'][key]['mean']:.2f}" in line
+    appendix = soup.find(id="appendix")
+    assert appendix is not None and appendix.find_all("table")
+    for link in soup.find_all("p", class_="appendix-link"):
+        target = soup.find(id=link.a["href"][1:])
+        assert target is not None and target.find("table") and soup.find(id=target.a["href"][1:]) is link
+    for name in NOTEBOOKS:
+        values = _numbers(metrics[name])
+        for box in appendix.find_all("div", id=re.compile(f"^appendix-{name}-")):
+            for cell in box.find_all("td"):
+                assert _cell_matches(cell.get_text(), values), f"{name}: appendix value {cell.get_text()!r}"
+    for table in soup.find_all("table", class_="dataframe"):
+        assert len(table.find("thead").find_all("tr")) == 1, f"an index-name row: {table.find('thead')}"
+        for cell in table.find_all("td"):
+            text = cell.get_text().replace("\u00a0", " ")
+            assert "NaN" not in text and not re.search(r"\(n = 1\)", text), text
+
+
 def test_report_e2e_smoke(tmp_path, monkeypatch):
     missing = [n for n in NOTEBOOKS if not (notebooks_dir() / f"{n}.ipynb").is_file()]
     if missing:
@@ -432,6 +470,7 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
                 assert _cell_matches(cell.get_text(), values), f"{name}: table value {cell.get_text()!r} not in metrics.json"
                 assert not cell.get_text().strip().endswith("..."), f"{name}: table cell cut short: {cell.get_text()!r}"
     assert "t-sne" in soup.get_text().lower() or "tsne" in soup.get_text().lower()
+    _check_glance_appendix_and_tables(soup, run)
 
     # hw3_p4.sh hands in selected_runs: per pair, the run of the development protocol's choice (method and knobs).
     from hw3lib import checkpoint
@@ -448,6 +487,9 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
         warnings.warn(f"no {PDF_TOOLS_MISSING}: the smoke report's PDF was NOT checked")
     else:
         assert result.pdf is not None
+        first = subprocess.run(["pdftotext", "-l", "1", str(result.pdf), "-"], capture_output=True, text=True).stdout
+        assert "Results at a glance" in first and "Problem 4: Improved UDA" in first  # the whole glance, page 1
+        assert "course report's GTA against DANN" in first and "svhn → usps: 63.22" in first
         text = subprocess.run(["pdftotext", str(result.pdf), "-"], capture_output=True, text=True).stdout
         for title in ("Problem 1", "Problem 2", "Problem 3", "Problem 4", "Embedded synthetic data"):
             assert title in text

@@ -17,7 +17,9 @@
    ``OUT/executed/``, ``$HW3_TABLES_DIR`` = ``OUT/tables``, one live progress line per notebook
    (``hw3lib.report.progress``); a failing notebook is recorded and the others still run; a cell running past
    the profile's ``cell_timeout`` is stopped with its kernel and recorded as that notebook's failure;
-5. :func:`report_header` and :func:`write_html` — one self-contained HTML (``hw3lib.report.html``);
+5. :func:`report_header` and :func:`write_html` — one self-contained HTML (``hw3lib.report.html``); its first page
+   has each problem's results at a glance (``hw3lib.report.glance``, from the runs' ``metrics.json``) and, per
+   problem, the training time and runs (from the runs' checkpoints) beside the notebook's time;
 6. :func:`print_report_pdf` — a PDF printed by headless Chromium (``hw3lib.report.pdf``);
 7. :func:`write_run_json` — ``OUT/run.json``: profile, parameters, status and wall time per notebook, data,
    device, commit.
@@ -416,9 +418,20 @@ def exit_code(runs: dict[str, Execution]) -> int:
     return int(any(r.status != "ok" for r in runs.values()))
 
 
-def report_header(plan: Plan, data: Data, params: dict[str, dict], runs: dict[str, Execution]) -> dict:
-    """The facts above the report (see ``template.html``): data, profile, device, commit, status per problem."""
+def _runs_text(rec: dict | None) -> str:
+    if not rec:
+        return "—"
+    text = f"{rec['trained']} trained, {rec['loaded']} loaded"
+    return text + (f", {rec['unfinished']} unfinished" if rec["unfinished"] else "")
+
+
+def report_header(plan: Plan, data: Data, params: dict[str, dict], runs: dict[str, Execution],
+                  training: dict[str, dict] | None = None) -> dict:
+    """The facts above the report (see ``template.html``): data, the results at a glance, profile, device, commit,
+    status per problem with its training time and runs (``training``: :func:`hw3lib.report.glance.training_record`)
+    and its notebook's time."""
     from hw3lib.device import describe
+    from hw3lib.report.glance import glance_rows
 
     summary = ", ".join(f"{k} {v}" for k, v in data.info.items() if k in ("size", "seed") and v is not None)
     root = data.dir
@@ -435,7 +448,12 @@ def report_header(plan: Plan, data: Data, params: dict[str, dict], runs: dict[st
         "commit": git_commit(),
         "built": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "failed": [TITLES[n].split(":")[0] for n in plan.notebooks if runs[n].status != "ok"],
-        "problems": [{"name": TITLES[n], "status": runs[n].status, "wall": _fmt_time(runs[n].wall_s),
+        "glance": glance_rows(plan.notebooks, {n: runs[n].status for n in plan.notebooks}, plan.runs,
+                              data.info.get("kind", "real")),
+        "problems": [{"name": TITLES[n], "href": f"#section-{n}", "status": runs[n].status,
+                      "wall": _fmt_time(runs[n].wall_s),
+                      "train": _fmt_time((training or {}).get(n, {}).get("train_s")),
+                      "runs": _runs_text((training or {}).get(n)),
                       "params": ", ".join(f"{k}={v}" for k, v in params[n].items()
                                           if k not in MANAGED and not k.endswith("_run_dir"))
                       or "notebook defaults"} for n in plan.notebooks],
@@ -472,7 +490,8 @@ def print_report_pdf(html_path: Path) -> tuple[Path | None, str | None]:
 
 
 def write_run_json(plan: Plan, data: Data, params: dict[str, dict], runs: dict[str, Execution], *, commit: str,
-                   html: Path, pdf: Path | None, pdf_note: str | None, wall_s: float) -> Path:
+                   html: Path, pdf: Path | None, pdf_note: str | None, wall_s: float,
+                   training: dict[str, dict] | None = None) -> Path:
     """``OUT/run.json``: what ran, with which parameters and data, how each notebook went, and where it all is."""
     from hw3lib.checkpoint import atomic_write_text
     from hw3lib.device import describe
@@ -482,6 +501,7 @@ def write_run_json(plan: Plan, data: Data, params: dict[str, dict], runs: dict[s
         return {"status": r.status, "wall_s": r.wall_s, "parameters": params[n], "source": str(plan.source(n)),
                 "executed": str(r.executed) if r.executed else None, "run_dir": str(plan.runs / n),
                 "metrics": str(plan.runs / n / "metrics.json"), "runs_finished": r.runs_finished,
+                "training": (training or {}).get(n),
                 "error": None if r.error is None else {"ename": r.error.ename, "evalue": r.error.evalue}}
 
     run = {
@@ -519,24 +539,35 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
     found = resolve_data(plan.profile, data, plan.figures)
     params = notebook_parameters(plan, found.dir)
     progress = progress and os.environ.get("HW3_PROGRESS", "1") != "0"
+
+    def plan_runs(say: bool = False) -> list:
+        try:  # the runs the notebooks use: the pool trains them; the header reports their times either way
+            return planned(plan, found.dir, found.sizes, params)
+        except KeyError as exc:  # a notebook of your own without a parameter the plan reads
+            if say and jobs != 0:
+                print(f"hw3 report: no run plan (a notebook has no parameter {exc}): each notebook trains its own "
+                      f"runs", file=sys.stderr, flush=True)
+            return []
+
+    to_train = plan_runs(say=True)
+    finished_before = {r.run_dir for r in to_train if r.status == "finished"}
     if jobs != 0:  # the plan's runs first, in parallel; the notebooks then load them
         from hw3lib.report.pool import train_in_stages, train_planned
 
-        def to_train():  # planned anew after each stage: the development protocol's rungs
-            try:
-                return planned(plan, found.dir, found.sizes, params)
-            except KeyError as exc:  # a notebook of your own without a parameter the plan reads
-                print(f"hw3 report: no run plan (a notebook has no parameter {exc}): each notebook trains its own "
-                      f"runs", file=sys.stderr, flush=True)
-                return []
-        train_in_stages(to_train, lambda runs: train_planned(runs, found.dir, plan.device, jobs=jobs,
-                                                             threads=threads, progress=progress))
+        stages = [to_train]  # the first stage's plan, then planned anew (the development protocol's rungs)
+        train_in_stages(lambda: stages.pop() if stages else plan_runs(),
+                        lambda runs: train_planned(runs, found.dir, plan.device, jobs=jobs, threads=threads,
+                                                   progress=progress))
+        to_train = plan_runs() if to_train else to_train
     runs = run_notebooks(plan, params, progress=progress)
-    header = report_header(plan, found, params, runs)
+    from hw3lib.report.glance import training_record
+
+    training = training_record(to_train, finished_before)
+    header = report_header(plan, found, params, runs, training)
     html = write_html(plan, header, runs)
     pdf_path, pdf_note = print_report_pdf(html) if pdf else (None, None)
     run_json = write_run_json(plan, found, params, runs, commit=header["commit"], html=html, pdf=pdf_path,
-                              pdf_note=pdf_note, wall_s=time.perf_counter() - started)
+                              pdf_note=pdf_note, wall_s=time.perf_counter() - started, training=training)
     return ReportResult(html, pdf_path, run_json, {n: r.status for n, r in runs.items()},
                         {n: r.wall_s for n, r in runs.items()}, exit_code(runs), pdf_note,
                         {n: r.executed for n, r in runs.items() if r.executed is not None})

@@ -3,7 +3,9 @@
 Each notebook is cleaned (code, parameters, stderr, warnings, tqdm widgets and object reprs dropped; math
 rendered to inline SVG with matplotlib's mathtext, so no MathJax and no network), rendered body-only with
 nbconvert's ``HTMLExporter`` (``exclude_input``, no prompts), and placed in ``template.html`` with
-``style.css`` inlined, a header (data, profile, device, commit, wall times) and a table of contents.
+``style.css`` inlined, a header (data, the results at a glance, profile, device, commit, times) and a table of
+contents. Tables a notebook showed with ``show_table(..., appendix=True)`` move to an appendix after the last problem,
+a link left where they were (:func:`split_appendix`).
 A notebook that failed is shown up to its failing cell, then an error box (exception, message, the cell's
 first lines, the executed notebook's path) and the headings that did not run.
 """
@@ -44,6 +46,7 @@ class Problem:
     headings: list[tuple[int, str, str]] = field(default_factory=list)  # (level, id, text)
     error: ProblemError | None = None
     notebook: str | None = None  # path of the executed notebook
+    appendix: list[tuple[str, str, str]] = field(default_factory=list)  # (id, label, HTML) of its appendix tables
 
 
 # ---------------------------------------------------------------- math (offline)
@@ -188,7 +191,8 @@ def _exporter():
 _HEADING = re.compile(r"<h([1-6])([^>]*)>(.*?)</h\1>", re.S)
 _TAGS = re.compile(r"<[^>]+>")
 _TD = re.compile(r"<td>(.*?)</td>", re.S)
-_NUMERIC = re.compile(r"^[\s\d.,±%+\-−–—eE]*$")  # numbers stay right-aligned; prose cells go left
+# numbers (and "71.20 ± 1.05 (n = 3)") stay right-aligned; prose cells go left
+_NUMERIC = re.compile(r"^[\s\d.,±%+\-−–—eE]*(\(n\s*=\s*\d+\))?\s*$")
 
 
 def _slug(text: str) -> str:
@@ -229,12 +233,11 @@ def render_problem(key: str, executed: str | Path | None, title: str, error: Pro
     nb = nbformat.read(str(executed), as_version=4)
     clean, nb_error, skipped = clean_notebook(nb)
     error = nb_error or error
-    body, _ = _exporter().from_notebook_node(clean)
-    body = _strip_page(body)
-    body = body.replace("<p><em>Figure (", '<p class="caption"><em>Figure (')
-    body = _TD.sub(lambda m: m.group(0) if _NUMERIC.match(m.group(1)) else f'<td class="text">{m.group(1)}</td>', body)
-    body, headings = rewrite_headings(body, key, used_ids)
-    problem = Problem(key, title, body, headings, error, str(executed))
+    clean, moved = split_appendix(clean, key)
+    body, headings = rewrite_headings(_render(clean), key, used_ids)
+    appendix = [(anchor, label, _render(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=outputs)])))
+                for anchor, label, outputs in moved]
+    problem = Problem(key, title, body, headings, error, str(executed), appendix)
     if headings and headings[0][0] == 1:
         problem.title = headings[0][2]
     else:  # no "# Problem N" title cell: add one
@@ -243,6 +246,62 @@ def render_problem(key: str, executed: str | Path | None, title: str, error: Pro
     if error is not None:
         problem.body += _error_box(problem, skipped)
     return problem
+
+
+def _render(nb) -> str:
+    """A cleaned notebook's cells as HTML: figure captions marked, prose table cells left-aligned."""
+    body, _ = _exporter().from_notebook_node(nb)
+    body = _strip_page(body)
+    body = body.replace("<p><em>Figure (", '<p class="caption"><em>Figure (')
+    return _TD.sub(lambda m: m.group(0) if _NUMERIC.match(m.group(1).replace("&nbsp;", " "))
+                   else f'<td class="text">{m.group(1)}</td>', body)
+
+
+def split_appendix(nb, key: str) -> tuple[nbformat.NotebookNode, list[tuple[str, str, list]]]:
+    """Move the outputs ``show_table(..., appendix=True)`` marked (its caption and its table) out of ``nb``: each
+    table becomes ``(id, label, outputs)`` for the appendix (labels ``A1.1``, ``A1.2``... for Problem 1); where it
+    was, a line links to it (and the appendix links back)."""
+    from hw3lib.report.tables import APPENDIX_KEY
+
+    number = re.match(r"p(\d+)", key)
+    prefix = f"A{number.group(1)}." if number else f"A{key}."
+    moved: list[tuple[str, str, list]] = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept, current = [], None
+        for out in cell.get("outputs", []):
+            mark = out.get("metadata", {}).get(APPENDIX_KEY)
+            if not mark:
+                kept.append(out)
+                current = None
+                continue
+            if current != mark.get("name"):  # a new table: its link stays here
+                current = mark.get("name")
+                label = f"{prefix}{len(moved) + 1}"
+                anchor = f"appendix-{key}-{len(moved) + 1}"
+                moved.append((anchor, label, []))
+                caption = html_lib.escape(str(mark.get("caption") or current))
+                kept.append(nbformat.v4.new_output("display_data", data={"text/html": (
+                    f'<p class="appendix-link" id="cite-{anchor}">Table <a href="#{anchor}">{label}</a> '
+                    f"(appendix): {caption}</p>")}))
+            moved[-1][2].append(out)
+        cell.outputs = kept
+    return nb, moved
+
+
+def appendix_html(problems: list[Problem]) -> str:
+    """The appendix: per problem with moved tables, a heading, then each table under its label, linking back."""
+    parts = []
+    for p in problems:
+        if not p.appendix:
+            continue
+        parts.append(f'<h2 id="appendix-{p.key}">{html_lib.escape(p.title)}</h2>')
+        for anchor, label, body in p.appendix:
+            parts.append(f'<div class="appendix-table" id="{anchor}"><p class="appendix-label">Table {label} '
+                         f'<a href="#cite-{anchor}">(cited in {html_lib.escape(p.title.split(":")[0])})</a></p>'
+                         f"{body}</div>")
+    return "\n".join(parts)
 
 
 def _strip_page(body: str) -> str:
@@ -279,6 +338,11 @@ def toc_html(problems: list[Problem]) -> str:
             out.append("<ol>" + "".join(f'<li><a href="#{hid}">{html_lib.escape(text)}</a></li>'
                                         for _, hid, text in subs) + "</ol>")
         out.append("</li>")
+    with_appendix = [p for p in problems if p.appendix]
+    if with_appendix:
+        out.append('<li><a href="#appendix">Appendix</a><ol>' + "".join(
+            f'<li><a href="#appendix-{p.key}">{html_lib.escape(p.title)}</a></li>' for p in with_appendix)
+            + "</ol></li>")
     out.append("</ol></nav>")
     return "\n".join(out)
 
@@ -291,6 +355,6 @@ def assemble(problems: list[Problem], header: dict, title: str = "DLCV HW3 repor
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(_HERE)), autoescape=jinja2.select_autoescape(["html"]))
     template = env.get_template("template.html")
     return template.render(title=title, css=(_HERE / "style.css").read_text(), header=header,
-                           toc=Markup(toc_html(problems)),
+                           toc=Markup(toc_html(problems)), appendix=Markup(appendix_html(problems)),
                            problems=[dict(key=p.key, failed=p.error is not None,
                                           body=Markup(p.body)) for p in problems])

@@ -6,6 +6,11 @@
 displays the table (and its caption) in the notebook and writes ``NAME.csv``, ``NAME.md`` and ``NAME.tex`` to the
 tables folder: ``$HW3_TABLES_DIR`` (``hw3 report`` sets it to ``REPORT_DIR/tables``), else
 ``<project>/report/tables``. Writes are atomic.
+
+What is displayed is :func:`tidy`'s copy: missing values as ``—``, no index-name row, a ``(n = k)`` shared by every
+cell said once in the caption. ``show_table(df, name, appendix=True)`` marks the table for the report's appendix:
+``hw3 report`` moves it after the last problem and leaves a link where the notebook showed it (the notebook itself
+still shows it in place). :func:`near_best` keeps the rows within some points of the best of their group.
 """
 from __future__ import annotations
 
@@ -115,13 +120,101 @@ def write_table(table, name: str, caption: str | None = None, folder: str | Path
     return paths
 
 
-def show_table(table, name: str, caption: str | None = None, folder: str | Path | None = None) -> None:
-    """Display ``table`` (with ``caption`` above it, bold) in the notebook, then :func:`write_table` it.
+# "(n = 3)" after a cell's number: how many seeds (or values) it summarises.
+_N = re.compile(r"\s*\(n\s*=\s*(\d+)\)")
+NBSP = "\u00a0"
+APPENDIX_KEY = "hw3_appendix"  # output metadata of a table show_table(..., appendix=True) displays
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or v is pd.NA or v is pd.NaT
+
+
+def _column_n(values: pd.Series) -> str | None:
+    """The ``k`` every present cell of a column shows as ``(n = k)``; None if one shows none or they differ;
+    ``""`` if no cell shows one."""
+    cells = [str(v) for v in values if not _missing(v) and str(v).strip() not in ("", "—")]
+    ns = {m.group(1) if (m := _N.search(c)) else None for c in cells}
+    if ns <= {None}:
+        return ""
+    return ns.pop() if len(ns) == 1 and None not in ns else None
+
+
+def tidy(table, caption: str | None = None) -> tuple[pd.DataFrame, str | None]:
+    """The table as the report shows it, and its caption:
+
+    - a ``(n = k)`` that every cell carrying one shares is dropped from the cells and said once in the caption; else
+      a column whose cells all show the same one says it once in its header; any other ``(n = k)`` stays glued to
+      its number (non-breaking spaces: it never wraps apart);
+    - missing values (NaN, None) are ``—``; a pair ``usps → mnistm`` in a cell or row label never wraps apart;
+    - no index-name row: a named index's name moves to the header row's corner (two levels: ``a / b``).
+    """
+    df = _frame(table).copy()
+    if not df.columns.is_unique:  # df[col] would be a frame: shown as it is
+        return df, caption
+    per_column = {col: _column_n(df[col]) for col in df.columns}
+    shown = {k for k in per_column.values() if k}
+    common = shown.pop() if len(shown) == 1 and None not in per_column.values() else None
+    renames = {}
+    for col in df.columns:
+        values = df[col]
+        if values.map(_missing).any():
+            df[col] = values.astype(object).where(~values.map(_missing), "—")
+        if per_column[col] == "":
+            continue
+        if common is None and (per_column[col] is None or isinstance(col, tuple)):  # each n stays with its number
+            df[col] = df[col].map(lambda v: _N.sub(lambda m: f"{NBSP}(n{NBSP}={NBSP}{m.group(1)})", v)
+                                  if isinstance(v, str) else v)
+            continue
+        df[col] = df[col].map(lambda v: _N.sub("", v) if isinstance(v, str) else v)
+        if common is None:
+            renames[col] = f"{col} (n = {per_column[col]})"
+    df = df.rename(columns=renames)
+    glue = lambda v: v.replace(" → ", f"{NBSP}→{NBSP}") if isinstance(v, str) else v  # noqa: E731
+    df = df.apply(lambda col: col.map(glue)).rename(index=glue)  # a pair ("usps → mnistm") never wraps apart
+    if common is not None:
+        caption = f"{caption} (n = {common} per cell)" if caption else f"n = {common} per cell"
+    names = [str(x) for x in df.index.names if x is not None]
+    if names and not isinstance(df.columns, pd.MultiIndex):
+        df = df.rename_axis(index=[None] * df.index.nlevels, columns=" / ".join(names))
+    return df, caption
+
+
+def near_best(table, column: str, points: float, by: str | None = None, higher: bool = True,
+              chosen: str | None = None) -> pd.DataFrame:
+    """The rows whose ``column`` (a number, or text that starts with one: ``"37.65 (n = 2)"``) lies within
+    ``points`` of their group's reference row: the best (``higher``: the largest), or with ``chosen`` (a column whose
+    non-empty cell marks it, e.g. ``"✓"``) the marked row, always kept. ``by``: an index level or a column naming
+    the groups (None: the whole table is one)."""
+    df = _frame(table)
+    value = pd.to_numeric(df[column].astype(str).str.extract(r"^\s*([-+−]?\d+(?:\.\d+)?)", expand=False)
+                          .str.replace("−", "-"), errors="coerce").reset_index(drop=True)
+    group = pd.Series(0, index=value.index) if by is None else pd.Series(
+        list(df.index.get_level_values(by) if by in (df.index.names or []) else df[by]))
+    marked = pd.Series([False] * len(df)) if chosen is None else pd.Series(
+        [not _missing(v) and str(v).strip() not in ("", "—") for v in df[chosen]])
+    if chosen is None:
+        ref = value.groupby(group).transform("max" if higher else "min")
+    else:
+        ref = value.where(marked).groupby(group).transform("max" if higher else "min")
+    keep = marked | ((value - ref).abs() <= points + 1e-9)
+    return df[keep.to_numpy()]
+
+
+def show_table(table, name: str, caption: str | None = None, folder: str | Path | None = None, *,
+               appendix: bool = False) -> None:
+    """Display ``table`` as :func:`tidy` shows it (with its caption above it, bold) in the notebook, then
+    :func:`write_table` it. ``appendix``: the report shows it in its appendix, with a link from here.
 
     Returns nothing, so it can end a cell without an ``Out[]`` line."""
     from IPython.display import Markdown, display
 
     write_table(table, name, caption, folder)
+    from pandas.io.formats.style import Styler
+
+    given = caption
+    shown, caption = (table, caption) if isinstance(table, Styler) else tidy(table, caption)  # a Styler: as styled
+    meta = {"metadata": {APPENDIX_KEY: {"name": name, "caption": caption or name}}} if appendix else {}
     if caption:
-        display(Markdown(f"**{caption}**"))
-    display(table)
+        display(Markdown(f"**{caption}**" if given else f"*{caption}*"), **meta)
+    display(shown, **meta)

@@ -1,0 +1,226 @@
+"""The report as a reader sees it: clean tables (:func:`hw3lib.report.tables.tidy` on the tables the notebooks
+make), the appendix (``show_table(..., appendix=True)``), the results at a glance and the status table's times
+(:mod:`hw3lib.report.glance`)."""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pandas as pd
+import pytest
+from bs4 import BeautifulSoup
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from hw3lib import checkpoint
+from hw3lib.data import UDA_PAIRS
+from hw3lib.eval import improved, uda
+from hw3lib.report import glance
+from hw3lib.report import html as report_html
+from hw3lib.report.tables import APPENDIX_KEY, NBSP, near_best, show_table, tidy
+
+PAIRS = [uda.pair_key(*p) for p in UDA_PAIRS]
+
+
+def _summary(seeds=(0,), methods=("source-only", "dann", "target-only", "mcc", uda.HANDIN)):
+    """uda.summarize of fake runs: accuracies 20 + 3 i (i: method × pair × seed)."""
+    results = {(m, s, t, sd): SimpleNamespace(metrics={"target_acc": 20 + 3.0 * i})
+               for i, (m, (s, t), sd) in enumerate(itertools.product(methods, UDA_PAIRS, seeds))}
+    return uda.summarize(results)
+
+
+def _development(dev_seeds=2):
+    """A development record shaped as hw3lib.train.uda.develop writes it: two candidates per pair."""
+    pairs = {}
+    for k, (s, t) in zip(PAIRS, UDA_PAIRS):
+        scores = [{"method": m, "label": label, "knobs": {}, "accuracy": acc, "values": [acc] * dev_seeds}
+                  for m, label, acc in (("dann", "DANN", 40.0), ("mcc", "MCC", 41.5), ("adamatch", "AdaMatch", 30.0))]
+        pairs[k] = {"development_task": f"{s}_x", "held_out": 100, "scores": scores,
+                    "choice": {"method": "mcc", "knobs": {}, "label": "MCC"}}
+    return {"pairs": pairs, "protocol": {"seeds": list(range(dev_seeds)), "candidates": ["dann", "mcc", "adamatch"]}}
+
+
+def _quick_tables():
+    """The tables the quick notebooks make (one seed; P4's development protocol over two seeds)."""
+    summary = _summary()
+    selection = {"dann": {k: {"acc@im": 40.0, "acc@snd": 39.0, "acc@src_acc": 38.0, "acc@last": 40.5,
+                              "acc@oracle": 42.0} for k in PAIRS}}
+    return {"p3_accuracy": uda.results_table(summary), "p3_lower_bound": uda.results_table(summary, ("source-only",)),
+            "p3_course_report": uda.reference_table(),
+            "p4_accuracy": improved.comparison_table(summary),
+            "p4_gap": improved.gap_table(summary, ["dann", "mcc", uda.HANDIN]),
+            "p4_development": improved.development_table(_development(), summary),
+            "p4_selection": improved.selection_table(selection)}
+
+
+def _shown_html(table, caption=None, monkeypatch=None, tmp_path=None):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append((obj, kw)))
+    show_table(table, "t", caption, folder=tmp_path)
+    return shown
+
+
+@pytest.mark.parametrize("name", list(_quick_tables()))
+def test_the_quick_tables_render_clean(name, monkeypatch, tmp_path):
+    """No NaN, no "(n = 1)" in a cell, no row of index names in what the report shows."""
+    table = _quick_tables()[name]
+    shown = _shown_html(table, "Caption", monkeypatch, tmp_path)
+    df = shown[-1][0]
+    html = df.to_html()
+    soup = BeautifulSoup(html, "html.parser")
+    assert "NaN" not in html and "None" not in soup.get_text()
+    cells = [td.get_text().replace(NBSP, " ") for td in soup.find_all("td")]
+    assert not [c for c in cells if re.search(r"\(n\s*=\s*1\)", c)], name
+    assert len(soup.find("thead").find_all("tr")) == 1, f"{name}: an index-name row"
+    original = table.to_html()
+    if "(n = 1)" in original:  # said once instead: in the caption or a column's header
+        assert "n = 1" in shown[0][0].data or "(n = 1)" in " ".join(map(str, df.columns))
+
+
+def test_tidy_says_a_shared_n_once_and_keeps_the_rest_with_its_number():
+    df = pd.DataFrame({"a": ["1.00 (n = 3)", "2.00 ± 0.10 (n = 3)"], "mean": ["1.50", None]}, index=["x", "y"])
+    shown, caption = tidy(df, "Accuracy")
+    assert caption == "Accuracy (n = 3 per cell)" and list(shown["a"]) == ["1.00", "2.00 ± 0.10"]
+    assert list(shown["mean"]) == ["1.50", "—"]
+    mixed = pd.DataFrame({"dev": ["37.65 (n = 2)", "38.00 (n = 2)"], "course": ["40.00 (n = 1)", "—"],
+                          "odd": ["1.00 (n = 1)", "2.00 (n = 2)"]})
+    shown, caption = tidy(mixed)
+    assert caption is None  # two different n: each column's own in its header, or glued to its number
+    assert list(shown.columns) == ["dev (n = 2)", "course (n = 1)", "odd"]
+    assert list(shown["course"] if "course" in shown else shown["course (n = 1)"]) == ["40.00", "—"]
+    assert list(shown["odd"]) == [f"1.00{NBSP}(n{NBSP}={NBSP}1)", f"2.00{NBSP}(n{NBSP}={NBSP}2)"]
+    floats = pd.DataFrame({"x": [0.5, float("nan")]}, index=pd.Index(["a", "b"], name="setting"))
+    shown, _ = tidy(floats)
+    assert "NaN" not in shown.to_html() and shown.columns.name == "setting" and shown.index.name is None
+
+
+def test_near_best_keeps_the_candidates_within_points_of_each_groups_best():
+    dev = improved.development_table(_development(), _summary())
+    kept = near_best(dev, "development accuracy (%)", 2.0, by="course pair")
+    assert list(kept.index.get_level_values("candidate")) == ["DANN", "MCC"] * 3  # AdaMatch is 11.5 points off
+    assert len(near_best(dev, "development accuracy (%)", 0.0, by="course pair")) == 3  # the choices only
+
+
+# ---------------------------------------------------------------- the appendix
+
+def _executed(path: Path, appendix: bool) -> Path:
+    """An executed notebook whose cell showed a caption and a table as show_table(..., appendix=...) does."""
+    meta = {APPENDIX_KEY: {"name": "p3_details", "caption": "Implementation details"}} if appendix else {}
+    table = pd.DataFrame({"value": ["Adam"]}, index=["optimiser"]).to_html()
+    cell = new_code_cell("show_table(...)", outputs=[
+        new_output("display_data", data={"text/markdown": "**Implementation details**"}, metadata=meta),
+        new_output("display_data", data={"text/html": table, "text/plain": "table"}, metadata=meta)])
+    nb = new_notebook(cells=[new_markdown_cell("# Problem 3: DANN\n## 3.5 Architecture"), cell,
+                             new_markdown_cell("## 3.6 Discussion")])
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_appendix_tables_move_after_the_problems_with_links_both_ways(tmp_path):
+    problem = report_html.render_problem("p3_dann", _executed(tmp_path / "p3.ipynb", True), "Problem 3")
+    plain = report_html.render_problem("p1_vae", _executed(tmp_path / "p1.ipynb", False), "Problem 1")
+    assert "optimiser" in plain.body and not plain.appendix  # unmarked tables stay in the body
+    assert "optimiser" not in problem.body and len(problem.appendix) == 1
+    page = report_html.assemble([plain, problem], {"data_kind": "embedded", "failed": [], "problems": []})
+    soup = BeautifulSoup(page, "html.parser")
+    link = soup.find(id="section-p3_dann").find("p", class_="appendix-link")
+    assert "A3.1" in link.get_text() and "Implementation details" in link.get_text()
+    target = soup.find(id=link.a["href"][1:])
+    assert target is not None and "optimiser" in target.get_text() and target.find_parent(id="appendix")
+    assert soup.find(id=target.find("a")["href"][1:]) is link  # the appendix links back
+    assert [h.get_text() for h in soup.find_all("h1")][-1] == "Appendix"
+    assert soup.find("nav", class_="toc").find("a", href="#appendix")
+    # after the last problem
+    order = [s.get("id") for s in soup.find_all("section")]
+    assert order.index("appendix") > order.index("section-p3_dann")
+
+
+# ---------------------------------------------------------------- results at a glance
+
+def _write(root: Path, key: str, metrics: dict) -> None:
+    (root / key).mkdir(parents=True, exist_ok=True)
+    (root / key / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture
+def metrics_root(tmp_path) -> Path:
+    from hw3lib.eval import gan as gan_eval
+    from hw3lib.eval import vae as vae_eval
+    from hw3lib.train.gan import GANConfig
+
+    root = tmp_path / "runs"
+    _write(root, "p1_vae", vae_eval.metrics({"train_mse": [0.1], "test_mse": [0.12]}, test_mse=0.0312,
+                                            baseline_mse=0.0936, example_names=[], example_mses=[],
+                                            probe={"accuracy": 0.8, "majority": 0.5}, wall_s=10.0))
+    sets = {k: {"fd": fd, "recall": r, "c2st": c} for k, fd, r, c in
+            (("dcgan", 11.3, 0.158, 0.71), ("vae", 25.4, 0.02, 0.93), ("untrained", 310.0, 0.0, 1.0))}
+    comparison = gan_eval.Comparison(sets, {}, {}, None, None, {})
+    _write(root, "p2_gan", gan_eval.metrics_record({"step": [625]}, GANConfig(), {}, comparison))
+    summary = _summary()  # source-only 20/23/26, DANN 29/32/35, target-only 38/41/44, hand-in 56/59/62 (i = 12)
+    _write(root, "p3_dann", uda.metrics_dict(summary, {}, {"steps": 400}, [0], {"kind": "embedded"}))
+    _write(root, "p4_uda", improved.metrics_dict(summary, {}, {}, [0], {}, {"kind": "embedded"},
+                                                 choices=_development()))
+    return root
+
+
+def test_glance_reads_each_problems_headline_from_its_metrics(metrics_root):
+    rows = {r["key"]: r for r in glance.glance_rows(["p1_vae", "p2_gan", "p3_dann", "p4_uda"],
+                                                    dict.fromkeys(["p1_vae", "p2_gan", "p3_dann", "p4_uda"], "ok"),
+                                                    metrics_root, "real")}
+    p1 = " ".join(rows["p1_vae"]["run"] + rows["p1_vae"]["reference"])
+    assert "0.0312" in p1 and "0.0936" in p1 and "3.0× lower" in p1
+    assert rows["p1_vae"]["data"] == "real course data"  # P1's metrics do not say: the report's data
+    p2 = rows["p2_gan"]
+    assert "FD 11.3, recall 0.16, C2ST 0.71" in p2["run"][0]
+    assert any("VAE" in x and "FD 25.4" in x for x in p2["reference"]) and any("FD 310" in x for x in p2["reference"])
+    p3 = rows["p3_dann"]
+    assert p3["data"] == "embedded synthetic" and p3["href"] == "#section-p3_dann"
+    assert "usps → mnistm: 20.00 · 29.00 · 38.00" in p3["run"] and "svhn → usps: 26.00 · 35.00 · 44.00" in p3["run"]
+    assert "usps → mnistm: 29.92 · 42.14 · 89.71" in p3["reference"]
+    p4 = " ".join(rows["p4_uda"]["run"])
+    # hand-in 56 (MCC) against DANN 29 on usps → mnistm: +27 points, (56 - 20) / (38 - 20) = 200 % of the gap
+    assert "usps → mnistm: 56.00 (MCC) against DANN's 29.00: +27.00 points; closes 200 %" in p4
+    assert "usps → mnistm: 48.05 against 42.14" in rows["p4_uda"]["reference"]
+
+
+def test_glance_says_why_a_problem_has_no_numbers(metrics_root):
+    (metrics_root / "p2_gan" / "metrics.json").write_text("{not json")
+    _write(metrics_root, "p1_vae", {"test_mse_mean": 0.1})  # a key short
+    rows = {r["key"]: r for r in glance.glance_rows(["p1_vae", "p2_gan", "p3_dann"],
+                                                    {"p1_vae": "ok", "p2_gan": "ok", "p3_dann": "failed"},
+                                                    metrics_root, "embedded")}
+    assert "lacks" in rows["p1_vae"]["note"] and "baseline_mse" in rows["p1_vae"]["note"]
+    assert "no readable metrics.json" in rows["p2_gan"]["note"]
+    assert rows["p3_dann"]["note"].startswith("failed") and not rows["p3_dann"]["run"]
+    assert "not in this report" in rows["p4_uda"]["note"] and rows["p4_uda"]["href"] is None
+
+
+@dataclass
+class _Run:
+    problem: str
+    run_dir: Path
+
+
+def test_training_record_sums_the_runs_own_times_and_counts_trained_and_loaded(tmp_path):
+    def ckpt(name, wall, finished=True):
+        checkpoint.save({"models": {}, "finished": finished, "extra": {"wall_s": wall}},
+                        tmp_path / name / checkpoint.CKPT_NAME)
+        return tmp_path / name
+    a, b, c = ckpt("p3_a", 60.0), ckpt("p3_b", 30.5), ckpt("p4_c", 5.0, finished=False)
+    runs = [_Run("p3_dann", a), _Run("p3_dann", b), _Run("p4_uda", a), _Run("p4_uda", c),
+            _Run("p4_uda", tmp_path / "never")]
+    rec = glance.training_record(runs, finished_before={b})
+    assert rec["p3_dann"] == {"train_s": 90.5, "trained": 1, "loaded": 1, "unfinished": 0}
+    assert rec["p4_uda"] == {"train_s": 0.0, "trained": 0, "loaded": 0, "unfinished": 2}  # P3's folder counted once
+
+
+def test_near_best_can_measure_from_the_chosen_row():
+    dev = improved.development_table(_development(), _summary())
+    dev.loc[("usps → mnistm", "DANN"), "chosen"], dev.loc[("usps → mnistm", "MCC"), "chosen"] = "✓", ""
+    kept = near_best(dev, "development accuracy (%)", 1.0, by="course pair", chosen="chosen")
+    # usps → mnistm: the chosen DANN (40.0) and MCC (41.5, 1.5 points off: out); elsewhere MCC and DANN (1.5 off: out)
+    assert list(kept.index) == [("usps → mnistm", "DANN"), ("mnistm → svhn", "MCC"), ("svhn → usps", "MCC")]
