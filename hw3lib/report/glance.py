@@ -19,6 +19,9 @@ from hw3lib.report.profile import NOTEBOOKS
 
 DATA_WORDS = {"embedded": "embedded synthetic", "real": "real course data"}
 
+TITLES = {"p1_vae": "Problem 1: VAE", "p2_gan": "Problem 2: GAN", "p3_dann": "Problem 3: DANN",
+          "p4_uda": "Problem 4: Improved UDA"}
+
 
 def _mean(cell: Mapping[str, Any] | None) -> str:
     """``71.20`` or ``71.20 ± 1.05`` (more than one seed), from a target-accuracy cell of metrics.json."""
@@ -112,7 +115,6 @@ def glance_rows(selected: Iterable[str], status: Mapping[str, str], runs_root: s
                 data_kind: str) -> list[dict[str, Any]]:
     """One row per problem of the course, in order: ``{key, title, href, data, run, reference, note}`` (``run`` and
     ``reference``: lines of text; ``note``: why there are none)."""
-    from hw3lib.report.build import TITLES
 
     selected = list(selected)
     rows = []
