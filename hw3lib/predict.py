@@ -61,7 +61,7 @@ def predict_folder(ckpt: str | Path, images: str | Path, *, target: str | None =
                    device: str = "auto") -> tuple[list[str], list[int]]:
     """Names and predicted digits for every PNG in ``images``."""
     from hw3lib.device import get_device
-    from hw3lib.eval.uda import predict_labels
+    from hw3lib.models.inference import predict_labels
     from hw3lib.train.uda import load_models
 
     names, x = read_folder(images)  # the inputs first: a bad image folder is named before any model loads
