@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from hw3lib import settings
 from hw3lib.project import notebooks_dir  # noqa: F401 (the notebooks hw3 report runs; tests import it from here)
 from hw3lib.report.profile import (MANAGED, NOTEBOOKS, REPO_ROOT, Profile, load_profile, notebook_name,
                                    resolve_parameters)
@@ -518,7 +519,7 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
                        figures_dir=figures_dir)
     found = resolve_data(plan.profile, data, plan.figures)
     params = notebook_parameters(plan, found.dir)
-    progress = progress and os.environ.get("HW3_PROGRESS", "1") != "0"
+    progress = progress and settings.PROGRESS.value
     if jobs != 0:  # the plan's runs first, in parallel; the notebooks then load them
         from hw3lib.report.pool import train_planned
 
