@@ -16,7 +16,6 @@ of ``benchmarks/RESULTS.md``.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -83,6 +82,7 @@ def table(runs_by_amp: dict[str, list]) -> tuple[str, list[dict]]:
 
 
 def main(argv=None) -> int:
+    from hw3lib import settings
     from hw3lib.device import cpu_isa
     from hw3lib.report.pool import choose_layout, run_pool
 
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     layout = choose_layout("cpu", jobs=args.jobs, threads=args.threads)
     t0 = time.perf_counter()
     for amp in amps:
-        result = run_pool(by_amp[amp], data, layout, progress=os.environ.get("HW3_PROGRESS", "1") != "0")
+        result = run_pool(by_amp[amp], data, layout, progress=settings.PROGRESS.value)
         print(f"{amp}: {result.summary()}", flush=True)
         if result.exit_code:
             return 1

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
+
+from hw3lib import settings
 
 # Modules that add subcommands; each has ``register(groups: dict[str, argparse._SubParsersAction])``.
 COMMAND_MODULES = (
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hw3: {exc}", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, DivergenceError) as exc:
-        if os.environ.get("HW3_DEBUG"):
+        if settings.DEBUG.value:
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"hw3: error: {msg}", file=sys.stderr)

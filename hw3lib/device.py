@@ -9,6 +9,8 @@ import random
 import numpy as np
 import torch
 
+from hw3lib import settings
+
 
 def get_device(spec: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` → ``cuda`` when available, else ``cpu``; anything else is passed to ``torch.device``.
@@ -23,7 +25,7 @@ def _resolve(spec: str | torch.device | None) -> torch.device:
     if isinstance(spec, torch.device):
         return spec
     if spec in (None, "", "auto"):
-        spec = os.environ.get("HW3_DEVICE", "auto")
+        spec = settings.DEVICE.value
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -56,7 +58,7 @@ def tune_allocator() -> bool:
     global _TUNED
     if _TUNED is not None:
         return _TUNED
-    if os.environ.get("HW3_MALLOC", "tuned") == "system" or platform.libc_ver()[0] != "glibc":
+    if settings.MALLOC.value == "system" or platform.libc_ver()[0] != "glibc":
         return False  # not cached: the benchmark measures the reference untuned, then tunes
     try:
         mallopt = ctypes.CDLL(None).mallopt

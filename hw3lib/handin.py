@@ -17,13 +17,12 @@ the run. No trained run: one error line naming the folder and the command that t
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
-from hw3lib import checkpoint
+from hw3lib import checkpoint, settings
 
-DEFAULT_RUNS = "runs/quick"
+DEFAULT_RUNS = settings.RUNS.default
 PROBLEMS = {  # problem → (run folder, what it is, checkpoint kinds accepted)
     "p1": ("p1_vae", "VAE", ("vae",)),
     "p2": ("p2_gan", "DCGAN", ("gan",)),
@@ -36,8 +35,7 @@ def runs_root(runs: str | Path | None = None) -> Path:
     """``runs``, else ``$HW3_RUNS``, else ``runs/quick``; relative paths against the project root."""
     from hw3lib.project import project_root
 
-    chosen = runs or os.environ.get("HW3_RUNS", "").strip() or DEFAULT_RUNS
-    path = Path(chosen).expanduser()
+    path = Path(runs).expanduser() if runs else settings.RUNS.value
     return path if path.is_absolute() else project_root() / path
 
 

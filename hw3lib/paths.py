@@ -13,14 +13,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-MARKERS: tuple[str, ...] = ("pyproject.toml", ".hw3-project")
+from hw3lib import settings
+
+MARKER = ".hw3-project"  # what `hw3 init` writes (hw3lib.project)
+MARKERS: tuple[str, ...] = ("pyproject.toml", MARKER)
 
 
 def project_root(start: str | Path | None = None) -> Path:
     """The project root seen from ``start`` (default: the working directory); see the module docstring."""
-    env = os.environ.get("HW3_ROOT", "").strip()
+    env = settings.ROOT.value
     if env:
-        return Path(env).expanduser().resolve()
+        return env.resolve()
     here = Path(start if start is not None else os.getcwd()).expanduser().resolve()
     for folder in (here, *here.parents):
         if (folder / "notebooks").is_dir() and any((folder / m).is_file() for m in MARKERS):

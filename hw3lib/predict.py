@@ -64,7 +64,7 @@ def predict_folder(ckpt: str | Path | list[str | Path], images: str | Path, *, t
                    method: str | None = None, device: str = "auto") -> tuple[list[str], list[int]]:
     """Names and predicted digits for every PNG in ``images``; several ``ckpt``: their mean-probability ensemble."""
     from hw3lib.device import get_device
-    from hw3lib.eval.uda import predict_labels
+    from hw3lib.models.inference import predict_labels
     from hw3lib.train.uda import load_models
     from hw3lib.train.uda.runs import MeanProbability
 

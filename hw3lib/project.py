@@ -12,13 +12,14 @@ carries copies under ``hw3lib/_shipped/`` (``setup.py`` copies them at build tim
 """
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
+from hw3lib import settings
+from hw3lib.paths import MARKER, project_root  # noqa: F401 (project_root: one definition, re-exported here)
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 SHIPPED_DIR = PACKAGE_DIR / "_shipped"          # written by setup.py's build step, absent in a checkout
-MARKER = ".hw3-project"
 NOTEBOOK_GLOB = "p[0-9]_*.ipynb"
 
 
@@ -28,19 +29,6 @@ def checkout_root() -> Path | None:
     if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir():
         return root
     return None
-
-
-def project_root(start: str | Path | None = None) -> Path:
-    """``$HW3_ROOT``, else the nearest ancestor of ``start`` (default: the working directory) holding ``notebooks/``
-    and a ``pyproject.toml`` or ``.hw3-project`` marker, else ``start`` itself."""
-    env = os.environ.get("HW3_ROOT", "").strip()
-    if env:
-        return Path(env).expanduser().resolve()
-    here = Path(start if start is not None else os.getcwd()).expanduser().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "notebooks").is_dir() and any((folder / m).is_file() for m in ("pyproject.toml", MARKER)):
-            return folder
-    return here
 
 
 def _has_notebooks(folder: Path) -> bool:
@@ -55,8 +43,8 @@ def package_notebooks_dir() -> Path:
 
 def notebooks_dir() -> Path:
     """The notebooks ``hw3 report`` runs (see the module docstring for the order)."""
-    if os.environ.get("HW3_NOTEBOOKS"):
-        return Path(os.environ["HW3_NOTEBOOKS"])
+    if settings.NOTEBOOKS.value:
+        return settings.NOTEBOOKS.value
     mine = project_root() / "notebooks"
     return mine if _has_notebooks(mine) else package_notebooks_dir()
 

@@ -3,19 +3,18 @@
     problem  method  pair           seed  metric              steps    threads  wall        run
     p3_dann  dann    usps → mnistm  0     target acc 71.20 %  300/300  1        1 min 02 s  p3_dann/dann_usps_mnistm_s0
 
-Every ``checkpoint.pt`` below RUNS_ROOT (default ``$HW3_RUNS``, else ``runs/`` of the project) is read with
+Every ``checkpoint.pt`` below RUNS_ROOT (default ``$HW3_RUNS``, else ``runs/quick`` of the project) is read with
 :func:`hw3lib.checkpoint.load`; missing fields show as ``—``. :func:`read_run` is also what ``hw3 report``'s
 progress line uses to count finished runs.
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from hw3lib import checkpoint
+from hw3lib import checkpoint, settings
 
 _PROBLEM = re.compile(r"^p\d+_\w+$")
 # History series shown when a run stores no target accuracy, first present wins (the last value).
@@ -95,11 +94,10 @@ def fmt_seconds(s: float | None) -> str:
 
 
 def default_root() -> Path:
-    """``$HW3_RUNS`` (relative: to the project root), else the project's ``runs/``."""
+    """``$HW3_RUNS`` (relative: to the project root), else the project's ``runs/quick`` (:data:`settings.RUNS`)."""
     from hw3lib.project import project_root
 
-    env = os.environ.get("HW3_RUNS", "").strip()
-    return project_root() / (env or "runs")
+    return project_root() / settings.RUNS.value
 
 
 def table(records: list[RunRecord], root: Path) -> list[str]:
@@ -149,5 +147,5 @@ def register(groups) -> None:
                                               "checkpoint.pt (problem, method, pair, seed, metric, steps, "
                                               "threads it trained with, wall time, folder).")
     p.add_argument("root", nargs="?", default=None, metavar="RUNS_ROOT",
-                   help="folder of run folders (default: $HW3_RUNS, else runs/ of the project)")
+                   help="folder of run folders (default: $HW3_RUNS, else runs/quick of the project)")
     p.set_defaults(func=_cli_results)

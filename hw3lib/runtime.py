@@ -18,13 +18,13 @@ block and restore their modes.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
 from torch import nn
 
+from hw3lib import settings
 from hw3lib.device import autocast as _autocast
 from hw3lib.device import get_device, set_deterministic, tune_allocator
 from hw3lib.distributed import SINGLE, DistInfo, setup, teardown, unwrap, wrap
@@ -46,7 +46,7 @@ class Runtime:
         process-wide settings: the allocator tuning and, with ``HW3_DETERMINISTIC=1``, deterministic kernels."""
         dev = get_device(device)
         tune_allocator()
-        if os.environ.get("HW3_DETERMINISTIC", "0") not in ("", "0"):
+        if settings.DETERMINISTIC.value:
             set_deterministic(True)
         return cls(dev, dist, amp, channels_last, sync_bn)
 

@@ -82,7 +82,7 @@ def test_gta_discussion_follows_the_numbers():
 def test_choice_note_counts_where_the_im_rule_loses_to_the_handin(tmp_path):
     from types import SimpleNamespace
 
-    from hw3lib.eval import validators
+    from hw3lib.models import validators
 
     def run(name, im, acc):
         return SimpleNamespace(history={validators.PRIMARY: [0.1, im], "eval_step": [1, 2], "selected_step": [2]},

@@ -87,7 +87,7 @@ def _faces(n, seed=0) -> FaceSet:
 
 def test_attribute_classifier_and_comparison(tmp_path):
     from hw3lib.eval import gan as gan_eval
-    from hw3lib.eval.attr_classifier import predict
+    from hw3lib.models.attr_inference import predict
     from hw3lib.models import build
     from hw3lib.models.attr import AttributeClassifier
     from hw3lib.train.attr import AttrConfig, train_attr_classifier

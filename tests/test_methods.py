@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import synthetic
-from hw3lib.eval import validators
+from hw3lib.models import validators
 from hw3lib.models.dann import DANNOutput
 from hw3lib.models.grl import grad_reverse
 from hw3lib import methods

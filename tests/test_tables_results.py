@@ -110,8 +110,8 @@ def test_results_lists_finished_runs_one_line_each(runs, capsys):
 def test_results_default_root_and_errors(runs, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HW3_ROOT", str(tmp_path))
     monkeypatch.delenv("HW3_RUNS", raising=False)
-    assert main(["results"]) == 0  # runs/ of the project: every profile
-    assert "p3_dann/dann_usps_mnistm_s1" in capsys.readouterr().out  # relative to runs/: quick/p3_dann/...
+    assert main(["results"]) == 0  # runs/quick of the project (settings.RUNS), like the course scripts
+    assert "p3_dann/dann_usps_mnistm_s1" in capsys.readouterr().out  # relative to runs/quick
     monkeypatch.setenv("HW3_RUNS", "runs/full")
     assert main(["results"]) == 2
     err = capsys.readouterr().err.strip()

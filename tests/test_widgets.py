@@ -87,8 +87,8 @@ def test_nearest_explorer_finds_a_memorised_face():
 
 
 def test_nearest_real_in_feature_space_uses_the_classifier():
-    from hw3lib.eval.attr_classifier import AttributeClassifier
     from hw3lib.eval.explore import nearest_real
+    from hw3lib.models.attr import AttributeClassifier
 
     train = _faces(10)
     torch.manual_seed(0)

@@ -17,6 +17,7 @@ from typing import Callable, Iterable
 
 import torch
 
+from hw3lib import settings
 from hw3lib.checkpoint import atomic_path
 
 FORMAT = 1
@@ -26,7 +27,7 @@ Payload = tuple[dict[str, torch.Tensor], dict]
 
 
 def enabled() -> bool:
-    return os.environ.get("HW3_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return settings.CACHE.value
 
 
 def fingerprint(index: bytes | Iterable[bytes], stats: Iterable[tuple[str, int, int]], extra: str = "") -> str:
@@ -53,7 +54,7 @@ def file_stats(paths: Iterable[str | Path]) -> list[tuple[str, int, int]]:
 
 
 def _fallback_dir(folder: Path) -> Path:
-    base = Path(os.environ.get("HW3_CACHE_DIR") or Path.home() / ".cache" / "hw3lib")
+    base = settings.CACHE_DIR.value
     tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
     return base / f"{folder.name}-{tag}"
 

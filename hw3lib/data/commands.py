@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
+from hw3lib import settings
 from hw3lib.data.layout import FACE_SIZES
 
 
 def _progress() -> bool:
-    return os.environ.get("HW3_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+    return settings.PROGRESS.value
 
 
 def _make(args: argparse.Namespace) -> int:

@@ -21,11 +21,11 @@ import torch
 
 from hw3lib.data import FaceSet
 from hw3lib.data.transforms import to_signed
-from hw3lib.eval.attr_classifier import predict
 from hw3lib.eval.c2st import interval_text, order
 from hw3lib.eval.gen_metrics import (attribute_rates, highfreq_energy, manifold_distance, mean_pairwise_distance,
                                      sample_metrics)
 from hw3lib.models.attr import AttributeClassifier
+from hw3lib.models.attr_inference import predict
 from hw3lib.runtime import eval_mode
 
 # Row keys of the comparison (metrics.json) → labels shown in tables and plots.

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from hw3lib import methods as registry
-from hw3lib.eval import validators
+from hw3lib.models import validators
 from hw3lib.eval.uda import (HANDIN, COURSE_REPORT, _pairs_in, cell_text, gap_closed, mean_over_pairs, pair_key,
                              pair_label, row_label, row_order)
 PICKS = {f"acc@{v}": f"{v} pick" for v in validators.VALIDATORS} | {"acc@last": "last step", "acc@oracle":

@@ -1,4 +1,4 @@
-"""Evaluation of the digit-adaptation runs (Problems 3-4): predictions, accuracy, t-SNE features, the tables
+"""Evaluation of the digit-adaptation runs (Problems 3-4): t-SNE features, the tables
 and the discussion text of the report, all computed from this run's numbers.
 
 Accuracies are percentages on the *target test* split of the model after the last training step.
@@ -20,8 +20,10 @@ from hw3lib.data.batches import in_order
 from hw3lib.data.layout import UDA_PAIRS
 from hw3lib.data.sets import DigitSet
 from hw3lib.device import seed_everything
-from hw3lib.distributed import unwrap
-from hw3lib.runtime import channels_last_mode, eval_mode
+# The predictions live below training (which scores checkpoints with them); re-exported here for the notebooks.
+from hw3lib.models.inference import (EVAL_BATCH, accuracy, model_device, predict_labels,  # noqa: F401
+                                     predict_logits, target_bn_statistics)
+from hw3lib.runtime import eval_mode
 
 ADABN = "source-only+bn"  # diagnostic: the source-only model with target BatchNorm statistics
 WARM = "-warm"            # "<method>-warm": a method's model at the end of its warm start (source labels only)
@@ -74,73 +76,6 @@ def pair_label(src: str, tgt: str) -> str:
     return f"{src} → {tgt}"
 
 
-# -- predictions -------------------------------------------------------------------------------------------
-# A "classifier" here is any module mapping uint8 digits [N,3,28,28] to class scores [N,10], with a
-# ``features(images)`` method: :class:`hw3lib.models.dann.DANNClassifier` or :class:`hw3lib.models.gta.GTAClassifier`.
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-EVAL_BATCH = 128  # images per forward pass when scoring: the fastest measured (benchmarks/RESULTS.md, evaluation)
-
-
-def _nhwc(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-@torch.no_grad()
-def predict_logits(classifier: nn.Module, images: torch.Tensor, *, batch_size: int = EVAL_BATCH,
-                   channels_last: bool = True) -> torch.Tensor:
-    """Class scores [N,10] for uint8 images [N,3,28,28] (any device), in eval mode, on the classifier's device.
-    Computed in channels_last (NHWC: weights for the call, batches) at ``batch_size`` images per forward — the
-    fastest layout and batch measured (benchmarks/RESULTS.md); the scores are the NCHW ones up to float rounding."""
-    device = _device(classifier)
-    with eval_mode(classifier), channels_last_mode(classifier, enabled=channels_last):
-        out = [classifier(_nhwc(x.to(device), channels_last)) for (x,) in in_order(images, batch_size=batch_size)]
-    return torch.cat(out) if out else torch.empty(0, 10)
-
-
-def predict_labels(classifier: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Predicted digits int64 [N] (CPU) for uint8 images [N,3,28,28] (any device)."""
-    return predict_logits(classifier, images).argmax(1).cpu()
-
-
-def accuracy(classifier: nn.Module, ds: DigitSet) -> float:
-    """Top-1 accuracy (%) of the classifier on a digit set."""
-    if not len(ds):
-        return float("nan")
-    pred = predict_labels(classifier, ds.images)
-    return float((pred == ds.labels.cpu()).double().mean().item() * 100.0)
-
-
-@torch.no_grad()
-def target_bn_statistics(classifier: nn.Module, images: torch.Tensor, *, batch_size: int = 500,
-                         channels_last: bool = True) -> None:
-    """Re-estimate the BatchNorm running statistics of ``classifier`` on unlabelled uint8 ``images``
-    [N,3,28,28] (AdaBN: Li et al., "Revisiting Batch Normalization For Practical Domain Adaptation", 2016).
-
-    Exact averages over ``images`` (cumulative moving average), gathered in training mode as during training;
-    weights are untouched and the classifier is left in eval mode. ``batch_size`` stays 500: the averages are
-    over the batches' own statistics, so another partition gives other numbers. In channels_last (NHWC).
-    """
-    net = unwrap(classifier)
-    bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    net.train()
-    device = _device(net)
-    try:
-        with channels_last_mode(net, enabled=channels_last):
-            for (x,) in in_order(images, batch_size=batch_size):
-                net(_nhwc(x.to(device), channels_last))
-    finally:
-        for m, mom in zip(bns, momenta):
-            m.momentum = mom
-        net.eval()
-
-
 def adabn_summary(results: Mapping[tuple[str, str, str, int], Any], data_root: Any
                   ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{"source-only+bn": cells}``: the source-only models with their BatchNorm statistics re-estimated on the
@@ -170,7 +105,7 @@ def adabn_summary(results: Mapping[tuple[str, str, str, int], Any], data_root: A
 @torch.no_grad()
 def extract_features(classifier: nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> np.ndarray:
     """Feature-extractor outputs [N,D] (DANN: 800-d; GTA: netF's 128-d) as float32 numpy."""
-    device = _device(classifier)
+    device = model_device(classifier)
     with eval_mode(classifier):
         out = [classifier.features(x.to(device)) for (x,) in in_order(images, batch_size=batch_size)]
     return torch.cat(out).float().cpu().numpy()

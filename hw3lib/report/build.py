@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from hw3lib import settings
 from hw3lib.project import notebooks_dir  # noqa: F401 (the notebooks hw3 report runs; tests import it from here)
 from hw3lib.report.profile import (MANAGED, NOTEBOOKS, REPO_ROOT, Profile, load_profile, notebook_name,
                                    resolve_parameters)
@@ -537,7 +538,7 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
                        figures_dir=figures_dir)
     found = resolve_data(plan.profile, data, plan.figures)
     params = notebook_parameters(plan, found.dir)
-    progress = progress and os.environ.get("HW3_PROGRESS", "1") != "0"
+    progress = progress and settings.PROGRESS.value
 
     def plan_runs(say: bool = False) -> list:
         try:  # the runs the notebooks use: the pool trains them; the header reports their times either way

@@ -7,6 +7,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from hw3lib import settings
+
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -16,7 +18,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 def find_chromium() -> str | None:
     """``$HW3_CHROMIUM`` if set (must exist), else the first Chromium/Chrome on ``PATH``."""
-    env = os.environ.get("HW3_CHROMIUM")
+    env = settings.CHROMIUM.value
     if env:
         return env if (Path(env).is_file() or shutil.which(env)) else None
     for name in CANDIDATES:

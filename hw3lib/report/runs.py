@@ -6,9 +6,9 @@
 """
 from __future__ import annotations
 
-import os
 import sys
 
+from hw3lib import settings
 from hw3lib.report import build
 from hw3lib.report.pool import train_in_stages, train_planned
 
@@ -27,7 +27,7 @@ def _cli_train(args) -> int:
     # Slurm jobs run on the cluster's nodes: their device is chosen for them, not for this (login) machine.
     device = ("cuda" if args.gpus else "cpu") if slurm and args.device == "auto" else args.device
     _, data_dir, dev = profile_runs(args.profile, args.data, "cpu" if slurm else device, overrides, args.only)
-    progress = os.environ.get("HW3_PROGRESS", "1") != "0"
+    progress = settings.PROGRESS.value
 
     def plan():  # planned anew after each stage: the development protocol's rungs (hw3lib.report.pool)
         return profile_runs(args.profile, args.data, "cpu" if slurm else device, overrides, args.only)[0]

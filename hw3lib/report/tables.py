@@ -22,6 +22,7 @@ from typing import Iterator
 
 import pandas as pd
 
+from hw3lib import settings
 from hw3lib.checkpoint import atomic_write_text
 
 ENV = "HW3_TABLES_DIR"
@@ -32,8 +33,8 @@ def tables_dir() -> Path:
     """``$HW3_TABLES_DIR``, else ``report/tables`` of the project (``hw3lib.project.project_root``)."""
     from hw3lib.project import project_root
 
-    env = os.environ.get(ENV, "").strip()
-    return Path(env) if env else project_root() / "report" / "tables"
+    env = settings.TABLES_DIR.value
+    return env if env else project_root() / "report" / "tables"
 
 
 @contextlib.contextmanager

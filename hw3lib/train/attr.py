@@ -16,8 +16,8 @@ from hw3lib import checkpoint
 from hw3lib.data import FaceSet, load_faces
 from hw3lib.data.batches import Batches
 from hw3lib.device import seed_everything
-from hw3lib.eval.attr_classifier import test_accuracy
 from hw3lib.models.attr import AttributeClassifier
+from hw3lib.models.attr_inference import test_accuracy
 from hw3lib.runtime import Runtime
 from hw3lib.train import configs, folders
 from hw3lib.train.configs import config_from

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-import os
 import signal
 import sys
 import threading
@@ -41,21 +40,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from hw3lib import checkpoint
+from hw3lib import checkpoint, settings
 from hw3lib.data.batches import Batches
 from hw3lib.distributed import SINGLE, DistInfo, all_mean, barrier, max_param_divergence, unwrap
 from hw3lib.runtime import Runtime
 from hw3lib.train.configs import config_diff, config_dict, same_config
-
-
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"{name}={value!r} is not an integer") from None
 
 
 class RunConflict(ValueError):
@@ -135,7 +124,7 @@ def epoch_steps(epochs: float, n_train: int, batch_size: int, world_size: int = 
 
 
 def progress_enabled(info: DistInfo = SINGLE) -> bool:
-    return info.is_main and os.environ.get("HW3_PROGRESS", "1") != "0"
+    return info.is_main and settings.PROGRESS.value
 
 
 class TrainLoop:
@@ -156,7 +145,7 @@ class TrainLoop:
         self.total_steps = int(total_steps)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         # HW3_CKPT_EVERY overrides the checkpoint interval of any run (execution only, like ckpt_every).
-        self.ckpt_every = max(1, _env_int("HW3_CKPT_EVERY") or self.config.get("ckpt_every") or 500)
+        self.ckpt_every = max(1, settings.CKPT_EVERY.value or self.config.get("ckpt_every") or 500)
         self.log_every = max(1, self.config.get("log_every") or 10)
         self.desc = desc or kind
         self.extra: dict[str, Any] = {}

@@ -50,7 +50,7 @@ import torch
 from hw3lib import methods
 from hw3lib.data import data_id, digits
 from hw3lib.data.layout import DIGIT_DOMAINS, UDA_PAIRS
-from hw3lib.eval.validators import PRIMARY, pick
+from hw3lib.models.validators import PRIMARY, pick
 from hw3lib.train.uda.config import UDAConfig
 from hw3lib.train.uda.runs import mean_probabilities, target_sets, train_or_load
 

@@ -25,9 +25,9 @@ from hw3lib.data.batches import Batches
 from hw3lib.data.sets import DigitSet
 from hw3lib.data.transforms import strong_view, weak_view
 from hw3lib.distributed import unwrap
-from hw3lib.eval.uda import accuracy, target_bn_statistics
 from hw3lib.methods import Batch, Context, Method, Step
 from hw3lib.models.grl import dann_lr
+from hw3lib.models.inference import accuracy, target_bn_statistics
 from hw3lib.runtime import Runtime
 from hw3lib.train.loop import TrainLoop
 from hw3lib.train.uda.config import UDAConfig

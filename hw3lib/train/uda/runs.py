@@ -17,7 +17,7 @@ from hw3lib.data import digits
 from hw3lib.data.layout import UDA_PAIRS
 from hw3lib.data.sets import DigitSet
 from hw3lib.device import seed_everything
-from hw3lib.eval.uda import accuracy, predict_logits
+from hw3lib.models.inference import accuracy, predict_logits
 from hw3lib.runtime import Runtime
 from hw3lib.train import configs, folders
 from hw3lib.train.uda import loop
@@ -40,7 +40,7 @@ class UDAResult:
 
     @property
     def classifier(self) -> nn.Module:
-        """uint8 digits [N,3,28,28] → class scores [N,10] (see :mod:`hw3lib.eval.uda`)."""
+        """uint8 digits [N,3,28,28] → class scores [N,10] (see :mod:`hw3lib.models.inference`)."""
         return self.config.spec.classifier(self.models, self.config)
 
     @property

@@ -2,7 +2,7 @@
 
 At every evaluation point a copy of the classifier is scored as it would be reported — adaptation methods with
 their BatchNorm statistics re-estimated on unlabelled target train images — by the validators of
-:mod:`hw3lib.eval.validators`. Its target-test accuracy is recorded beside them (for the report's "oracle" column
+:mod:`hw3lib.models.validators`. Its target-test accuracy is recorded beside them (for the report's "oracle" column
 and the learning curves) and chooses nothing. The primary validator's best checkpoint is kept and becomes the
 run's reported model.
 """
@@ -18,8 +18,8 @@ from torch import nn
 from hw3lib.checkpoint import capture_rng, restore_rng
 from hw3lib.device import seed_everything
 from hw3lib.distributed import unwrap
-from hw3lib.eval import validators
-from hw3lib.eval.uda import accuracy, predict_logits, target_bn_statistics
+from hw3lib.models import validators
+from hw3lib.models.inference import accuracy, predict_logits, target_bn_statistics
 from hw3lib.train.loop import TrainLoop
 
 SUBSET = 2000  # unlabelled target train images for the BatchNorm statistics, IM and SND of each checkpoint

@@ -2,7 +2,8 @@
 features that Problem 2's sample metrics are computed in, attribute probabilities, and per-attribute test accuracy.
 
 Metrics computed in these features are named "... in hw3lib's attribute-classifier space", never "FID"
-(the network is not Inception-v3). Training lives in :mod:`hw3lib.train.attr`.
+(the network is not Inception-v3). Training lives in :mod:`hw3lib.train.attr`, which keeps the test accuracy in
+the run's checkpoint: hence this module sits below training, not in :mod:`hw3lib.eval`.
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ Ranking for Unsupervised Domain Adaptation", 2022). Higher is better for every s
   high when target predictions form dense neighbourhoods.
 * ``src_acc`` — accuracy (%) on held-out labelled *source* images (source validation accuracy).
 
-None of them reads a target label.
+None of them reads a target label. Training scores its checkpoints with them (:mod:`hw3lib.train.uda.select`),
+so they sit below it, not in :mod:`hw3lib.eval`.
 """
 from __future__ import annotations
 
