@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 # The PDF is printed by Chromium. Debian's chromium + poppler-utils are installed with apt-get only when missing,
 # when running as root on Debian, and unless HW3_NO_APT=1; make says so before it starts. Otherwise: HTML only.
 chromium:
-	@if command -v chromium >/dev/null 2>&1 || [ -n "$$HW3_CHROMIUM" ]; then :; \
+	@if { command -v chromium >/dev/null 2>&1 || [ -n "$$HW3_CHROMIUM" ]; } && command -v pdftotext >/dev/null 2>&1; then :; \
 	elif [ -n "$$HW3_NO_APT" ]; then echo "make: HW3_NO_APT set: not installing Chromium; the report will be HTML only"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "make: installing system packages chromium and poppler-utils with apt-get (for the PDF report; HW3_NO_APT=1 skips this)"; \

@@ -477,11 +477,14 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
 
     p4 = json.loads(Path(run["notebooks"]["p4_uda"]["metrics"]).read_text())
     assert set(p4["selected_runs"]) == set(p4["development"]["pairs"]) == {"usps_mnistm", "mnistm_svhn", "svhn_usps"}
-    for key, entry in p4["development"]["pairs"].items():
-        config = checkpoint.load(p4["selected_runs"][key])["config"]
-        assert (config["source"], config["target"]) == tuple(key.split("_", 1)) and config["holdout"] == 0
-        assert config["method"] == entry["choice"]["method"]
-        assert all(config["knobs"][k] == v for k, v in entry["choice"]["knobs"].items())
+    for key, entry in p4["development"]["pairs"].items():  # one run per member of the choice (an ensemble: several)
+        members = entry["choice"]["members"]
+        assert len(p4["selected_runs"][key]) == len(members)
+        for run_dir, member in zip(p4["selected_runs"][key], members):
+            config = checkpoint.load(run_dir)["config"]
+            assert (config["source"], config["target"]) == tuple(key.split("_", 1)) and config["holdout"] == 0
+            assert config["method"] == member["method"]
+            assert all(config["knobs"][k] == v for k, v in member["knobs"].items())
 
     if not (CHROMIUM and POPPLER):
         warnings.warn(f"no {PDF_TOOLS_MISSING}: the smoke report's PDF was NOT checked")
