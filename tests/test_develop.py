@@ -63,9 +63,8 @@ def test_developing_for_a_pair_reads_no_file_of_its_target_and_no_test_split(tin
     entry = record["pairs"]["usps_mnistm"]
     assert entry["development_task"] == "usps_svhn"
     assert [s["label"] for s in entry["scores"]] == [c.label for c in develop.candidates(["dann", "mcc"])]
-    best = max(entry["scores"], key=lambda s: s["accuracy"])
-    assert entry["choice"]["label"] == best["label"] or \
-        best["accuracy"] == next(s["accuracy"] for s in entry["scores"] if s["label"] == entry["choice"]["label"])
+    assert entry["choice"]["members"] == [c.as_dict() for c in develop.handin(entry["scores"]).members]
+    assert {m["method"] for m in entry["choice"]["members"]} == {"dann", "mcc"}
     runs = sorted(p.name for p in (tmp_path / "runs" / "dev").iterdir())
     assert runs[0] == "dann_usps_svhn_s0" and all("_usps_svhn_s0" in r for r in runs)
 
@@ -188,15 +187,33 @@ def test_a_paused_run_resumed_ends_as_if_trained_in_one_go(tiny_course_data, tmp
         assert torch.equal(a, b)
 
 
-def test_successive_halving_stops_the_worst_at_a_rung_and_ensembles_the_best(tiny_course_data, tmp_path):
-    """Six candidates, checkpoints scored at steps 2, 4, 6: the best half go on at step 2 (never fewer than the
-    largest ensemble), the rest keep a paused checkpoint; ensembles of the best finished candidates are scored on
-    the held-out split as the mean of their members' probabilities, and the choice is the best of all."""
-    import numpy as np
+def test_the_handin_is_the_best_methods_each_at_its_best_candidate():
+    """The hand-in rule on score entries alone: methods ranked by their best candidate (ties: the earlier
+    candidate), the HANDIN_METHODS best, each at that candidate's knobs; one method alone is a single run."""
+    def entry(method, acc, **knobs):
+        return {"method": method, "knobs": knobs, "accuracy": acc}
+
+    scores = [entry("dann", 40.0), entry("cdan", 55.0), entry("cdan", 61.0, entropy=False), entry("mcc", 61.0),
+              entry("mcc", 70.0, temperature=1.0), entry("adamatch", 80.0), entry("adamatch", 12.0, tau=0.7),
+              entry("selfens", 39.0)]
+    chosen = develop.handin(scores)
+    assert develop.HANDIN_METHODS == 4 and chosen.is_ensemble
+    assert [(c.method, c.overrides) for c in chosen.members] == [
+        ("adamatch", {}), ("mcc", {"temperature": 1.0}), ("cdan", {"entropy": False}), ("dann", {})]
+    assert chosen.label.startswith("Ensemble of 4: AdaMatch")
+    alone = develop.handin([entry("mcc", 3.0), entry("mcc", 9.0, temperature=1.0)])
+    assert not alone.is_ensemble and alone.members[0].overrides == {"temperature": 1.0}
+
+
+def test_successive_halving_stops_the_worst_at_a_rung_and_hands_in_the_best_methods(tiny_course_data, tmp_path):
+    """Six candidates of three methods, checkpoints scored at steps 2, 4, 6: the best half go on at step 2, the
+    rest keep a paused checkpoint; the hand-in is the ensemble of the methods' best candidates, scored on the
+    held-out split as the mean of its members' probabilities, each at its validator's pick so far (a stopped member:
+    the paused checkpoint's pick), recomputed here by hand."""
     import torch
 
     from hw3lib import checkpoint
-    from hw3lib.train.uda.runs import mean_probabilities, target_sets
+    from hw3lib.train.uda.runs import load_models, mean_probabilities, target_sets
 
     base = UDAConfig(steps=6, epochs=0, batch_size=8, evals=3, device="cpu")
     names = ["dann", "mcc", "adamatch"]
@@ -212,26 +229,31 @@ def test_successive_halving_stops_the_worst_at_a_rung_and_ensembles_the_best(tin
     assert min(s["rungs"][0] for s in went_on) >= max(s["rungs"][0] for s in stopped)
     folders = {c.label: develop.run_folder(tmp_path / "runs", develop.candidate_config(
         base, c, "usps", "svhn", 0, holdout=10), c) for c in cands}
+    payloads = {s["label"]: checkpoint.load(folders[s["label"]]) for s in entry["scores"]}
     for s in entry["scores"]:
-        payload = checkpoint.load(folders[s["label"]])
-        assert (payload["finished"], payload["step"]) == ((False, 2) if s["stopped_at"] else (True, 6))
-    # Each ensemble: the k best finished candidates, its score recomputed from the members' runs by hand.
-    ranked = sorted(went_on, key=lambda s: -s["accuracy"])
-    for e in entry["ensembles"]:
-        assert [m["label"] for m in e["members"]] == [s["label"] for s in ranked[:e["k"]]]
-        runs = [develop.train_or_load(develop.candidate_config(base, develop.Candidate.from_dict(m), "usps", "svhn",
-                                                               0, holdout=10), tiny_course_data,
-                                      folders[m["label"]]) for m in e["members"]]
-        held = target_sets(runs[0].config, tiny_course_data)[1]
-        for run, m in zip(runs, e["members"]):  # one member alone scores what its run recorded
-            alone = (mean_probabilities([run.classifier], held.images).argmax(1) == held.labels).double().mean()
-            assert float(alone) * 100 == pytest.approx(next(s["accuracy"] for s in went_on if s["label"] == m["label"]))
-        probs = mean_probabilities([r.classifier for r in runs], held.images)
-        assert e["accuracy"] == pytest.approx(round(float((probs.argmax(1) == held.labels).double().mean()) * 100, 2))
-    best = max([s["accuracy"] for s in went_on] + [e["accuracy"] for e in entry["ensembles"]])
-    assert entry["choice"]["accuracy"] == best
-    assert np.isclose(best, max(s["accuracy"] for s in entry["scores"] + entry["ensembles"]
-                                if not s.get("stopped_at")))
+        assert (payloads[s["label"]]["finished"], payloads[s["label"]]["step"]) == (
+            (False, 2) if s["stopped_at"] else (True, 6))
+    # The choice: each method's best candidate, best first; its score from the members' weights by hand.
+    choice = entry["choice"]
+    best = {}
+    for s in sorted(entry["scores"], key=lambda s: -s["accuracy"]):
+        best.setdefault(s["method"], s["label"])
+    assert [m["label"] for m in choice["members"]] == list(best.values())
+    assert entry["ensembles"] == [choice]
+    held = target_sets(develop.candidate_config(base, cands[0], "usps", "svhn", 0, holdout=10), tiny_course_data)[1]
+    classifiers = []
+    for m in choice["members"]:
+        payload = payloads[m["label"]]
+        models, cfg = load_models(payload)
+        clf = cfg.spec.classifier(models, cfg)
+        if not payload["finished"]:  # stopped at its rung: the validator's pick so far
+            clf.load_state_dict(payload["extra"]["selected"]["classifier"])
+        alone = (mean_probabilities([clf], held.images).argmax(1) == held.labels).double().mean()
+        assert float(alone) * 100 == pytest.approx(next(s["accuracy"] for s in entry["scores"]
+                                                        if s["label"] == m["label"]))  # what its score read
+        classifiers.append(clf)
+    probs = mean_probabilities(classifiers, held.images)
+    assert choice["accuracy"] == pytest.approx(round(float((probs.argmax(1) == held.labels).double().mean()) * 100, 2))
     # Exhaustive (no halving): every candidate finishes; a recorded halving choice is not this protocol's.
     assert develop.protocol(base, names, [0], 10, halve=False) != record["protocol"]
     del torch

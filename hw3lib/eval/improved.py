@@ -185,20 +185,23 @@ def development_table(record: Mapping[str, Any], summary: Mapping[str, Mapping[s
                       within: float | None = None) -> pd.DataFrame:
     """The development protocol's table: per course pair, every candidate's accuracy on its development task's
     held-out split (mean over the development seeds, the validator's checkpoint; a candidate the successive halving
-    stopped shows its score at that rung), the ensembles of the best candidates that finished, the choice, and —
+    stopped shows its score at that rung), the hand-in's ensemble (each member at its validator's pick, a stopped
+    member at its rung), the choice, and —
     where the candidate also ran on the course pair in this report — its target-test accuracy there (for reading
-    the protocol; it chose nothing). ``within``: only the rows within that many points of the choice's score, and
-    no stopped candidate (the body of the report; the whole table goes to its appendix)."""
+    the protocol; it chose nothing). ``within``: only the choice, its members and the candidates that finished within
+    that many points of the choice's score (the body of the report; the whole table goes to its appendix)."""
     rows = []
     for key, entry in (record.get("pairs") or {}).items():
         top = entry["choice"].get("accuracy", 0.0)
+        members = {m["label"] for m in entry["choice"].get("members") or []}
         rows += [r for r in _development_rows(key, entry, summary)
-                 if within is None or (r["stopped at step"] == "—" and r["development accuracy (%)"] >= top - within)]
+                 if within is None or r["chosen"] or r["candidate"] in members
+                 or (r["stopped at step"] == "—" and r["development accuracy (%)"] >= top - within)]
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows)
     df["development accuracy (%)"] = df["development accuracy (%)"].map(lambda v: f"{v:.2f}")
-    if within is not None or (df["stopped at step"] == "—").all():
+    if (df["stopped at step"] == "—").all():
         df = df.drop(columns=["stopped at step"])
     return df.set_index(["course pair", "candidate"])
 
@@ -212,9 +215,11 @@ def handin_note(record: Mapping[str, Any], source: str, summary: Mapping[str, Ma
     halving = (f"; successive halving kept {', then '.join(f'{r[1]:.0%}' for r in rungs)} of the candidates at "
                f"scored checkpoint{'s' if len(rungs) > 1 else ''} {', '.join(str(r[0]) for r in rungs)}"
                if rungs else "")
+    k = p.get("handin_methods")
+    rule = (f"; the hand-in: the mean-probability ensemble of the {k} best methods on the task, each at its best "
+            f"candidate's knobs" if k else "")
     lines = [f"**The hand-in, chosen on development tasks** ({source}; {len(p.get('seeds') or [])} development "
-             f"seed(s), {len(p.get('candidates') or [])} candidates per pair and the ensembles of the best "
-             f"{' and '.join(str(k) for k in p.get('ensembles') or [])}{halving}): "]
+             f"seed(s), {len(p.get('candidates') or [])} candidates per pair{halving}{rule}): "]
     parts = []
     for key, entry in (record.get("pairs") or {}).items():
         src, tgt = key.split("_", 1)

@@ -67,12 +67,12 @@ def _cli(args) -> int:
 
 def register(groups) -> None:
     p = groups["root"].add_parser(
-        "develop", help="choose Problem 4's hand-in (a method and knobs, or an ensemble) on development tasks",
+        "develop", help="choose Problem 4's hand-in (an ensemble of the best methods) on development tasks",
         description="For each course pair S → T, train every candidate (DANN and the methods on the shared recipe, "
                     "each knob of its grid) on the development task S → X, X the third domain, with successive "
-                    "halving at its scored checkpoints; score it on held-out labelled train images of X, score the "
-                    "mean-probability ensembles of the best, and write the best single or ensemble per pair to "
-                    "RUNS/p4_uda/choices.json. No label of T is read.")
+                    "halving at its scored checkpoints; score it on held-out labelled train images of X; hand in "
+                    "the mean-probability ensemble of the 4 best methods (each at its best knobs), written per pair "
+                    "to RUNS/p4_uda/choices.json. No label of T is read.")
     p.add_argument("--profile", default="quick", metavar="NAME|PATH.yaml", help="smoke, quick (default), full or a YAML")
     p.add_argument("--data", default=None, metavar="DIR", help="data folder (default: the profile's data_dir)")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),

@@ -208,6 +208,23 @@ def load_models(payload_or_run_dir: dict | str | Path, device: str | torch.devic
     return models, config
 
 
+def selected_classifier(config: UDAConfig, data_root: str | Path, run_dir: str | Path) -> nn.Module:
+    """The classifier (eval mode, CPU) of ``config``'s run in ``run_dir`` at its validator's pick among the
+    checkpoints it scored so far: a finished run's reported model, or a paused run's best so far (a development run
+    the successive halving stopped at a rung: what its score there reads)."""
+    config = configs.bind_data(config.validate(), data_root, (config.source, config.target))
+    payload = folders.matching_checkpoint(folders.config_folder(run_dir, config.kind, config, say=False),
+                                          config.kind, config)
+    if payload is None:
+        raise ValueError(f"{run_dir}: no run of {config.name} with this config")
+    models, _ = load_models(payload)
+    classifier = config.spec.classifier(models, config)
+    selected = (payload.get("extra") or {}).get("selected")
+    if not payload.get("finished") and selected:
+        classifier.load_state_dict(selected["classifier"])
+    return classifier.eval()
+
+
 def train_or_load(config: UDAConfig, data_root: str | Path, run_dir: str | Path | None = None, *,
                   runtime: Runtime | None = None, keyed: bool = True) -> UDAResult:
     """The finished run in ``run_dir`` when its config matches, else train (or resume) it there. When ``run_dir``
