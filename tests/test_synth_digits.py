@@ -166,7 +166,7 @@ def test_atomic_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             raise RuntimeError("boom")
         return real(rng, label, split)
 
-    monkeypatch.setitem(sd._RENDER, "usps", flaky)
+    monkeypatch.setattr(sd, "_render_usps", flaky)  # the usps domain renders with it (hw3lib.data.domains)
     with pytest.raises(RuntimeError, match="boom"):
         sd.write_digits(tmp_path, {"usps": (10, 10)}, seed=1, progress=False)
     # The previous complete domain is untouched and no temporary folder is left behind.
@@ -174,7 +174,7 @@ def test_atomic_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert sorted(p.name for p in out.iterdir()) == ["usps"]
     # A stale temporary folder from a hard crash is cleaned by the next call.
     (out / ".mnistm.tmp-deadbeef" / "train").mkdir(parents=True)
-    monkeypatch.setitem(sd._RENDER, "usps", real)
+    monkeypatch.setattr(sd, "_render_usps", real)
     sd.write_digits(tmp_path, {"usps": (10, 10)}, seed=0, progress=False)
     assert sorted(p.name for p in out.iterdir()) == ["usps"]
     assert _digest(out / "usps") == before

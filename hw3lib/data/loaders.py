@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from hw3lib.data import cache
+from hw3lib.data import cache, domains
 from hw3lib.data import torchvision_formats as tvf
 from hw3lib.data.layout import DIGIT_DOMAINS, DIGIT_SIZE, FACE_ATTRIBUTES, FACE_SIZE, SPLITS
 from hw3lib.data.sets import DigitSet, FaceSet
@@ -67,8 +67,7 @@ def _check_split(split: str) -> None:
 
 
 def _check_domain(domain: str) -> None:
-    if domain not in DIGIT_DOMAINS:
-        raise ValueError(f"unknown digit domain {domain!r}; known: {', '.join(DIGIT_DOMAINS)}")
+    domains.get(domain)  # ValueError naming the known domains
 
 
 def _manifest(root: Path) -> dict | None:
@@ -97,7 +96,8 @@ def digits_layout(root: Path, domain: str) -> str | None:
     """"course", "torchvision" or None: where :func:`load_digits` would read ``domain`` from."""
     if (root / "digits" / domain).is_dir():
         return "course"
-    if tvf.has_domain(root, domain):
+    fmt = domains.get(domain).torchvision_format()
+    if fmt is not None and fmt.present(root):
         return "torchvision"
     return None
 
@@ -156,11 +156,8 @@ def _torchvision_paths(root: Path, part: str) -> list[Path | None]:
     """The files (or folders) :mod:`hw3lib.data.torchvision_formats` reads ``part`` from; None where absent."""
     if part == "face":
         return [tvf.celeba_dir(root)]
-    if part == "usps":
-        return [tvf.usps_file(root, s) for s in SPLITS]
-    if part == "svhn":
-        return [tvf.svhn_file(root, s) for s in SPLITS]
-    return [tvf.mnist_raw(root)]
+    fmt = domains.get(part).torchvision_format()
+    return fmt.paths(root) if fmt is not None else [None]
 
 
 def _listing(folder: Path) -> bytes:
@@ -378,17 +375,17 @@ def load_digits_with_info(root: str | Path, domain: str, split: str) -> tuple[Di
         announce_resized(f"{domain} digits in {folder}", resized, DIGIT_SIZE)
         return digits, {"layout": "course", "modes": modes, "resized": resized, "path": str(csv)}
     if layout == "torchvision":
-        loader = {"usps": tvf.load_usps, "svhn": tvf.load_svhn, "mnistm": tvf.load_mnistm}[domain]
-        images, labels, file = loader(root, split)
+        images, labels, file = domains.get(domain).torchvision_format().read(root, split)
         names = tuple(f"{i:05d}" for i in range(len(labels)))
-        mode = "L" if domain == "usps" else "RGB"
         digits = DigitSet(images, labels, names, domain, "torchvision")
-        return digits, {"layout": "torchvision", "modes": {mode: len(labels)}, "path": str(file)}
+        return digits, {"layout": "torchvision", "modes": {domains.get(domain).mode: len(labels)}, "path": str(file)}
     if (root / "digits").is_dir():
         have = sorted(p.name for p in (root / "digits").iterdir() if p.is_dir() and not p.name.startswith("."))
         raise ValueError(f"no {domain} digits in {root / 'digits'} (found: {', '.join(have) or 'nothing'})")
+    fmt = domains.get(domain).torchvision_format()
+    other = f" or {root / fmt.needs(split)} (torchvision format)" if fmt is not None else ""
     raise ValueError(f"no {domain} digits in {root}: expected {root / 'digits' / domain / (split + '.csv')} "
-                     f"(course layout) or {root / tvf.expected(domain, split)} (torchvision format)")
+                     f"(course layout){other}")
 
 
 def load_faces(root: str | Path, split: str) -> FaceSet:
@@ -397,7 +394,7 @@ def load_faces(root: str | Path, split: str) -> FaceSet:
 
 
 def load_digits(root: str | Path, domain: str, split: str) -> DigitSet:
-    """Digits of ``domain`` ("usps"/"mnistm"/"svhn") and ``split``: uint8 [N,3,28,28] + labels 0-9."""
+    """Digits of ``domain`` ("usps"/"mnistm"/"svhn", or one registered in :mod:`hw3lib.data.domains`) and ``split``: uint8 [N,3,28,28] + labels 0-9."""
     return load_digits_with_info(root, domain, split)[0]
 
 

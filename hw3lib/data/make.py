@@ -11,26 +11,36 @@ from pathlib import Path
 
 import hw3lib
 from hw3lib.checkpoint import atomic_path, atomic_write_text
-from hw3lib.data.layout import DIGIT_DOMAINS, DIGIT_SIZES, FACE_SIZES, SPLITS
+from hw3lib.data.domains import all_domains
+from hw3lib.data.layout import DIGIT_SIZES, FACE_SIZES, SPLITS
 from hw3lib.data.loaders import MANIFEST
 
 PARTS = ("faces", "digits")
 # A generator's name and revision: data made by an earlier revision is made again (bump it when the images change).
 GENERATORS = {"faces": "hw3lib.data.synth_faces", "digits": "hw3lib.data.synth_digits r3"}
-FIGURES = {"faces": ("data_faces",), "digits": tuple(f"data_{d}" for d in DIGIT_DOMAINS)}
+
+
+def made_domains() -> list[str]:
+    """The digit domains the embedded data holds: every registered one with a generator (hw3lib.data.domains)."""
+    return [d.name for d in all_domains() if d.render is not None]
+
+
+def figures(part: str) -> tuple[str, ...]:
+    """The contact sheets of ``part``: ``data_faces``, or ``data_{domain}`` for every domain made."""
+    return ("data_faces",) if part == "faces" else tuple(f"data_{d}" for d in made_domains())
 
 
 def _counts(part: str, size: str) -> dict:
     if part == "faces":
         n_train, n_test = FACE_SIZES[size]
         return {"train": n_train, "test": n_test}
-    return {d: dict(zip(SPLITS, DIGIT_SIZES[size][d])) for d in DIGIT_DOMAINS}
+    return {d: dict(zip(SPLITS, DIGIT_SIZES[size][d])) for d in made_domains()}
 
 
 def _folders(out: Path, part: str) -> list[Path]:
     if part == "faces":
         return [out / "face"]
-    return [out / "digits" / d for d in DIGIT_DOMAINS]
+    return [out / "digits" / d for d in made_domains()]
 
 
 def _complete(out: Path, part: str) -> bool:
@@ -77,7 +87,7 @@ def write_figures(out: str | Path, parts=PARTS, figures_dir: str | Path = "figur
     out, figures_dir = Path(out), Path(figures_dir)
     written = []
     for part in parts:
-        for name in FIGURES[part]:
+        for name in figures(part):
             file = figures_dir / f"{name}.png"
             if only_missing and file.is_file():
                 continue
@@ -133,7 +143,7 @@ def make_data(out: str | Path, size: str, seed: int = 0, figures_dir: str | Path
             else:
                 from hw3lib.data.synth_digits import write_digits
 
-                write_digits(out, DIGIT_SIZES[size], seed=seed, progress=progress)
+                write_digits(out, {d: DIGIT_SIZES[size][d] for d in made_domains()}, seed=seed, progress=progress)
     figures = []
     if figures_dir is not None:
         figures = write_figures(out, wanted, figures_dir, only_missing=not todo)

@@ -45,8 +45,9 @@ train and test.
 Determinism
 -----------
 Image ``i`` of ``(domain, split)`` is a function of ``np.random.default_rng([seed, domain_id,
-split_id, i])`` and of its label; labels are drawn per block of ten (a permutation of 0-9 per
-block, from ``default_rng([seed, domain_id, 10 + split_id, block])``), so labels are balanced
+split_id, i])`` (``domain_id``: the domain's place in :mod:`hw3lib.data.domains`, whose
+entries name these renderers; a domain registered there with its own ``render`` is written the
+same way) and of its label; labels are drawn per block of ten (a permutation of 0-9 per block, from ``default_rng([seed, domain_id, 10 + split_id, block])``), so labels are balanced
 to within one image per class, and the first ``n`` images do not depend on how many are asked
 for.  Output is byte-identical whatever the number of worker processes.
 """
@@ -66,11 +67,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from hw3lib.data.layout import DIGIT_DOMAINS, DIGIT_MODES, DIGIT_SIZE, SPLITS
+from hw3lib.data import domains
+from hw3lib.data.layout import DIGIT_SIZE, SPLITS
 
 __all__ = ["original_indices", "photo_names", "render_domain", "svhn_fonts", "write_digits"]
 
-_DOMAIN_ID = {d: i for i, d in enumerate(DIGIT_DOMAINS)}
 _SPLIT_ID = {s: i for i, s in enumerate(SPLITS)}
 _ORIGINALS_SEED = 20_190_503  # fixed: the original/font splits do not depend on the data seed
 _TEST_FRACTION = 0.25
@@ -413,19 +414,21 @@ def _render_svhn(rng: np.random.Generator, label: int, split: str) -> np.ndarray
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-_RENDER = {"usps": _render_usps, "mnistm": _render_mnistm, "svhn": _render_svhn}
+def _domain_id(domain: str) -> int:
+    """The domain's place in the registry (usps 0, mnistm 1, svhn 2, then those registered later): its streams'
+    seed."""
+    return list(domains.NAMES).index(domain)
 
 
 def _check(domain: str, split: str) -> None:
-    if domain not in DIGIT_DOMAINS:
-        raise ValueError(f"unknown digit domain {domain!r}; known: {', '.join(DIGIT_DOMAINS)}")
+    domains.get(domain).renderer()  # ValueError: unknown domain, or one without a generator
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
 
 
 def _labels(domain: str, split: str, seed: int, start: int, stop: int) -> np.ndarray:
     """Labels of images ``start..stop-1``: one permutation of 0-9 per block of ten images."""
-    d, s = _DOMAIN_ID[domain], _SPLIT_ID[split]
+    d, s = _domain_id(domain), _SPLIT_ID[split]
     blocks = range(start // 10, (stop + 9) // 10)
     perm = [np.random.default_rng([seed, d, 10 + s, b]).permutation(10) for b in blocks]
     flat = np.concatenate(perm) if perm else np.zeros(0, np.int64)
@@ -436,10 +439,11 @@ def _labels(domain: str, split: str, seed: int, start: int, stop: int) -> np.nda
 def _render_range(domain: str, split: str, seed: int, start: int, stop: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     labels = _labels(domain, split, seed, start, stop)
-    d, s = _DOMAIN_ID[domain], _SPLIT_ID[split]
-    shape = (DIGIT_SIZE, DIGIT_SIZE) if DIGIT_MODES[domain] == "L" else (DIGIT_SIZE, DIGIT_SIZE, 3)
+    d, s = _domain_id(domain), _SPLIT_ID[split]
+    spec = domains.get(domain)
+    shape = (DIGIT_SIZE, DIGIT_SIZE) if spec.mode == "L" else (DIGIT_SIZE, DIGIT_SIZE, 3)
     images = np.empty((stop - start, *shape), np.uint8)
-    render = _RENDER[domain]
+    render = spec.renderer()  # resolved now: a test may replace the module's function
     for k, i in enumerate(range(start, stop)):
         images[k] = render(np.random.default_rng([seed, d, s, i]), int(labels[k]), split)
     return images, labels
@@ -469,7 +473,7 @@ def _name(i: int) -> str:
 def _write_range(domain: str, split: str, seed: int, start: int, stop: int, folder: str
                  ) -> tuple[int, int, np.ndarray]:
     images, labels = _render_range(domain, split, seed, start, stop)
-    mode = DIGIT_MODES[domain]
+    mode = domains.get(domain).mode
     for k, i in enumerate(range(start, stop)):
         Image.fromarray(images[k], mode).save(os.path.join(folder, _name(i)), format="PNG",
                                               compress_level=6)

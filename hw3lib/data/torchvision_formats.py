@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from hw3lib.data import cache
+from hw3lib.data.domains import TorchvisionFormat
 from hw3lib.data.layout import DIGIT_SIZE, FACE_ATTRIBUTES, FACE_SIZE
 from hw3lib.data.transforms import resize_uint8
 
@@ -73,21 +74,19 @@ def mnist_raw(root: Path) -> Path | None:
     return d if d.is_dir() else None
 
 
-def has_domain(root: Path, domain: str) -> bool:
-    """Whether ROOT holds any torchvision-format file of ``domain`` (either split)."""
-    if domain == "usps":
-        return any(usps_file(root, s) for s in USPS_FILES)
-    if domain == "svhn":
-        return any(svhn_file(root, s) for s in SVHN_FILES)
-    if domain == "mnistm":
-        return mnist_raw(root) is not None
-    return False
+def usps_files(root: Path) -> list[Path | None]:
+    """USPS's files of both splits (None where absent)."""
+    return [usps_file(root, s) for s in USPS_FILES]
 
 
-def expected(domain: str, split: str) -> str:
-    """Human description of the torchvision-format files a domain needs."""
-    return {"usps": USPS_FILES[split], "svhn": SVHN_FILES[split],
-            "mnistm": "MNIST/raw/" + MNIST_FILES[split][0] + " (MNIST-M is built from MNIST)"}[domain]
+def svhn_files(root: Path) -> list[Path | None]:
+    """SVHN's files of both splits (None where absent)."""
+    return [svhn_file(root, s) for s in SVHN_FILES]
+
+
+def mnistm_files(root: Path) -> list[Path | None]:
+    """The MNIST folder MNIST-M is built from (None when absent)."""
+    return [mnist_raw(root)]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -272,6 +271,13 @@ def load_mnistm(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, Pat
     key = cache.fingerprint(b"", stats + _stats(*photos), extra=f"{_CACHE_VERSION}-mnistm-{split}")
     tensors, _ = cache.cached(raw.parent, f"torchvision-mnistm-{split}", key, build)
     return tensors["images"], tensors["labels"], raw
+
+
+# The digit domains' formats (hw3lib.data.domains declares which domain reads which).
+USPS = TorchvisionFormat(load_usps, usps_files, USPS_FILES.__getitem__)
+SVHN = TorchvisionFormat(load_svhn, svhn_files, SVHN_FILES.__getitem__)
+MNISTM = TorchvisionFormat(load_mnistm, mnistm_files,
+                           lambda split: f"MNIST/raw/{MNIST_FILES[split][0]} (MNIST-M is built from MNIST)")
 
 
 # ----------------------------------------------------------------------------- CelebA

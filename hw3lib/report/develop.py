@@ -44,15 +44,19 @@ def run_develop(profile: str, data: str | None = None, overrides=(), device: str
 
 
 def format_choices(record: dict) -> str:
-    """One block per pair: the development task, every candidate's and ensemble's accuracy, the choice."""
+    """One block per pair: the development task(s), every candidate's and ensemble's accuracy (with more than one
+    task, the mean over them), the choice."""
     lines = []
     for key, entry in record["pairs"].items():
         src, tgt = key.split("_", 1)
-        dev_src, x = entry["development_task"].split("_", 1)
-        lines.append(f"{src} → {tgt}: development task {dev_src} → {x}")
+        tasks = [" → ".join(t.split("_", 1)) for t in entry.get("development_tasks") or [entry["development_task"]]]
+        lines.append(f"{src} → {tgt}: development task {tasks[0]}" if len(tasks) == 1 else
+                     f"{src} → {tgt}: development tasks {', '.join(tasks)} (mean accuracy over them)")
         for sc in [*entry["scores"], *entry.get("ensembles", [])]:
             mark = "  ← chosen" if sc["label"] == entry["choice"]["label"] else ""
-            stop = f"  (stopped at step {sc['stopped_at']})" if sc.get("stopped_at") else ""
+            at = sc.get("stopped_at")  # a step, or with several tasks {task: step}
+            stop = "" if not at else f"  (stopped at step {at})" if not isinstance(at, dict) else \
+                f"  (stopped on {', '.join(f'{t} at step {n}' for t, n in at.items())})"
             lines.append(f"  {sc['label']:<60} {sc['accuracy']:6.2f} %{stop}{mark}")
     return "\n".join(lines)
 
@@ -70,9 +74,10 @@ def register(groups) -> None:
         "develop", help="choose Problem 4's hand-in (an ensemble of the best methods) on development tasks",
         description="For each course pair S → T, train every candidate (DANN and the methods on the shared recipe, "
                     "each knob of its grid) on the development task S → X, X the third domain, with successive "
-                    "halving at its scored checkpoints; score it on held-out labelled train images of X; hand in "
-                    "the mean-probability ensemble of the 4 best methods (each at its best knobs), written per pair "
-                    "to RUNS/p4_uda/choices.json. No label of T is read.")
+                    "halving at its scored checkpoints (with more than three digit domains: on every such X, "
+                    "averaged); score it on held-out labelled train images of X; hand in the mean-probability "
+                    "ensemble of the 4 best methods (each at its best knobs), written per pair to "
+                    "RUNS/p4_uda/choices.json. No label of T is read.")
     p.add_argument("--profile", default="quick", metavar="NAME|PATH.yaml", help="smoke, quick (default), full or a YAML")
     p.add_argument("--data", default=None, metavar="DIR", help="data folder (default: the profile's data_dir)")
     p.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),

@@ -73,7 +73,7 @@ def applied_choice(args) -> dict[str, Any] | None:
                          f"{len(chosen.members)} member(s)")
     cand = chosen.members[(member or 1) - 1]
     made_on = record["pairs"][f"{args.source}_{args.target}"].get("data_id")
-    here = data_id(args.data, develop.development_task(args.source, args.target))
+    here = data_id(args.data, develop.development_domains(args.source, args.target))
     if made_on != here:
         raise ValueError(f"--choices {path} was made on other data (data id {made_on}; --data {args.data} is "
                          f"{here}): run hw3 develop on this data")

@@ -2,7 +2,9 @@
 task whose labels may be used — never on that pair's target.
 
 For a course pair S → T the development task is S → X, X the third domain (usps → mnistm develops on usps → svhn,
-mnistm → svhn on mnistm → usps, svhn → usps on svhn → mnistm). Each candidate — DANN or a method on the shared
+mnistm → svhn on mnistm → usps, svhn → usps on svhn → mnistm). With more domains registered
+(:mod:`hw3lib.data.domains`) S → T develops on every S → X, X neither S nor T, and averages (:func:`averaged`).
+Each candidate — DANN or a method on the shared
 recipe, with its paper's knobs or one knob moved to another value of its declared grid (``Method.grid``: one knob at
 a time, written in the method's file before any run) — trains on S → X with the pair's recipe, adapting to X's
 train images less a held-out labelled development split (``UDAConfig.holdout``: 1000 images, at most half of X's
@@ -72,10 +74,28 @@ RUNGS = ((1, 3 / 8), (2, 3 / 16))
 RECIPE_FIELDS = ("steps", "epochs", "batch_size", "lr", "optimizer", "bn", "bn_eval", "warmup_steps", "evals")
 
 
+def development_tasks(source: str, target: str) -> list[tuple[str, str]]:
+    """``[(source, X), ...]``: the course pair's development tasks, X every registered domain that is neither
+    ``source`` nor ``target`` (in the registry's order; one with the course's three domains)."""
+    tasks = [(source, x) for x in DIGIT_DOMAINS if x not in (source, target)]
+    if not tasks:
+        raise ValueError(f"{source} → {target} has no development task: a third digit domain is needed")
+    return tasks
+
+
 def development_task(source: str, target: str) -> tuple[str, str]:
-    """``(source, X)``: the course pair's development task, X the domain that is neither ``source`` nor ``target``."""
-    (third,) = [d for d in DIGIT_DOMAINS if d not in (source, target)]
-    return source, third
+    """``(source, X)``: the course pair's development task with three domains, X the one that is neither
+    ``source`` nor ``target``; with more domains a ``ValueError`` (use :func:`development_tasks`)."""
+    tasks = development_tasks(source, target)
+    if len(tasks) > 1:
+        raise ValueError(f"{source} → {target} has {len(tasks)} development tasks "
+                         f"({', '.join(f'{s} → {x}' for s, x in tasks)}): use development_tasks")
+    return tasks[0]
+
+
+def development_domains(source: str, target: str) -> tuple[str, ...]:
+    """The domains a choice for ``source → target`` reads: ``source`` and every X (its data id's parts)."""
+    return (source, *(x for _, x in development_tasks(source, target)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,10 +389,48 @@ def develop(base: UDAConfig, data_root: str | Path, run_root: str | Path, *, nam
     cands = candidates(names, grid)
     record = {"version": VERSION, "protocol": protocol(base, names, seeds, holdout, knobs, grid, halve), "pairs": {}}
     for src, tgt in pairs:
-        record["pairs"][f"{src}_{tgt}"] = develop_task(base, data_root, run_root, *development_task(src, tgt),
-                                                       cands=cands, seeds=seeds, holdout=holdout, knobs=knobs,
-                                                       halve=halve)
+        entries = [develop_task(base, data_root, run_root, s, x, cands=cands, seeds=seeds, holdout=holdout,
+                                knobs=knobs, halve=halve) for s, x in development_tasks(src, tgt)]
+        record["pairs"][f"{src}_{tgt}"] = entries[0] if len(entries) == 1 else averaged(
+            entries, base, data_root, run_root, cands=cands, seeds=seeds, holdout=holdout, knobs=knobs)
     return record
+
+
+def averaged(entries: list[dict[str, Any]], base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
+             cands: list[Candidate], seeds: list[int], holdout: int,
+             knobs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """One course pair's choice from its development tasks S → X₁, S → X₂, ... (more than three domains;
+    :func:`develop_task`'s entries, one per task): a candidate's score is its mean over the tasks (where the halving
+    stopped it, its score at that rung), the hand-in is :func:`handin` of those means, and an ensemble hand-in's
+    score is the mean over the tasks of its score on each task's held-out split (:func:`_scored`). The entry keeps
+    each task's own under ``"tasks"``; ``"development_task"`` reads ``S_X1+X2`` and ``"development_tasks"`` lists
+    the tasks."""
+    tasks = [tuple(e["development_task"].split("_", 1)) for e in entries]
+    keys = [e["development_task"] for e in entries]
+    scores = []
+    for i, c in enumerate(cands):  # develop_task lists its scores in candidate order
+        per = [e["scores"][i] for e in entries]
+        entry = {**c.as_dict(), "tasks": {k: sc["accuracy"] for k, sc in zip(keys, per)},
+                 "accuracy": round(float(np.mean([sc["accuracy"] for sc in per])), 2)}
+        stopped = {k: sc["stopped_at"] for k, sc in zip(keys, per) if sc.get("stopped_at")}
+        if stopped:
+            entry["stopped_at"] = stopped
+        scores.append(entry)
+    chosen = handin(scores)
+    if chosen.is_ensemble:
+        per_task = [_scored(chosen, task(base, run_root, s, x, cands=cands, seeds=seeds, holdout=holdout, knobs=knobs,
+                                         n_source=len(digits(data_root, s, "train")),
+                                         n_x=len(digits(data_root, x, "train"))), data_root)["accuracy"]
+                    for s, x in tasks]
+        score = {"tasks": dict(zip(keys, per_task)), "accuracy": round(float(np.mean(per_task)), 2)}
+        ensembles = [{**chosen.as_dict(), **score}]
+    else:  # one method: its candidate's own (averaged) score
+        score, ensembles = {k: scores[cands.index(chosen.members[0])][k] for k in ("tasks", "accuracy")}, []
+    source, xs = tasks[0][0], [x for _, x in tasks]
+    return {"development_task": f"{source}_{'+'.join(xs)}", "development_tasks": keys,
+            "held_out": sum(e["held_out"] for e in entries), "data_id": data_id(data_root, (source, *xs)),
+            "scores": scores, "ensembles": ensembles, "choice": {**chosen.as_dict(), **score},
+            "tasks": dict(zip(keys, entries))}
 
 
 def matches(record: Mapping[str, Any], data_root: str | Path, proto: Mapping[str, Any],
@@ -383,7 +441,7 @@ def matches(record: Mapping[str, Any], data_root: str | Path, proto: Mapping[str
         return False
     for src, tgt in pairs:
         entry = (record.get("pairs") or {}).get(f"{src}_{tgt}")
-        if not entry or entry.get("data_id") != data_id(data_root, development_task(src, tgt)):
+        if not entry or entry.get("data_id") != data_id(data_root, development_domains(src, tgt)):
             return False
     return True
 

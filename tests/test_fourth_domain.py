@@ -1,0 +1,107 @@
+"""A fourth digit domain, registered the way a user would (:mod:`hw3lib.data.domains`): made by its own generator,
+read by the loaders, and used by Problem 4's development protocol — each course pair S → T develops on S → X for
+both other domains X and averages, without opening a file of T or any test split."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from hw3lib.data import domains
+
+
+@pytest.fixture
+def toy_domain():
+    """"toy": usps's digits inverted (black on white), smoke-sized, registered for one test and removed after."""
+    from hw3lib.data import synth_digits
+
+    def render(rng, label, split):
+        return 255 - synth_digits._render_usps(rng, label, split)
+
+    domain = domains.register(domains.Domain("toy", mode="L", native_size=28, render=render,
+                                             sizes={s: (30, 10) for s in domains.DATA_SIZES}))
+    yield domain
+    domains.unregister("toy")
+
+
+def test_a_registered_domain_shows_in_every_view_and_is_made_and_read(toy_domain, tmp_path):
+    from hw3lib.data import load_digits
+    from hw3lib.data.layout import DIGIT_DOMAINS, DIGIT_MODES, DIGIT_SIZES, UDA_PAIRS
+    from hw3lib.data.synth_digits import write_digits
+    from hw3lib.eval.uda import COURSE_REPORT
+    from hw3lib.train.uda import UDAConfig
+
+    assert DIGIT_DOMAINS == ("usps", "mnistm", "svhn", "toy") and DIGIT_MODES["toy"] == "L"
+    assert DIGIT_SIZES["smoke"]["toy"] == (30, 10)
+    # no course pair and no course-report number of its own: the course's three pairs stay
+    assert UDA_PAIRS == (("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))
+    assert set(COURSE_REPORT["dann"]) == {"usps_mnistm", "mnistm_svhn", "svhn_usps"}
+    write_digits(tmp_path, {"toy": (20, 10)}, progress=False)
+    write_digits(tmp_path, {"usps": (20, 10)}, progress=False)
+    toy, usps = load_digits(tmp_path, "toy", "train"), load_digits(tmp_path, "usps", "train")
+    assert toy.images.shape == (20, 3, 28, 28) and toy.domain == "toy"
+    # the generator is the registered one: usps's streams inverted (a domain's own seed: its place in the registry)
+    assert float(toy.images.float().mean()) > 128 > float(usps.images.float().mean())
+    assert UDAConfig(source="toy", target="usps").source == "toy"
+    with pytest.raises(ValueError, match="already registered"):
+        domains.register(toy_domain)
+    with pytest.raises(ValueError, match="unknown digit domain 'nope'; known: usps, mnistm, svhn, toy"):
+        load_digits(tmp_path, "nope", "train")
+
+
+def test_each_course_pair_develops_on_both_other_domains_and_averages(toy_domain, tiny_course_data, tmp_path,
+                                                                      capsys):
+    """``hw3 develop`` with four domains: usps → mnistm develops on usps → svhn and usps → toy, and so on; each
+    candidate's and ensemble's score is the mean of its tasks' scores; the choice is the best of them. Every test
+    split is deleted first, and each pair's choice is made again, identical, with its target's folder gone."""
+    from hw3lib.cli import main
+    from hw3lib.data import data_id
+    from hw3lib.data.synth_digits import write_digits
+    from hw3lib.report.build import plan_report
+    from hw3lib.report.develop import development_setup
+    from hw3lib.train.uda import develop
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_course_data, data, ignore=shutil.ignore_patterns(".cache"))
+    write_digits(data, {"toy": toy_domain.sizes["smoke"]}, progress=False)
+    for d in (data / "digits").iterdir():
+        (d / "test.csv").unlink()
+        shutil.rmtree(d / "test")
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(f"data_size: null\nruns_root: {tmp_path / 'runs'}\nfigures_dir: {tmp_path / 'figures'}\n"
+                       "notebooks:\n  p4_uda:\n    steps: 2\n    batch_size: 8\n    evals: 1\n    methods: [mcc]\n"
+                       "    dev_grid: false\n    dev_holdout: 10\n")
+    assert main(["develop", "--profile", str(profile), "--data", str(data), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "runs" / "p4_uda" / "choices.json").read_text())
+    assert list(record["pairs"]) == ["usps_mnistm", "mnistm_svhn", "svhn_usps"]
+    for key, entry in record["pairs"].items():
+        src, tgt = key.split("_")
+        xs = [x for x in ("usps", "mnistm", "svhn", "toy") if x not in (src, tgt)]
+        tasks = [f"{src}_{x}" for x in xs]
+        assert entry["development_tasks"] == tasks and list(entry["tasks"]) == tasks
+        assert [entry["tasks"][t]["development_task"] for t in tasks] == tasks
+        assert f"{src} → {tgt}: development tasks {src} → {xs[0]}, {src} → {xs[1]}" in out
+        assert entry["data_id"] == data_id(data, (src, *xs))
+        for i, sc in enumerate(entry["scores"]):  # two candidates: no halving, both finish on both tasks
+            assert sc["tasks"] == {t: entry["tasks"][t]["scores"][i]["accuracy"] for t in tasks}
+            assert sc["accuracy"] == round(float(np.mean(list(sc["tasks"].values()))), 2)
+        (ens,) = entry["ensembles"]  # both candidates: on each task the same members as that task's own ensemble
+        assert ens["tasks"] == {t: entry["tasks"][t]["ensembles"][0]["accuracy"] for t in tasks}
+        assert ens["accuracy"] == round(float(np.mean(list(ens["tasks"].values()))), 2)
+        assert entry["choice"]["accuracy"] == max(s["accuracy"] for s in [*entry["scores"], ens])
+    # No file of T is needed: with T's folder gone, each pair's choice is made again (from the runs) identically.
+    plan = plan_report(str(profile), "report", "cpu", (), only="p4")
+    base, names, p = development_setup(plan, data)
+    for src, tgt in (k.split("_") for k in record["pairs"]):
+        away = tmp_path / "away"
+        shutil.move(data / "digits" / tgt, away)
+        try:
+            again = develop.develop(base, data, p["run_dir"], names=names, pairs=[(src, tgt)], seeds=p["dev_seeds"],
+                                    holdout=p["dev_holdout"], knobs=p["knobs"] or {}, grid=p["dev_grid"],
+                                    halve=p["dev_halving"])
+        finally:
+            shutil.move(away, data / "digits" / tgt)
+        assert again["pairs"][f"{src}_{tgt}"] == record["pairs"][f"{src}_{tgt}"]
