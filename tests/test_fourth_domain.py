@@ -28,13 +28,13 @@ def toy_domain():
 
 def test_a_registered_domain_shows_in_every_view_and_is_made_and_read(toy_domain, tmp_path):
     from hw3lib.data import load_digits
-    from hw3lib.data.layout import DIGIT_DOMAINS, DIGIT_MODES, DIGIT_SIZES, UDA_PAIRS
+    from hw3lib.data.layout import DIGIT_DOMAINS, DIGIT_MODES, DIGIT_SIZES, FACE_SIZES, UDA_PAIRS
     from hw3lib.data.synth_digits import write_digits
     from hw3lib.eval.uda import COURSE_REPORT
     from hw3lib.train.uda import UDAConfig
 
     assert DIGIT_DOMAINS == ("usps", "mnistm", "svhn", "toy") and DIGIT_MODES["toy"] == "L"
-    assert DIGIT_SIZES["smoke"]["toy"] == (30, 10)
+    assert DIGIT_SIZES["smoke"]["toy"] == (30, 10) and set(domains.DATA_SIZES) == set(FACE_SIZES)
     # no course pair and no course-report number of its own: the course's three pairs stay
     assert UDA_PAIRS == (("usps", "mnistm"), ("mnistm", "svhn"), ("svhn", "usps"))
     assert set(COURSE_REPORT["dann"]) == {"usps_mnistm", "mnistm_svhn", "svhn_usps"}
@@ -120,3 +120,38 @@ def test_each_course_pair_develops_on_both_other_domains_and_averages(toy_domain
                             holdout=p["dev_holdout"], knobs=p["knobs"] or {}, grid=p["dev_grid"],
                             halve=p["dev_halving"])
     assert again["pairs"]["usps_mnistm"] == record["pairs"]["usps_mnistm"]
+
+
+@pytest.mark.slow
+def test_averaging_with_successive_halving_reads_stopped_members_at_their_rung(toy_domain, tiny_course_data, tmp_path):
+    """Six candidates, halving on each task on its own: a candidate stopped on one task keeps that rung's score there
+    (and its step, per task); the hand-in is :func:`~hw3lib.train.uda.develop.handin` of the mean scores, and its
+    ensemble's score is the mean of its held-out scores on the two tasks, each member at its validator's pick."""
+    from hw3lib.data.synth_digits import write_digits
+    from hw3lib.train.uda import UDAConfig, develop
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_course_data, data, ignore=shutil.ignore_patterns(".cache"))
+    write_digits(data, {"toy": toy_domain.sizes["smoke"]}, progress=False)
+    shutil.rmtree(data / "digits" / "mnistm")
+    base = UDAConfig(steps=6, epochs=0, batch_size=8, evals=3, device="cpu")
+    names = ["dann", "mcc", "adamatch"]
+    record = develop.develop(base, data, tmp_path / "runs", names=names, pairs=[("usps", "mnistm")], holdout=10)
+    entry = record["pairs"]["usps_mnistm"]
+    tasks = ["usps_svhn", "usps_toy"]
+    assert entry["development_task"] == "usps_svhn+toy" and entry["development_tasks"] == tasks
+    assert all(entry["tasks"][t]["rung_steps"] == [2, 4] for t in tasks)
+    for i, sc in enumerate(entry["scores"]):
+        own = {t: entry["tasks"][t]["scores"][i] for t in tasks}
+        assert sc["tasks"] == {t: own[t]["accuracy"] for t in tasks}
+        assert sc.get("stopped_at", {}) == {t: own[t]["stopped_at"] for t in tasks if own[t]["stopped_at"]}
+    assert any(sc.get("stopped_at") for sc in entry["scores"])
+    chosen = develop.handin(entry["scores"])
+    assert develop.Choice.from_dict(entry["choice"]) == chosen and chosen.is_ensemble
+    cands = develop.candidates(names)
+    for t in tasks:
+        s, x = t.split("_")
+        one = develop.task(base, tmp_path / "runs", s, x, cands=cands, seeds=[0], holdout=10, knobs={}, n_source=30,
+                           n_x=30)
+        assert entry["choice"]["tasks"][t] == develop._scored(chosen, one, data)["accuracy"]
+    assert entry["choice"]["accuracy"] == round(float(np.mean(list(entry["choice"]["tasks"].values()))), 2)
