@@ -72,7 +72,8 @@ def test_p3_discussion_when_dann_is_below_source_only():
 def test_gta_discussion_follows_the_numbers():
     s = summary({"dann": 40, "gta": 35}, seeds=1)
     text = gta_eval.discussion(s, {}, 1)
-    assert "ahead on 0 of 3 pairs" in text and "(n = 1)" in text
+    assert "ahead on 0 of 3 pairs" in text and "1 seed per cell" in text
+    assert "(n = 1)" not in text and "DANN 40.00 %, GTA 35.00 %" in text  # n said once, not after every number
     _no_zero_spread(text + gta_eval.gain_table(s).to_string())
     assert "DANN std" not in gta_eval.gain_table(s).columns  # one seed: no spread to show
     gray = {"mnistm_svhn": {"gray": cell(50.0), "color": cell(52.0)}}

@@ -411,9 +411,28 @@ def _check_glance_appendix_and_tables(soup, run: dict) -> None:
                 assert f"against DANN's {acc['dann'][key]['mean']:.2f}" in line
     appendix = soup.find(id="appendix")
     assert appendix is not None and appendix.find_all("table")
-    for link in soup.find_all("p", class_="appendix-link"):
+    kinds = set()
+    for link in soup.find_all("p", class_="appendix-link"):  # each moved table, figure, section: linked both ways
+        kind = link.get_text().split()[0]
         target = soup.find(id=link.a["href"][1:])
-        assert target is not None and target.find("table") and soup.find(id=target.a["href"][1:]) is link
+        assert target is not None and target.find_parent(id="appendix") and soup.find(id=target.a["href"][1:]) is link
+        assert kind == "Section" or target.find({"Table": "table", "Figure": "img"}[kind]), link.get_text()
+        kinds.add(kind)
+    assert kinds == {"Table", "Figure", "Section"}, kinds
+    # where hw3lib.report.placement puts them: its figures and sections in the appendix, the rest in the body
+    from hw3lib.report import placement
+
+    body = " ".join(soup.find(id=f"section-{n}").get_text(" ") for n in NOTEBOOKS)
+    shown = re.findall(r"Figure \(([\w.-]+)\)", body)
+    assert shown and not [f for f in shown if placement.in_appendix("figure", f)]
+    for item in appendix.find_all("div", class_="appendix-item"):
+        kind = item.find("p", class_="appendix-label").get_text().split()[0]
+        if kind == "Figure":
+            assert placement.in_appendix("figure", re.search(r"Figure \(([\w.-]+)\)", item.get_text()).group(1))
+        elif kind == "Section":
+            assert placement.in_appendix("section", item.find(re.compile("^h[3-6]$")).get_text(" ", strip=True))
+    heads = [h.get_text(" ", strip=True) for n in NOTEBOOKS for h in soup.find(id=f"section-{n}").find_all(["h2", "h3"])]
+    assert heads and not [h for h in heads if placement.in_appendix("section", h)]
     for name in NOTEBOOKS:
         values = _numbers(metrics[name])
         for box in appendix.find_all("div", id=re.compile(f"^appendix-{name}-")):
@@ -499,6 +518,10 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
         for printout in ("VAE(", "Discriminator(", "CNNModel(", "_netF("):
             assert printout in text
         assert _pdf_image_count(result.pdf) >= n_png * 0.9  # identical images may be shared
+        from hw3lib.report.pdf import body_pages
+
+        pages, body = body_pages(result.pdf)  # the appendix opens a page of its own, after the body
+        assert body is not None and 2 <= body < pages, (body, pages)
 
     # `hw3 report --plan` lists exactly the runs the report trained (same folders: the plan builds the notebooks'
     # configs), and finds them all finished, so it has nothing to time.

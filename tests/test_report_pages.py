@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -109,7 +110,7 @@ def test_near_best_keeps_the_candidates_within_points_of_each_groups_best():
 
 def _executed(path: Path, appendix: bool) -> Path:
     """An executed notebook whose cell showed a caption and a table as show_table(..., appendix=...) does."""
-    meta = {APPENDIX_KEY: {"name": "p3_details", "caption": "Implementation details"}} if appendix else {}
+    meta = {APPENDIX_KEY: {"name": "p3_per_seed", "caption": "Implementation details"}} if appendix else {}
     table = pd.DataFrame({"value": ["Adam"]}, index=["optimiser"]).to_html()
     cell = new_code_cell("show_table(...)", outputs=[
         new_output("display_data", data={"text/markdown": "**Implementation details**"}, metadata=meta),
@@ -137,6 +138,105 @@ def test_appendix_tables_move_after_the_problems_with_links_both_ways(tmp_path):
     # after the last problem
     order = [s.get("id") for s in soup.find_all("section")]
     assert order.index("appendix") > order.index("section-p3_dann")
+
+
+_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+def _figure(name: str, caption: str) -> list:
+    """The two outputs hw3lib.plots.show displays: the image, then its caption."""
+    return [new_output("display_data", data={"image/png": _PNG, "text/plain": "<Figure>"}),
+            new_output("display_data", data={"text/markdown": f"*Figure ({name}). {caption}*"})]
+
+
+def _table(name: str, caption: str, cell: str, appendix: bool) -> list:
+    """The two outputs hw3lib.report.tables.show_table displays (its metadata names the table)."""
+    meta = {APPENDIX_KEY: {"name": name, "caption": caption, "appendix": appendix}}
+    html = pd.DataFrame({"value": [cell]}, index=["row"]).to_html()
+    return [new_output("display_data", data={"text/markdown": f"**{caption}**"}, metadata=meta),
+            new_output("display_data", data={"text/html": html, "text/plain": "table"}, metadata=meta)]
+
+
+def _p2(path: Path) -> Path:
+    """A Problem 2 notebook with a figure the placement keeps (fig2_2), one it moves (fig2_3_progression), a table its
+    notebook marked for the appendix that the placement keeps in the body (p2_implementation), one it moves though
+    unmarked (p2_attribute_rates), and a section it moves whole (Exploring the generator)."""
+    nb = new_notebook(cells=[
+        new_markdown_cell("# Problem 2: DCGAN\n## 2.1 Model"),
+        new_code_cell("", outputs=_table("p2_implementation", "Implementation details", "Adam, lr 2e-4", True)),
+        new_markdown_cell("## 2.2 Generate"),
+        new_code_cell("", outputs=_figure("fig2_2", "32 faces.") + _figure("fig2_3_progression", "Fixed noise.")
+                      + _table("p2_attribute_rates", "Attribute rates", "Smiling 0.41", False)),
+        new_markdown_cell("## 2.5 Exploring the generator\nThe widget stands in for this grid."),
+        new_code_cell("", outputs=_figure("fig2_5_nearest_real", "Nearest real faces.")),
+        new_markdown_cell("### A note under it\n**Memorisation check.** median distance 31.3"),
+        new_markdown_cell("## 2.6 Discussion\nThe end.")])
+    nbformat.write(nb, str(path))
+    return path
+
+
+def test_placement_moves_named_figures_tables_and_sections_with_links_both_ways(tmp_path):
+    problem = report_html.render_problem("p2_gan", _p2(tmp_path / "p2.ipynb"), "Problem 2")
+    page = report_html.assemble([problem], {"data_kind": "embedded", "failed": [], "problems": []})
+    soup = BeautifulSoup(page, "html.parser")
+    body, appendix = soup.find(id="section-p2_gan"), soup.find(id="appendix")
+    text = body.get_text(" ")
+    # kept: the course report's figure, the implementation table its notebook marked (the placement's BODY)
+    assert "Figure (fig2_2)" in text and "Adam, lr 2e-4" in text and "2.6 Discussion" in text
+    # moved: each leaves a labelled link in the body, in order, and the appendix holds it
+    links = body.find_all("p", class_="appendix-link")
+    assert [a.get_text(" ", strip=True).split(" (appendix)")[0] for a in links] == [
+        "Figure A2.1", "Table A2.2", "Section A2.3"]
+    assert "Fixed noise." in links[0].get_text() and "Attribute rates" in links[1].get_text()
+    assert "Exploring the generator" in links[2].get_text()
+    for moved in ("fig2_3_progression", "Smiling 0.41", "Nearest real faces", "Memorisation check", "A note under it"):
+        assert moved not in text and moved in appendix.get_text(" "), moved
+    assert len(body.find_all("img")) == 1 and len(appendix.find_all("img")) == 2  # each image went with its caption
+    for link in links:
+        target = soup.find(id=link.a["href"][1:])
+        assert target.find_parent(id="appendix") is appendix
+        assert soup.find(id=target.find("p", class_="appendix-label").a["href"][1:]) is link  # and back
+    section = soup.find(id=links[2].a["href"][1:])
+    assert [h.name for h in section.find_all(re.compile("^h[1-6]$"))] == ["h3", "h4"]  # under the appendix's h2
+    toc = soup.find("nav", class_="toc").get_text(" ")
+    assert "2.6 Discussion" in toc and "Exploring the generator" not in toc
+
+
+def test_placement_names_what_the_notebooks_show():
+    """Every name hw3lib.report.placement declares is a figure, table or heading of a notebook: a renamed one
+    would silently stay in the body."""
+    from hw3lib.report import placement
+
+    sources = ""
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("p*.ipynb")):
+        sources += "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+    if not sources:
+        pytest.skip("no notebooks")
+    for name in (*placement.FIGURES, *placement.TABLES, *placement.BODY):
+        prefix = name.split("*")[0]  # a pattern ("fig4_2_tsne_gta_*"): the f-string that makes its names will do
+        assert prefix in sources or (name != prefix and prefix.rsplit("_", 2)[0] + "_{" in sources), \
+            f"placement names {name!r}, which no notebook shows"
+    headings = {placement._NUMBER.sub("", h).strip().lower() for h in re.findall(r"^#+\s+(.+)$", sources, re.M)}
+    for name in placement.SECTIONS:
+        assert name.lower() in headings, f"placement moves section {name!r}, which no notebook has"
+    assert placement.in_appendix("section", "2.5 Exploring the generator")
+    assert placement.in_appendix("figure", "fig4_2_tsne_mcc_usps_mnistm")
+    assert not placement.in_appendix("figure", "fig4_2_tsne_gta_usps_mnistm")  # the course report's t-SNE
+    assert not placement.in_appendix("table", "p3_details", marked=True)  # BODY wins over a notebook's mark
+    assert placement.in_appendix("table", "p3_whatever", marked=True) and not placement.in_appendix("table", "x")
+
+
+def test_the_quick_reports_body_fits_22_pages():
+    """After ``make report`` (the quick profile): the body, before the appendix's heading, is at most 22 pages."""
+    from hw3lib.report.pdf import body_pages
+
+    root = Path(__file__).resolve().parents[1] / "report"
+    run = json.loads((root / "run.json").read_text()) if (root / "run.json").is_file() else {}
+    pdf = Path(run.get("pdf") or root / "hw3_report.pdf")
+    if run.get("profile", {}).get("name") != "quick" or not pdf.is_file() or not shutil.which("pdftotext"):
+        pytest.skip("no quick report's PDF here (make report), or no pdftotext: the page count was NOT checked")
+    pages, body = body_pages(pdf)
+    assert body is not None and body <= 22, f"{pdf}: the body is {body} of {pages} pages (at most 22)"
 
 
 # ---------------------------------------------------------------- results at a glance
@@ -224,3 +324,41 @@ def test_near_best_can_measure_from_the_chosen_row():
     kept = near_best(dev, "development accuracy (%)", 1.0, by="course pair", chosen="chosen")
     # usps → mnistm: the chosen DANN (40.0) and MCC (41.5, 1.5 points off: out); elsewhere MCC and DANN (1.5 off: out)
     assert list(kept.index) == [("usps → mnistm", "DANN"), ("mnistm → svhn", "MCC"), ("svhn → usps", "MCC")]
+
+
+@pytest.mark.slow
+def test_the_glance_fits_a_1280_px_window_in_chromium(metrics_root):
+    """Headless Chromium (playwright, the system's browser, as tests/test_lab_browser.py): the results at a glance,
+    with the longest hand-in label the development protocol writes (an ensemble), fit a 1280-px window: no horizontal
+    scrolling. Slow: a browser start takes seconds to tens of seconds on a busy machine."""
+    from hw3lib.report.pdf import find_chromium
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("no Chromium (apt-get install -y chromium, or set HW3_CHROMIUM): the glance was NOT checked")
+    p4 = json.loads((metrics_root / "p4_uda" / "metrics.json").read_text())
+    label = ("Ensemble of 3: AdaMatch + MCC + AdaMatch + MCC, tau = 0.7 + AdaMatch (self-training), tau = 0.7 "
+             "(/a/long/path/to/report/choices/quick_embedded_development_choices_with_ensembles.json)")
+    p4["handin"] = {k: {"label": label} for k in PAIRS}
+    (metrics_root / "p4_uda" / "metrics.json").write_text(json.dumps(p4))
+    keys = ["p1_vae", "p2_gan", "p3_dann", "p4_uda"]
+    rows = glance.glance_rows(keys, dict.fromkeys(keys, "ok"), metrics_root, "embedded")
+    assert label in " ".join(next(r for r in rows if r["key"] == "p4_uda")["run"])
+    page = metrics_root / "page.html"
+    page.write_text(report_html.assemble([], {"data_kind": "embedded", "glance": rows, "failed": [], "problems": []}))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            tab = browser.new_page(viewport={"width": 1280, "height": 800})
+            tab.goto(page.as_uri())
+            box = tab.evaluate("""() => { const t = document.querySelector('#at-a-glance table');
+                const r = t.getBoundingClientRect();
+                return {page: document.documentElement.scrollWidth, window: document.documentElement.clientWidth,
+                        right: r.right, table: t.scrollWidth, shown: t.clientWidth,
+                        rows: t.querySelectorAll('tbody tr').length}; }""")
+        finally:
+            browser.close()
+    assert box["rows"] == 4
+    assert box["page"] <= box["window"] == 1280 and box["right"] <= 1280, box  # no horizontal scrolling
+    assert box["table"] <= box["shown"], box  # nothing inside the table overflows it

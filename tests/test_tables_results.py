@@ -25,9 +25,13 @@ def _table() -> pd.DataFrame:
 
 def test_show_table_displays_and_writes_csv_md_tex(tmp_path, monkeypatch):
     shown = []
-    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    metadata = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: (shown.append(obj), metadata.append(kw)))
     monkeypatch.setenv("HW3_TABLES_DIR", str(tmp_path / "tables"))
     assert show_table(_table(), "p3_accuracy", caption="Accuracy & 5% of _all_") is None  # no Out[] line
+    # both outputs carry the table's name: the report places it by name (hw3lib.report.placement)
+    assert [m["metadata"]["hw3_appendix"]["name"] for m in metadata] == ["p3_accuracy"] * 2
+    assert not metadata[0]["metadata"]["hw3_appendix"]["appendix"]
     assert "Accuracy & 5% of _all_" in shown[0].data and shown[1] is not None and len(shown) == 2
     folder = tmp_path / "tables"
     assert sorted(p.name for p in folder.iterdir()) == ["p3_accuracy.csv", "p3_accuracy.md", "p3_accuracy.tex"]

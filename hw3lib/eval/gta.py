@@ -13,7 +13,7 @@ import pandas as pd
 
 from hw3lib.data.layout import UDA_PAIRS
 from hw3lib.eval.uda import (REFERENCE_LABEL, COURSE_REPORT, _pairs_in, cell_text, mean_over_pairs, pair_key, pair_label,
-                             results_table, row_label, summarize)
+                             results_table, row_label, summarize, value_text)
 
 Key = tuple[str, str, str, int]  # (method, source, target, seed)
 METHODS = ("source-only", "dann", "target-only", "gta")
@@ -157,7 +157,8 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], gray_summary: Mapping[s
         pairs += 1
         wins += gain > 0
         ref = COURSE_REPORT["gta"][k] - COURSE_REPORT["dann"][k]
-        lines.append(f"- **{pair_label(*p)}**: DANN {cell_text(d)} %, GTA {cell_text(g)} % → GTA {gain:+.2f} points (course report on the real data: {ref:+.2f}).")
+        # the seeds per cell are said once, above: no "(n = 1)" after each number
+        lines.append(f"- **{pair_label(*p)}**: DANN {value_text(d)} %, GTA {value_text(g)} % → GTA {gain:+.2f} points (course report on the real data: {ref:+.2f}).")
     if pairs:
         dm, gm = mean_over_pairs(summary, "dann"), mean_over_pairs(summary, "gta")
         lines += ["", f"Over the pairs GTA averages {gm:.2f} % against DANN's {dm:.2f} % "

@@ -159,12 +159,18 @@ def summarize(results: Mapping[tuple[str, str, str, int], Any]) -> dict[str, dic
     return out
 
 
+def value_text(cell: Mapping[str, Any]) -> str:
+    """``"mean ± std"`` over several seeds, ``"value"`` for one: for prose that says the number of seeds once."""
+    if cell.get("n", 1) > 1 and cell.get("std") is not None:
+        return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
+    return f"{cell['mean']:.2f}"
+
+
 def cell_text(cell: Mapping[str, Any]) -> str:
     """A table cell: ``"mean ± std (n = k)"`` over several seeds, ``"value (n = 1)"`` for one (its spread is not
     measured, not zero)."""
-    if cell.get("n", 1) > 1 and cell.get("std") is not None:
-        return f"{cell['mean']:.2f} ± {cell['std']:.2f} (n = {cell['n']})"
-    return f"{cell['mean']:.2f} (n = 1)"
+    n = cell.get("n", 1) if cell.get("n", 1) > 1 and cell.get("std") is not None else 1
+    return f"{value_text(cell)} (n = {n})"
 
 
 def _pairs_in(summary: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:

@@ -4,8 +4,9 @@ Each notebook is cleaned (code, parameters, stderr, warnings, tqdm widgets and o
 rendered to inline SVG with matplotlib's mathtext, so no MathJax and no network), rendered body-only with
 nbconvert's ``HTMLExporter`` (``exclude_input``, no prompts), and placed in ``template.html`` with
 ``style.css`` inlined, a header (data, the results at a glance, profile, device, commit, times) and a table of
-contents. Tables a notebook showed with ``show_table(..., appendix=True)`` move to an appendix after the last problem,
-a link left where they were (:func:`split_appendix`).
+contents. The tables, figures and sections :mod:`hw3lib.report.placement` names (and the tables a notebook showed
+with ``show_table(..., appendix=True)``) move to an appendix after the last problem, a link left where they were
+(:func:`split_appendix`).
 A notebook that failed is shown up to its failing cell, then an error box (exception, message, the cell's
 first lines, the executed notebook's path) and the headings that did not run.
 """
@@ -46,7 +47,7 @@ class Problem:
     headings: list[tuple[int, str, str]] = field(default_factory=list)  # (level, id, text)
     error: ProblemError | None = None
     notebook: str | None = None  # path of the executed notebook
-    appendix: list[tuple[str, str, str]] = field(default_factory=list)  # (id, label, HTML) of its appendix tables
+    appendix: list[tuple] = field(default_factory=list)  # (moved item, its HTML): what split_appendix moved
 
 
 # ---------------------------------------------------------------- math (offline)
@@ -235,8 +236,7 @@ def render_problem(key: str, executed: str | Path | None, title: str, error: Pro
     error = nb_error or error
     clean, moved = split_appendix(clean, key)
     body, headings = rewrite_headings(_render(clean), key, used_ids)
-    appendix = [(anchor, label, _render(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=outputs)])))
-                for anchor, label, outputs in moved]
+    appendix = [(item, _appendix_body(item)) for item in moved]
     problem = Problem(key, title, body, headings, error, str(executed), appendix)
     if headings and headings[0][0] == 1:
         problem.title = headings[0][2]
@@ -257,49 +257,126 @@ def _render(nb) -> str:
                    else f'<td class="text">{m.group(1)}</td>', body)
 
 
-def split_appendix(nb, key: str) -> tuple[nbformat.NotebookNode, list[tuple[str, str, list]]]:
-    """Move the outputs ``show_table(..., appendix=True)`` marked (its caption and its table) out of ``nb``: each
-    table becomes ``(id, label, outputs)`` for the appendix (labels ``A1.1``, ``A1.2``... for Problem 1); where it
-    was, a line links to it (and the appendix links back)."""
+_FIGURE_CAPTION = re.compile(r"^\s*\*Figure \(([\w.\-]+)\)\.\s*(.*?)\*?\s*$", re.S)
+_FENCED = re.compile(r"```.*?```|~~~.*?~~~", re.S)
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
+
+
+@dataclass
+class _Moved:
+    anchor: str
+    label: str
+    kind: str  # "Table", "Figure" or "Section"
+    name: str
+    caption: str
+    cells: list = field(default_factory=list)  # a section's cells; a table's or figure's outputs: one code cell
+
+
+def _plain(text: str) -> str:
+    """A caption as plain text: no tags (inline math), no Markdown emphasis."""
+    return html_lib.unescape(_TAGS.sub("", text)).replace("**", "").strip(" *")
+
+
+def _output_marks(outputs) -> list[tuple[str, str, str] | None]:
+    """Per output, ``(kind, name, caption)`` of the appendix table or figure it belongs to, else None: a table
+    ``show_table`` marked (``appendix=True``, or named in :mod:`hw3lib.report.placement`), its caption with it; a
+    figure ``show`` displayed (its caption ``Figure (NAME). …``) named there, with the image just before it."""
+    from hw3lib.report import placement
     from hw3lib.report.tables import APPENDIX_KEY
+
+    marks: list[tuple[str, str, str] | None] = [None] * len(outputs)
+    for i, out in enumerate(outputs):
+        mark = out.get("metadata", {}).get(APPENDIX_KEY)
+        if mark:
+            name = str(mark.get("name"))
+            if placement.in_appendix("table", name, marked=mark.get("appendix", True)):
+                marks[i] = ("Table", name, _plain(str(mark.get("caption") or name)))
+            continue
+        m = _FIGURE_CAPTION.match(_text(out.get("data", {}).get("text/markdown", "")))
+        if m and placement.in_appendix("figure", m.group(1)):
+            marks[i] = ("Figure", m.group(1), _plain(m.group(2)))
+            if i and marks[i - 1] is None and any(k.startswith("image/") for k in outputs[i - 1].get("data", {})):
+                marks[i - 1] = marks[i]
+    return marks
+
+
+def _first_heading(source: str) -> tuple[int, str] | None:
+    m = _MD_HEADING.search(_FENCED.sub("", source))
+    return (len(m.group(1)), _plain(m.group(2))) if m else None
+
+
+def _link(item: _Moved):
+    return nbformat.v4.new_output("display_data", data={"text/html": (
+        f'<p class="appendix-link" id="cite-{item.anchor}">{item.kind} <a href="#{item.anchor}">{item.label}</a> '
+        f"(appendix): {html_lib.escape(item.caption)}</p>")})
+
+
+def split_appendix(nb, key: str) -> tuple[nbformat.NotebookNode, list[_Moved]]:
+    """Move to the appendix what :mod:`hw3lib.report.placement` names (and the tables
+    ``show_table(..., appendix=True)`` marked): a table (its caption and the table), a figure (the image and its
+    caption) or a whole section (its heading and all below it up to the next heading of its level or above).
+    Labels run ``A1.1``, ``A1.2``... for Problem 1; where the item was, a line links to it (the appendix links back).
+    """
+    from hw3lib.report import placement
 
     number = re.match(r"p(\d+)", key)
     prefix = f"A{number.group(1)}." if number else f"A{key}."
-    moved: list[tuple[str, str, list]] = []
+    moved: list[_Moved] = []
+
+    def new(kind: str, name: str, caption: str) -> _Moved:
+        item = _Moved(f"appendix-{key}-{len(moved) + 1}", f"{prefix}{len(moved) + 1}", kind, name, caption)
+        moved.append(item)
+        return item
+
+    cells, section_level = [], None
     for cell in nb.cells:
-        if cell.cell_type != "code":
+        heading = _first_heading(_text(cell.source)) if cell.cell_type == "markdown" else None
+        if section_level is not None and heading and heading[0] <= section_level:
+            section_level = None  # the moved section ends here
+        if section_level is None and heading and placement.in_appendix("section", heading[1]):
+            section_level = heading[0]
+            cells.append(nbformat.v4.new_code_cell(outputs=[_link(new("Section", heading[1], heading[1]))]))
+        if section_level is not None:
+            moved[-1].cells.append(cell)
             continue
-        kept, current = [], None
-        for out in cell.get("outputs", []):
-            mark = out.get("metadata", {}).get(APPENDIX_KEY)
-            if not mark:
-                kept.append(out)
-                current = None
-                continue
-            if current != mark.get("name"):  # a new table: its link stays here
-                current = mark.get("name")
-                label = f"{prefix}{len(moved) + 1}"
-                anchor = f"appendix-{key}-{len(moved) + 1}"
-                moved.append((anchor, label, []))
-                caption = html_lib.escape(str(mark.get("caption") or current))
-                kept.append(nbformat.v4.new_output("display_data", data={"text/html": (
-                    f'<p class="appendix-link" id="cite-{anchor}">Table <a href="#{anchor}">{label}</a> '
-                    f"(appendix): {caption}</p>")}))
-            moved[-1][2].append(out)
-        cell.outputs = kept
+        if cell.cell_type == "code":
+            kept, current = [], None
+            for out, mark in zip(cell.get("outputs", []), _output_marks(cell.get("outputs", []))):
+                if mark is None:
+                    kept.append(out)
+                    current = None
+                    continue
+                if current != mark[:2]:  # a new table or figure: its link stays here
+                    current = mark[:2]
+                    item = new(*mark)
+                    item.cells.append(nbformat.v4.new_code_cell(outputs=[]))
+                    kept.append(_link(item))
+                moved[-1].cells[0].outputs.append(out)
+            cell.outputs = kept
+        cells.append(cell)
+    nb.cells = cells
     return nb, moved
 
 
+def _appendix_body(item: _Moved) -> str:
+    """A moved item's HTML; a section's headings one level down (the appendix's problem heading is an h2)."""
+    body = _render(nbformat.v4.new_notebook(cells=item.cells))
+    return _HEADING.sub(lambda m: (f"<h{min(int(m.group(1)) + 1, 6)} class=\"appendix-heading\">"
+                                   + re.sub(r'<a class="anchor-link"[^>]*>.*?</a>', "", m.group(3), flags=re.S).strip()
+                                   + f"</h{min(int(m.group(1)) + 1, 6)}>"), body)
+
+
 def appendix_html(problems: list[Problem]) -> str:
-    """The appendix: per problem with moved tables, a heading, then each table under its label, linking back."""
+    """The appendix: per problem with moved items, a heading, then each item under its label, linking back."""
     parts = []
     for p in problems:
         if not p.appendix:
             continue
         parts.append(f'<h2 id="appendix-{p.key}">{html_lib.escape(p.title)}</h2>')
-        for anchor, label, body in p.appendix:
-            parts.append(f'<div class="appendix-table" id="{anchor}"><p class="appendix-label">Table {label} '
-                         f'<a href="#cite-{anchor}">(cited in {html_lib.escape(p.title.split(":")[0])})</a></p>'
+        for item, body in p.appendix:
+            parts.append(f'<div class="appendix-item appendix-{item.kind.lower()}" id="{item.anchor}">'
+                         f'<p class="appendix-label">{item.kind} {item.label} '
+                         f'<a href="#cite-{item.anchor}">(cited in {html_lib.escape(p.title.split(":")[0])})</a></p>'
                          f"{body}</div>")
     return "\n".join(parts)
 

@@ -52,3 +52,23 @@ def print_pdf(html: str | Path, pdf: str | Path, *, chromium: str | None = None,
             raise RuntimeError(f"{browser} printed no PDF: {tail[0]}")
         os.replace(tmp, pdf)
     return pdf
+
+
+def page_texts(pdf: str | Path) -> list[str]:
+    """Each page's text (``pdftotext -layout``, poppler-utils); raises ``FileNotFoundError`` without it."""
+    if shutil.which("pdftotext") is None:
+        raise FileNotFoundError("no pdftotext (apt-get install -y poppler-utils)")
+    proc = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, check=True)
+    pages = proc.stdout.split("\f")
+    return pages[:-1] if pages and not pages[-1].strip() else pages  # the text ends with a form feed
+
+
+def body_pages(pdf: str | Path) -> tuple[int, int | None]:
+    """``(pages, body)``: the PDF's page count and the pages before the one the appendix's heading opens (a line
+    that is only "Appendix"; the contents' entry is numbered), ``None`` when the report has no appendix."""
+    pages = page_texts(pdf)
+    for number, text in enumerate(pages, 1):
+        if any(line.strip() == "Appendix" for line in text.splitlines()):
+            return len(pages), number - 1
+    return len(pages), None

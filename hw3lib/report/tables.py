@@ -10,7 +10,7 @@ tables folder: ``$HW3_TABLES_DIR`` (``hw3 report`` sets it to ``REPORT_DIR/table
 What is displayed is :func:`tidy`'s copy: missing values as ``—``, no index-name row, a ``(n = k)`` shared by every
 cell said once in the caption. ``show_table(df, name, appendix=True)`` marks the table for the report's appendix:
 ``hw3 report`` moves it after the last problem and leaves a link where the notebook showed it (the notebook itself
-still shows it in place). :func:`near_best` keeps the rows within some points of the best of their group.
+still shows it in place); so it does with the tables :mod:`hw3lib.report.placement` names. :func:`near_best` keeps the rows within some points of the best of their group.
 """
 from __future__ import annotations
 
@@ -124,7 +124,9 @@ def write_table(table, name: str, caption: str | None = None, folder: str | Path
 # "(n = 3)" after a cell's number: how many seeds (or values) it summarises.
 _N = re.compile(r"\s*\(n\s*=\s*(\d+)\)")
 NBSP = "\u00a0"
-APPENDIX_KEY = "hw3_appendix"  # output metadata of a table show_table(..., appendix=True) displays
+# Output metadata of the caption and the table show_table displays: {"name", "caption", "appendix"}; the report moves
+# the table to its appendix when "appendix" is true (absent: true) or hw3lib.report.placement names it.
+APPENDIX_KEY = "hw3_appendix"
 
 
 def _missing(v) -> bool:
@@ -215,7 +217,8 @@ def show_table(table, name: str, caption: str | None = None, folder: str | Path 
 
     given = caption
     shown, caption = (table, caption) if isinstance(table, Styler) else tidy(table, caption)  # a Styler: as styled
-    meta = {"metadata": {APPENDIX_KEY: {"name": name, "caption": caption or name}}} if appendix else {}
+    # every table carries its name: the report places it by name too (hw3lib.report.placement)
+    meta = {"metadata": {APPENDIX_KEY: {"name": name, "caption": caption or name, "appendix": bool(appendix)}}}
     if caption:
         display(Markdown(f"**{caption}**" if given else f"*{caption}*"), **meta)
     display(shown, **meta)
