@@ -15,12 +15,12 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from hw3lib import problems
 from hw3lib.report.profile import NOTEBOOKS
 
 DATA_WORDS = {"embedded": "embedded synthetic", "real": "real course data"}
 
-TITLES = {"p1_vae": "Problem 1: VAE", "p2_gan": "Problem 2: GAN", "p3_dann": "Problem 3: DANN",
-          "p4_uda": "Problem 4: Improved UDA"}
+TITLES = {p.key: p.title for p in problems.ordered()}  # the registered problems' (hw3lib.problems)
 
 
 def _mean(cell: Mapping[str, Any] | None) -> str:
@@ -131,7 +131,8 @@ def glance_rows(selected: Iterable[str], status: Mapping[str, str], runs_root: s
         path = Path(runs_root) / key / "metrics.json"
         try:
             metrics = json.loads(path.read_text())
-            row["run"], row["reference"] = HEADLINES[key](metrics)
+            row["run"], row["reference"] = HEADLINES[key](metrics) if key in HEADLINES else (
+                [f"metrics: {', '.join(sorted(metrics))}"], [])
         except (OSError, ValueError) as exc:
             row["note"] = f"no readable metrics.json ({type(exc).__name__}: {path})"
             continue
