@@ -265,12 +265,13 @@ def _say_once(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def own_values(notebook: Path, problem) -> dict[str, Any]:
-    """The parameters whose value in ``notebook``'s parameters cell differs from its problem's default (a user's
-    own copy, ``hw3 init``), each said in one line: ``hw3 report`` passes them to the notebook and plans its runs
-    with them, so no run is trained outside the pool."""
+def own_values(notebook: Path, problem, given=()) -> dict[str, Any]:
+    """The parameters not ``given`` (by the profile, ``-p`` or the builder) whose value in ``notebook``'s parameters
+    cell differs from its problem's default (a user's own copy, ``hw3 init``), each said in one line: ``hw3 report``
+    passes them to the notebook and plans its runs with them, so no run is trained outside the pool."""
     defaults = problem.params.defaults()
-    out = {k: v for k, v in notebook_defaults(notebook).items() if k in defaults and v != defaults[k]}
+    out = {k: v for k, v in notebook_defaults(notebook).items()
+           if k in defaults and k not in given and v != defaults[k]}
     for k, v in out.items():
         _say_once(f"hw3 report: {notebook.name} sets {k} = {v!r} (hw3lib.problems.{problem.key}: "
                   f"{defaults[k]!r}); using {v!r}")
@@ -388,8 +389,7 @@ def notebook_parameters(plan: Plan, data_dir: Path) -> dict[str, dict]:
         for key, folder in problem.sibling_run_dirs().items():
             if plan.declared[n] is None or key in plan.declared[n]:
                 params[n].setdefault(key, str(plan.runs / folder))
-        for key, value in own_values(plan.source(n), problem).items():
-            params[n].setdefault(key, value)
+        params[n].update(own_values(plan.source(n), problem, set(params[n])))
     return params
 
 
