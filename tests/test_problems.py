@@ -39,7 +39,6 @@ def test_each_problems_parameters_are_its_notebooks(key):
     """The dataclass's fields and defaults are the notebook's parameters cell, name for name, value for value."""
     cell = _parameters_cell(ROOT / "notebooks" / f"{key}.ipynb")
     defaults = problems.get(key).params.defaults()
-    assert list(defaults) == list(cell)
     assert {k: (v, type(v)) for k, v in defaults.items()} == {k: (v, type(v)) for k, v in cell.items()}
 
 
@@ -96,19 +95,15 @@ TOY = '''\
 """A toy problem: a few steps of the VAE on the faces."""
 from dataclasses import dataclass
 
-from hw3lib.problems import Handin, Params, Problem, register
+from hw3lib import problems
 from hw3lib.problems.base import face_run
 
 
 @dataclass
-class ToyParams(Params):
+class Params(problems.Params):
     DATA = "faces"
-    data_dir: str = "data"
     run_dir: str = "runs/quick/p5_toy"
-    figures_dir: str = "figures"
     make_data: bool = False
-    device: str = "auto"
-    seed: int = 0
     max_steps: int = 8
 
 
@@ -127,8 +122,8 @@ def train_or_load(p):
     return vae.train_or_load(config(p), p.data_dir, p.run_dir)
 
 
-register(Problem("p5_toy", "Problem 5: a toy", 5, ToyParams, runs,
-                 Handin("toy VAE", "faces", "32 faces from the toy VAE", kinds=("vae",), command="vae")))
+problems.register(problems.Problem("p5_toy", "Problem 5: a toy", 5, Params, runs, problems.Handin(
+    "toy VAE", "faces", "32 faces from the toy VAE", kinds=("vae",), command="vae")))
 '''
 
 TOY_CELLS = [
@@ -147,7 +142,9 @@ from conftest import write_tiny_course_data
 from hw3lib import problems
 from hw3lib.cli import main
 from hw3lib.report import build
+from hw3lib.report import plan as planning
 
+planning.estimate = lambda runs, device: {}  # --plan's list, not its step timing (tests/test_plan.py times steps)
 out = {"package": problems.__file__, "keys": problems.keys()}
 data = write_tiny_course_data(Path(TMP) / "data")
 profile = Path(TMP) / "toy.yaml"
@@ -159,6 +156,7 @@ out["plan"] = table[["problem", "method", "steps", "status", "run_dir"]].values.
 result = build.build_report(str(profile), data=str(data), out=TMP + "/report", device="cpu", only="p5", pdf=False,
                             progress=False, jobs=1, threads=1)
 out["status"] = result.status
+out["errors"] = {n: v["error"] for n, v in json.loads(result.run_json.read_text())["notebooks"].items()}
 html = result.html.read_text()
 out["in_report"] = "Problem 5: a toy" in html and "TOY MAX STEPS 4" in html
 run_dir = Path(out["plan"][0][-1])
@@ -198,7 +196,7 @@ def test_a_problem_added_as_a_module_and_a_notebook_is_planned_trained_reported_
     assert [row[:4] for row in out["plan"]] == [["p5_toy", "vae", 4, "to train"]]
     assert out["plan"][0][-1] == str(tmp_path / "runs" / "p5_toy")
     # the pool trained it before the notebook, which loaded it; the report shows the notebook
-    assert out["status"] == {"p5_toy": "ok"} and out["in_report"], out
+    assert out["status"] == {"p5_toy": "ok"} and out["in_report"], out["errors"]
     assert "p5_toy vae" in out["pool_log"] and "finished in" in out["pool_log"]
     assert out["after"] == ["finished"]
     # hw3 handin p5: a sub-command of its own, writing the faces of its run

@@ -26,9 +26,16 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 @dataclass
 class Params:
-    """A problem's parameters; subclasses declare the fields (its notebook's ``parameters`` cell, same names and
-    defaults). ``DATA``: what :meth:`ready` makes sure the data folder holds (``"faces"`` or ``"digits"``)."""
+    """A problem's parameters: the fields every notebook has, and those a subclass declares (its notebook's
+    ``parameters`` cell, same names and defaults; a subclass gives ``run_dir`` its default). ``DATA``: what
+    :meth:`ready` makes sure the data folder holds (``"faces"`` or ``"digits"``)."""
     DATA: ClassVar[str | None] = None
+    data_dir: str = "data"          # project-relative (resolved by with_paths) or absolute
+    run_dir: str = ""
+    figures_dir: str = "figures"
+    make_data: bool = True          # make the embedded quick data when data_dir holds none (ready)
+    device: str = "auto"
+    seed: int = 0
 
     @classmethod
     def names(cls) -> list[str]:
@@ -68,9 +75,9 @@ class Params:
         """The data folder holds this problem's data (made at the quick size when ``make_data``)."""
         from hw3lib.data import require_data
 
-        if self.DATA is None or not hasattr(self, "data_dir"):
+        if self.DATA is None:
             return self
-        made = require_data(self.data_dir, make=bool(getattr(self, "make_data", False)), part=self.DATA)
+        made = require_data(self.data_dir, make=self.make_data, part=self.DATA)
         return dataclasses.replace(self, data_dir=str(made))
 
     @property

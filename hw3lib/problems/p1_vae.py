@@ -18,13 +18,8 @@ KEY = "p1_vae"
 class Params(_Params):
     """The notebook's parameters cell (``notebooks/p1_vae.ipynb``): the same names and defaults."""
     DATA = "faces"
-    data_dir: str = "data"
     run_dir: str = "runs/quick/p1_vae"
     attr_run_dir: str = "runs/quick/p2_attr_classifier"
-    figures_dir: str = "figures"
-    make_data: bool = True
-    device: str = "auto"
-    seed: int = 0
     epochs: int = 3
     batch_size: int = 32
     lr: float = 0.001

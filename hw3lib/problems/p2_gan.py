@@ -19,14 +19,9 @@ KEY = "p2_gan"
 class Params(_Params):
     """The notebook's parameters cell (``notebooks/p2_gan.ipynb``): the same names and defaults."""
     DATA = "faces"
-    data_dir: str = "data"
     run_dir: str = "runs/quick/p2_gan"
     attr_run_dir: str = "runs/quick/p2_attr_classifier"
     vae_run_dir: str = "runs/quick/p1_vae"
-    figures_dir: str = "figures"
-    make_data: bool = True
-    device: str = "auto"
-    seed: int = 0
     epochs: int = 5
     batch_size: int = 32
     ngf: int = 32

@@ -22,12 +22,7 @@ KEY = "p3_dann"
 class Params(_Params):
     """The notebook's parameters cell (``notebooks/p3_dann.ipynb``): the same names and defaults."""
     DATA = "digits"
-    data_dir: str = "data"
     run_dir: str = "runs/quick/p3_dann"
-    figures_dir: str = "figures"
-    make_data: bool = True
-    device: str = "auto"
-    seed: int = 0
     seeds: list = field(default_factory=lambda: [0])
     steps: int = 400
     epochs: float = 0.0

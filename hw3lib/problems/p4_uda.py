@@ -31,12 +31,7 @@ KEY = "p4_uda"
 class Params(_Params):
     """The notebook's parameters cell (``notebooks/p4_uda.ipynb``): the same names and defaults."""
     DATA = "digits"
-    data_dir: str = "data"
     run_dir: str = "runs/quick/p4_uda"
-    figures_dir: str = "figures"
-    make_data: bool = True
-    device: str = "auto"
-    seed: int = 0
     seeds: list = field(default_factory=lambda: [0])
     methods: list = field(default_factory=list)
     compare: Any = 4
