@@ -173,6 +173,7 @@ print("RESULT" + json.dumps(out))
 '''
 
 
+@pytest.mark.slow  # a pool worker, a kernel and the hand-in: about 25 s alone, 52 s on a loaded machine
 def test_a_problem_added_as_a_module_and_a_notebook_is_planned_trained_reported_and_handed_in(tmp_path):
     pkg = tmp_path / "site" / "hw3lib"
     shutil.copytree(ROOT / "hw3lib", pkg, ignore=shutil.ignore_patterns("__pycache__"))

@@ -22,6 +22,17 @@ def development_params(plan, data_root: Path):
     return p4_uda.Params.of({**values, "device": str(plan.device)})
 
 
+def development_setup(plan, data_root: Path):
+    """``(base, names, p)`` for the plan's Problem 4, from its module: the shared recipe, the candidate methods (the
+    baseline first) and its parameters as a dict (``p["dev_seeds"]``, ``p["knobs"]``...; the benchmarks read it)."""
+    import dataclasses
+
+    from hw3lib.problems import p4_uda
+
+    p = development_params(plan, data_root)
+    return p4_uda.base_config(p), p4_uda.candidates(p), dataclasses.asdict(p)
+
+
 def run_develop(profile: str, data: str | None = None, overrides=(), device: str = "auto", *,
                 fresh: bool = False) -> tuple[dict, str, Path]:
     """The choices for the profile's Problem 4 (developed here, or recorded), where they came from, and the file:
