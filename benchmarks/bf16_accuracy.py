@@ -32,24 +32,26 @@ def planned(methods, seeds, amp: str, data: Path, runs: Path, steps: int, batch:
     import json
 
     from hw3lib.data.layout import UDA_PAIRS
+    from hw3lib.problems import Where
+    from hw3lib.problems.base import uda_run
     from hw3lib.report import plan as planning
     from hw3lib.report.build import data_sizes
     from hw3lib.train.uda import UDAConfig, develop
 
-    counts = planning.data_counts(data_sizes(data), None)
+    where = Where(data, planning.data_counts(data_sizes(data), None))
     base = UDAConfig(steps=steps, epochs=0.0, batch_size=batch, evals=evals, amp=amp, device="cpu")  # the quick recipe
     out = []
     for method in methods:
         for src, tgt in UDA_PAIRS:
             for seed in seeds:
                 cfg = base.for_method(method, None, source=src, target=tgt, seed=seed)
-                out.append(planning._uda_run("bf16-check", cfg, runs / amp / cfg.name, counts, data))
+                out.append(uda_run("bf16-check", cfg, runs / amp / cfg.name, where))
     record = json.loads(Path(choices).read_text()) if choices else None
     for src, tgt in (UDA_PAIRS if record else ()):
         cand = develop.choice(record, src, tgt)
         for seed in seeds:
             cfg = develop.candidate_config(base, cand, src, tgt, seed)
-            out.append(planning._uda_run(HANDIN, cfg, runs / amp / "handin" / f"{cfg.name}{cand.tag}", counts, data))
+            out.append(uda_run(HANDIN, cfg, runs / amp / "handin" / f"{cfg.name}{cand.tag}", where))
     return out
 
 

@@ -23,12 +23,16 @@ from pathlib import Path
 from hw3lib import checkpoint, settings
 
 DEFAULT_RUNS = settings.RUNS.default
-PROBLEMS = {  # problem → (run folder, what it is, checkpoint kinds accepted)
-    "p1": ("p1_vae", "VAE", ("vae",)),
-    "p2": ("p2_gan", "DCGAN", ("gan",)),
-    "p3": ("p3_dann", "DANN", None),
-    "p4": ("p4_uda", "improved-UDA model", None),
-}
+
+
+def _problem(short: str):
+    """The registered problem ``short`` (``p1``...) and its hand-in (:class:`hw3lib.problems.Handin`)."""
+    from hw3lib import problems
+
+    problem = problems.get(short)
+    if problem.handin is None:
+        raise ValueError(f"problem {problem.key} has no hand-in")
+    return problem, problem.handin
 
 
 def runs_root(runs: str | Path | None = None) -> Path:
@@ -57,7 +61,7 @@ def train_hint(problem: str, root: Path) -> str:
 
 
 def _missing(problem: str, folder: Path, root: Path, what: str = "") -> ValueError:
-    name = PROBLEMS[problem][1]
+    name = _problem(problem)[1].what
     return ValueError(f"no trained {name}{what} in {_shown(folder)}: {train_hint(problem, root)}")
 
 
@@ -66,11 +70,11 @@ def _finished(file: Path, problem: str, folder: Path, root: Path, what: str = ""
     if not file.is_file():
         raise _missing(problem, folder, root, what)
     payload = checkpoint.load(file)
-    kinds = PROBLEMS[problem][2]
-    if kinds is not None and payload.get("kind") not in kinds:
-        raise ValueError(f"{_shown(file)} is a {payload.get('kind')!r} run, not a {PROBLEMS[problem][1]} run")
+    handin = _problem(problem)[1]
+    if handin.kinds is not None and payload.get("kind") not in handin.kinds:
+        raise ValueError(f"{_shown(file)} is a {payload.get('kind')!r} run, not a {handin.what} run")
     if not payload.get("finished"):
-        raise ValueError(f"the {PROBLEMS[problem][1]} run in {_shown(file.parent)} is unfinished (step "
+        raise ValueError(f"the {handin.what} run in {_shown(file.parent)} is unfinished (step "
                          f"{payload.get('step')}/{payload.get('total_steps')}): {train_hint(problem, root)} "
                          f"to finish it")
     return file
@@ -106,13 +110,14 @@ def find_checkpoints(problem: str, target: str | None = None, runs: str | Path |
     from hw3lib.data.layout import UDA_PAIRS
     from hw3lib.predict import find_run
 
+    entry, handin = _problem(problem)
     root = runs_root(runs)
-    folder = root / PROBLEMS[problem][0]
-    if problem in ("p1", "p2"):
+    folder = root / entry.key
+    if handin.output == "faces":
         return [_finished(checkpoint.resolve(folder), problem, folder, root)]
     source = next(s for s, t in UDA_PAIRS if t == target)
     what = f" for {source} → {target}"
-    if problem == "p4" and (chosen := selected_run(folder, source, target)) is not None:
+    if handin.selected and (chosen := selected_run(folder, source, target)) is not None:
         for file in chosen:
             if not file.is_file():
                 raise ValueError(f"{_shown(folder / 'metrics.json')}: selected_runs['{source}_{target}'] names "
@@ -121,7 +126,7 @@ def find_checkpoints(problem: str, target: str | None = None, runs: str | Path |
     if not folder.is_dir():
         raise _missing(problem, folder, root, what)
     try:
-        file = find_run(folder, target, "dann" if problem == "p3" else None)
+        file = find_run(folder, target, handin.method)
     except ValueError:
         raise _missing(problem, folder, root, what) from None
     return [_finished(file, problem, folder, root, what)]
@@ -139,15 +144,16 @@ def _cli(args) -> int:
     shown = ", ".join(_shown(f.parent) for f in files)
     print(f"hw3 handin {args.problem}: using {shown}" + (f" (a mean-probability ensemble of {len(files)})"
                                                         if len(files) > 1 else ""), file=sys.stderr)
-    if args.problem in ("p1", "p2"):
-        what = "vae" if args.problem == "p1" else "gan"
-        return main(["generate", what, "--ckpt", str(files[0]), "--out", args.out, "--seed", str(args.seed),
-                     "--device", args.device])
+    handin = _problem(args.problem)[1]
+    if handin.output == "faces":
+        return main(["generate", handin.command, "--ckpt", str(files[0]), "--out", args.out, "--seed",
+                     str(args.seed), "--device", args.device])
     return main(["predict", "--ckpt", *map(str, files), "--images", args.images, "--target", args.target,
                  "--out", args.out, "--device", args.device])
 
 
 def register(groups) -> None:
+    from hw3lib import problems
     from hw3lib.data.layout import DIGIT_DOMAINS
 
     desc = ("The course's hw3_p1.sh ... hw3_p4.sh: generate or predict with the report's runs (--runs, else "
@@ -155,16 +161,17 @@ def register(groups) -> None:
     h = groups["root"].add_parser("handin", help="the course scripts' jobs on the report's runs", description=desc)
     sub = h.add_subparsers(dest="problem", metavar="PROBLEM", parser_class=type(h))
     sub.required = True
-    for problem, help_ in (("p1", "32 faces from the VAE as a 4x8 PNG"), ("p2", "32 faces from the DCGAN")):
-        p = sub.add_parser(problem, help=help_, description=help_)
-        p.add_argument("out", metavar="OUT.png")
-        p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
-    for problem, help_ in (("p3", "DANN predictions for a folder of digits"),
-                           ("p4", "predictions of Problem 4's selected run")):
-        p = sub.add_parser(problem, help=help_, description=help_)
-        p.add_argument("images", metavar="IMAGES_DIR")
-        p.add_argument("target", metavar="TARGET", choices=DIGIT_DOMAINS, help=", ".join(DIGIT_DOMAINS))
-        p.add_argument("out", metavar="OUT.csv")
+    for problem in problems.ordered():  # one sub-command per registered problem with a hand-in
+        if problem.handin is None:
+            continue
+        p = sub.add_parser(problem.short, help=problem.handin.help, description=problem.handin.help)
+        if problem.handin.output == "faces":
+            p.add_argument("out", metavar="OUT.png")
+            p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+        else:
+            p.add_argument("images", metavar="IMAGES_DIR")
+            p.add_argument("target", metavar="TARGET", choices=DIGIT_DOMAINS, help=", ".join(DIGIT_DOMAINS))
+            p.add_argument("out", metavar="OUT.csv")
     for p in sub.choices.values():
         p.add_argument("--runs", default=None, metavar="DIR",
                        help=f"folder holding p1_vae/ ... p4_uda/ (default: $HW3_RUNS, else {DEFAULT_RUNS})")

@@ -1,9 +1,11 @@
 """The package's import graph: no circles, and the layers run one way — a module imports its own layer and those
 below it, never one above (:data:`LAYERS`, lowest first):
 
-    base (settings, paths, devices, checkpoints) → data → models → methods → train → eval/plots → commands/report
+    base (settings, paths, devices, checkpoints) → data → models → methods → train → eval/plots → problems
+    → commands/report
 
-``hw3lib.models`` holds what training and the report's evaluation both read (a classifier's predictions and
+``hw3lib.problems`` turns each problem's parameters into its runs for the report, the pool, ``hw3 develop``,
+``hw3 handin`` and the notebooks, so it sits below all of them. ``hw3lib.models`` holds what training and the report's evaluation both read (a classifier's predictions and
 accuracy, the checkpoint validators), so ``train`` never imports ``eval``.
 
 Two circle checks: one over every import that runs (module level and inside functions, which run on the first
@@ -28,6 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("methods", ("hw3lib.methods",)),
     ("train", ("hw3lib.train",)),
     ("eval/plots", ("hw3lib.eval", "hw3lib.plots")),
+    ("problems", ("hw3lib.problems",)),
     ("commands/report", ("hw3lib.results", "hw3lib.predict", "hw3lib.handin", "hw3lib.widgets", "hw3lib.cli",
                          "hw3lib.__main__", "hw3lib.report")),
 )

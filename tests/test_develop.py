@@ -286,11 +286,13 @@ def test_the_shipped_choices_fit_the_quick_profiles_protocol(tmp_path):
     recipe changed without re-recording it would make every such report re-develop (96 runs) instead."""
     from hw3lib.project import recorded_choices
     from hw3lib.report.build import plan_report
-    from hw3lib.report.develop import development_setup
+    from hw3lib.problems import p4_uda
+    from hw3lib.report.develop import development_params
 
     plan = plan_report("quick", tmp_path / "report", "cpu", only="p4")
-    base, names, p = development_setup(plan, tmp_path / "data")
-    proto = json.loads(json.dumps(develop.protocol(base, names, p["dev_seeds"], p["dev_holdout"], p["knobs"] or {},
-                                                   p["dev_grid"], p["dev_halving"])))
+    p = development_params(plan, tmp_path / "data")
+    args = p4_uda.protocol_args(p)
+    proto = json.loads(json.dumps(develop.protocol(p4_uda.base_config(p), args["names"], args["seeds"],
+                                                   args["holdout"], args["knobs"], args["grid"], args["halve"])))
     shipped = [json.loads(f.read_text()) for f in recorded_choices()]
     assert any(r["protocol"] == proto for r in shipped), "re-make report/choices/ with hw3 develop --profile quick"

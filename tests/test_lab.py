@@ -126,10 +126,8 @@ def test_notebook_parameters_are_project_relative(name):
     assert paths["data_dir"] == "data" and paths["figures_dir"] == "figures"
     assert all(not p.startswith(("/", "..")) for p in paths.values()), paths
     assert re.search(r"^make_data = (True|False)\b", src, re.M)
-    resolve = "".join(cells[params + 1]["source"])  # the cell right after: resolves every *_dir
-    for key in paths:
-        assert f"{key} = str(" in resolve and "project_path(" in resolve, key
-    assert "require_data(" in resolve
+    resolve = "".join(cells[params + 1]["source"])  # the cell right after: the problem's Params resolve every *_dir
+    assert f"p = {name}.Params.from_namespace(globals())" in resolve
     assert all(c["cell_type"] != "code" or not c.get("outputs") for c in cells)  # committed without outputs
 
 
@@ -150,9 +148,10 @@ def test_path_cell_resolves_from_root_and_notebooks(cwd, tmp_path, tiny_course_d
     monkeypatch.chdir(proj / cwd)
     ns: dict = {}
     exec(_path_cell("p1_vae"), ns)  # noqa: S102 (the notebook's own code)
-    root = proj.resolve()
-    assert (ns["data_dir"], ns["figures_dir"]) == (str(root / "data"), str(root / "figures"))
-    assert ns["run_dir"] == str(root / "runs" / "quick" / "p1_vae")
+    root, p = proj.resolve(), ns["p"]
+    assert (p.data_dir, p.figures_dir) == (str(root / "data"), str(root / "figures"))
+    assert p.run_dir == str(root / "runs" / "quick" / "p1_vae")
+    assert p.attr_run_dir == str(root / "runs" / "quick" / "p2_attr_classifier")
     (proj / "data").unlink()
     with pytest.raises(FileNotFoundError, match="hw3 data make"):
         exec(_path_cell("p1_vae").replace("make_data = True", "make_data = False"), {})  # noqa: S102

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hw3lib import methods
-from hw3lib.project import package_notebooks_dir
+from hw3lib.problems import p3_dann, p4_uda
 from hw3lib.train.uda import develop
 from hw3lib.report import build as report_build
 from hw3lib.report import plan as planning
@@ -20,14 +20,14 @@ def _runs(profile: str, tmp_path, counts_size: str | None = None, only=None, ove
                                     runs_root=tmp_path / "runs")
     params = report_build.notebook_parameters(plan, tmp_path / "no-data")
     counts = planning.data_counts({}, counts_size)
-    return planning.planned_runs({n: plan.source(n) for n in plan.notebooks}, params, counts)
+    return planning.planned_runs(plan.notebooks, params, counts)
 
 
 def test_quick_plan_lists_every_run_with_its_steps(tmp_path):
     runs = _runs("quick", tmp_path, "quick")
     by_problem = {p: [r for r in runs if r.problem == p] for p in ("p1_vae", "p2_gan", "p3_dann", "p4_uda")}
     shared = methods.improved(shared_recipe=True)  # the registry's methods on the shared recipe, + GTA's 3 runs
-    p4 = planning._defaults(package_notebooks_dir() / "p4_uda.ipynb")
+    p4 = p4_uda.Params.defaults()  # the notebook's defaults (tests/test_problems.py keeps them equal)
     assert develop.compared(shared, p4["compare"]) is None  # the k best: known once the development runs are done
     compared = develop.compared(shared, p4["compare"], {"pairs": {"a_b": {"scores": [
         {"method": m, "accuracy": float(i)} for i, m in enumerate(shared)]}}})
@@ -81,7 +81,7 @@ def test_full_plan_uses_the_course_sizes_and_three_seeds(tmp_path):
 
 def test_plan_without_p3_trains_its_baselines_in_p4(tmp_path):
     runs = _runs("quick", tmp_path, "quick", only="p4")
-    assert {r.run_dir.parent.name for r in runs if r.method in planning.P3_METHODS and not r.later
+    assert {r.run_dir.parent.name for r in runs if r.method in p3_dann.methods_trained() and not r.later
             and r.run_dir.parent.name != "dev"} == {"p3_dann"}
 
 

@@ -157,17 +157,19 @@ def test_the_pool_trains_the_development_protocol_rung_by_rung(tmp_path, tiny_co
     """Successive halving in the pool: the plan lists every candidate to the first rung; once they are there, the
     best go on (the plan made anew after each stage); the rest stay paused. The development protocol then finds
     every run where it wants it and trains nothing."""
+    from hw3lib.problems import Where, p4_uda
     from hw3lib.report import plan as planning
-    from hw3lib.train.uda import UDAConfig, develop, runs as uda_runs
+    from hw3lib.train.uda import develop, runs as uda_runs
 
-    base = UDAConfig(steps=6, epochs=0, batch_size=8, evals=3, device="cpu")
-    cands = develop.candidates(["dann", "mcc", "adamatch"])
-    p = {"dev_holdout": 10, "data_dir": tiny_course_data}
-    counts = planning.data_counts(report_build.data_sizes(tiny_course_data), None)
     root = tmp_path / "p4"
+    p = p4_uda.Params(steps=6, epochs=0.0, batch_size=8, evals=3, device="cpu", dev_holdout=10, dev_seeds=[0],
+                      data_dir=str(tiny_course_data), run_dir=str(root))
+    base = p4_uda.base_config(p)
+    cands = develop.candidates(["dann", "mcc", "adamatch"])
+    where = Where(tiny_course_data, planning.data_counts(report_build.data_sizes(tiny_course_data), None))
 
     def plan():
-        return planning._task_runs("p4_uda", develop, base, root, "usps", "svhn", cands, [0], p, {}, counts, True)
+        return p4_uda._task_runs(p, base, "usps", "svhn", cands, where)
 
     first = plan()
     assert sorted(r.steps for r in first if r.later) == [2] * 6  # the best 3 of 6: steps 2 → 4, then 4 → 6

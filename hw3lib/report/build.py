@@ -238,29 +238,43 @@ def _timed_out(dst: Path, cell, cell_timeout: int | None):
     return ProblemError("CellTimeoutError", evalue, "\n".join(lines[:6]), index)
 
 
-def _sibling_run_dirs(notebook: Path) -> dict[str, str]:
-    """Parameters ``xxx_run_dir = "../runs/quick/NAME"`` of a notebook → ``{"xxx_run_dir": "NAME"}``.
-
-    A notebook may read another problem's run (Problem 2 compares with Problem 1's VAE): those defaults point
-    at the quick profile's folders, so they are moved under this profile's ``runs_root`` unless the profile or
-    ``-p`` sets them. Empty defaults ("" = derived in the notebook) are left alone.
-    """
+def notebook_defaults(notebook: Path) -> dict[str, Any]:
+    """A notebook's parameters cell as Python values (unparseable ones left out; ``{}`` when the file is missing):
+    to check a user's own copy against its problem's defaults (:func:`notebook_parameters`), never to learn which
+    runs it trains."""
     import ast
+    import contextlib
 
     from papermill import inspect_notebook
 
     if not notebook.is_file():
         return {}
     out = {}
-    for key, p in inspect_notebook(str(notebook)).items():
-        if key == "run_dir" or not key.endswith("_run_dir"):
-            continue
-        try:
-            default = ast.literal_eval(str(p.get("default")))
-        except (ValueError, SyntaxError):
-            continue
-        if isinstance(default, str) and default.strip("/"):
-            out[key] = Path(default).name
+    for name, p in inspect_notebook(str(notebook)).items():
+        with contextlib.suppress(ValueError, SyntaxError):
+            out[name] = ast.literal_eval(str(p.get("default")))
+    return out
+
+
+_SAID: set[str] = set()  # lines said once per process (the pool plans anew after each stage)
+
+
+def _say_once(line: str) -> None:
+    if line not in _SAID:
+        _SAID.add(line)
+        print(line, file=sys.stderr, flush=True)
+
+
+def own_values(notebook: Path, problem, given=()) -> dict[str, Any]:
+    """The parameters not ``given`` (by the profile, ``-p`` or the builder) whose value in ``notebook``'s parameters
+    cell differs from its problem's default (a user's own copy, ``hw3 init``), each said in one line: ``hw3 report``
+    passes them to the notebook and plans its runs with them, so no run is trained outside the pool."""
+    defaults = problem.params.defaults()
+    out = {k: v for k, v in notebook_defaults(notebook).items()
+           if k in defaults and k not in given and v != defaults[k]}
+    for k, v in out.items():
+        _say_once(f"hw3 report: {notebook.name} sets {k} = {v!r} (hw3lib.problems.{problem.key}: "
+                  f"{defaults[k]!r}); using {v!r}")
     return out
 
 
@@ -364,24 +378,30 @@ def resolve_data(profile: Profile, data: str | Path | None, figures: Path) -> Da
 
 def notebook_parameters(plan: Plan, data_dir: Path) -> dict[str, dict]:
     """Each notebook's parameters: profile → overrides → the builder's paths; the run folders of other problems
-    a notebook reads (p2's ``vae_run_dir``...) follow ``runs_root`` too."""
+    a notebook reads (p2's ``vae_run_dir``...) follow ``runs_root`` too; a value of the notebook's parameters cell
+    that differs from its problem's default (a user's own copy) is passed as it is, in one line
+    (:func:`own_values`)."""
+    from hw3lib import problems
+
     params = resolve_parameters(plan.profile, plan.declared, plan.overrides, plan.managed(data_dir))
     for n in plan.notebooks:
-        for key, folder in _sibling_run_dirs(plan.source(n)).items():
-            params[n].setdefault(key, str(plan.runs / folder))
+        problem = problems.get(n)
+        for key, folder in problem.sibling_run_dirs().items():
+            if plan.declared[n] is None or key in plan.declared[n]:
+                params[n].setdefault(key, str(plan.runs / folder))
+        params[n].update(own_values(plan.source(n), problem, set(params[n])))
     return params
 
 
 def planned(plan: Plan, data_dir: Path, sizes: dict, params: dict[str, dict] | None = None) -> list:
-    """Every run the selected notebooks train, from the parameters they get
+    """Every run the selected problems train, from the parameters their notebooks get, by the problems' modules
     (:func:`hw3lib.report.plan.planned_runs`); step counts from ``sizes`` (:func:`data_sizes`), else the
     profile's embedded size."""
     from hw3lib.report import plan as planning
 
     params = params if params is not None else notebook_parameters(plan, data_dir)
     counts = planning.data_counts(sizes, plan.profile.data_size)
-    return planning.planned_runs({n: plan.source(n) for n in plan.notebooks if plan.declared[n] is not None},
-                                 params, counts)
+    return planning.planned_runs([n for n in plan.notebooks if plan.declared[n] is not None], params, counts)
 
 
 def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True) -> dict[str, Execution]:
@@ -540,16 +560,10 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
     params = notebook_parameters(plan, found.dir)
     progress = progress and settings.PROGRESS.value
 
-    def plan_runs(say: bool = False) -> list:
-        try:  # the runs the notebooks use: the pool trains them; the header reports their times either way
-            return planned(plan, found.dir, found.sizes, params)
-        except KeyError as exc:  # a notebook of your own without a parameter the plan reads
-            if say and jobs != 0:
-                print(f"hw3 report: no run plan (a notebook has no parameter {exc}): each notebook trains its own "
-                      f"runs", file=sys.stderr, flush=True)
-            return []
+    def plan_runs() -> list:  # the runs the notebooks use: the pool trains them; the header reports their times
+        return planned(plan, found.dir, found.sizes, params)
 
-    to_train = plan_runs(say=True)
+    to_train = plan_runs()
     finished_before = {r.run_dir for r in to_train if r.status == "finished"}
     if jobs != 0:  # the plan's runs first, in parallel; the notebooks then load them
         from hw3lib.report.pool import train_in_stages, train_planned

@@ -13,34 +13,38 @@ from pathlib import Path
 from hw3lib.report.build import notebook_parameters, plan_report, resolve_data
 
 
-def development_setup(plan, data_root: Path):
-    """``(base, names, p)`` for the plan's Problem 4: the shared recipe, the candidate methods (DANN first) and the
-    notebook's parameters (``p["dev_seeds"]``, ``p["knobs"]``...), as the notebook resolves them."""
-    from hw3lib.methods import improved
-    from hw3lib.report.plan import _defaults
-    from hw3lib.train.uda import UDAConfig
+def development_params(plan, data_root: Path):
+    """Problem 4's parameters (:class:`hw3lib.problems.p4_uda.Params`) as ``hw3 report`` passes them to its notebook
+    (profile → ``-p`` overrides → the builder's paths), on the plan's device."""
+    from hw3lib.problems import p4_uda
 
-    p = {**_defaults(plan.source("p4_uda")), **notebook_parameters(plan, data_root)["p4_uda"]}
-    base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], evals=p["evals"],
-                     device=str(plan.device))
-    return base, ["dann", *(p["methods"] or improved(shared_recipe=True))], p
+    values = notebook_parameters(plan, data_root)[p4_uda.KEY]
+    return p4_uda.Params.of({**values, "device": str(plan.device)})
+
+
+def development_setup(plan, data_root: Path):
+    """``(base, names, p)`` for the plan's Problem 4, from its module: the shared recipe, the candidate methods (the
+    baseline first) and its parameters as a dict (``p["dev_seeds"]``, ``p["knobs"]``...; the benchmarks read it)."""
+    import dataclasses
+
+    from hw3lib.problems import p4_uda
+
+    p = development_params(plan, data_root)
+    return p4_uda.base_config(p), p4_uda.candidates(p), dataclasses.asdict(p)
 
 
 def run_develop(profile: str, data: str | None = None, overrides=(), device: str = "auto", *,
                 fresh: bool = False) -> tuple[dict, str, Path]:
-    """The choices for the profile's Problem 4 (developed here, or recorded), where they came from, and the file."""
-    from hw3lib.data.layout import UDA_PAIRS
+    """The choices for the profile's Problem 4 (developed here, or recorded), where they came from, and the file:
+    :func:`hw3lib.problems.p4_uda.choose`, which the notebook calls too."""
+    from hw3lib.problems import p4_uda
     from hw3lib.project import recorded_choices
-    from hw3lib.train.uda import develop
 
-    plan = plan_report(profile, "report", device, overrides, only="p4")
+    plan = plan_report(profile, "report", device, overrides, only=p4_uda.PROBLEM.short)
     root = resolve_data(plan.profile, data, plan.figures).dir
-    base, names, p = development_setup(plan, root)
-    record, where = develop.choose(base, root, p["run_dir"], names=names, pairs=UDA_PAIRS, seeds=p["dev_seeds"],
-                                   holdout=p["dev_holdout"], knobs=p["knobs"] or {}, grid=p["dev_grid"],
-                                   halve=bool(p.get("dev_halving", True)),
-                                   recorded_files=() if fresh else recorded_choices())
-    return record, where, Path(p["run_dir"]) / "choices.json"
+    p = development_params(plan, root)
+    record, where = p4_uda.choose(p, () if fresh else recorded_choices())
+    return record, where, Path(p.run_dir) / "choices.json"
 
 
 def format_choices(record: dict) -> str:

@@ -15,12 +15,12 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from hw3lib import problems
 from hw3lib.report.profile import NOTEBOOKS
 
 DATA_WORDS = {"embedded": "embedded synthetic", "real": "real course data"}
 
-TITLES = {"p1_vae": "Problem 1: VAE", "p2_gan": "Problem 2: GAN", "p3_dann": "Problem 3: DANN",
-          "p4_uda": "Problem 4: Improved UDA"}
+TITLES = {p.key: p.title for p in problems.ordered()}  # the registered problems' (hw3lib.problems)
 
 
 def _mean(cell: Mapping[str, Any] | None) -> str:
@@ -72,7 +72,9 @@ def _p2(m: Mapping[str, Any]) -> tuple[list[str], list[str]]:
 
 def _p3(m: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     acc, ref = m["target_accuracy"], m.get("reference_course_report") or {}
-    methods = ("source-only", "dann", "target-only")
+    from hw3lib.problems import p3_dann
+
+    methods = p3_dann.methods_trained()  # source-only, DANN, target-only: the registry's bounds and baseline
     run, course = [], []
     for k in _pairs(acc):
         run.append(f"{_pair(k)}: " + " · ".join(_mean(acc.get(x, {}).get(k)) for x in methods))
@@ -131,7 +133,8 @@ def glance_rows(selected: Iterable[str], status: Mapping[str, str], runs_root: s
         path = Path(runs_root) / key / "metrics.json"
         try:
             metrics = json.loads(path.read_text())
-            row["run"], row["reference"] = HEADLINES[key](metrics)
+            row["run"], row["reference"] = HEADLINES[key](metrics) if key in HEADLINES else (
+                [f"metrics: {', '.join(sorted(metrics))}"], [])
         except (OSError, ValueError) as exc:
             row["note"] = f"no readable metrics.json ({type(exc).__name__}: {path})"
             continue

@@ -3,9 +3,9 @@
     hw3 report --profile full --plan --data path/to/hw3_data
 
 The runs are listed from the parameters ``hw3 report`` would pass to each notebook (profile → ``-p`` overrides →
-the builder's paths; each notebook's own defaults for the rest), built into the same configs the notebooks build,
-so the folders (``hw3lib.train.folders.config_folder``) and step counts are the ones training will use (the smoke
-report test checks that every run it trained is listed, and finished). Step counts come from each config's
+the builder's paths; each problem's defaults for the rest) by each problem's module (:mod:`hw3lib.problems`), the
+one its notebook calls too, so the configs, folders (``hw3lib.train.folders.config_folder``) and step counts are
+the ones training will use (the smoke report test checks that every run it trained is listed, and finished). Step counts come from each config's
 ``total_steps`` on the data's image counts: the data folder's CSVs, else the profile's embedded size, else the
 course's sizes.
 
@@ -17,70 +17,23 @@ are not in it either: the totals are a lower bound.
 """
 from __future__ import annotations
 
-import ast
-import contextlib
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 from unittest import mock
 
 import torch
 
-from hw3lib.data.layout import DIGIT_SIZES, FACE_ATTRIBUTES, FACE_SIZES, UDA_PAIRS
+from hw3lib.data.layout import DIGIT_SIZES, FACE_ATTRIBUTES, FACE_SIZES
+from hw3lib.problems import PlannedRun, Where
 from hw3lib.results import fmt_seconds
 
-P3_METHODS = ("source-only", "dann", "target-only")
-
-
-@dataclasses.dataclass(frozen=True)
-class PlannedRun:
-    problem: str            # p3_dann
-    method: str             # vae, gan, face-attr, dann, gta, ...
-    pair: str               # "usps → mnistm" or "—"
-    seed: int
-    steps: int              # the run's total optimisation steps
-    done: int               # steps already in its checkpoint (== steps when finished)
-    batch: int
-    run_dir: Path | None
-    config: Any             # the run's config (VAEConfig, GANConfig, AttrConfig, UDAConfig)
-    until: int | None = None    # a development run trained to a rung of the halving and paused there
-    note: str = ""              # "rung 1 of 2", "stopped at rung 1", "the best 6 go on" (a row of steps to come)
-    later: bool = False         # steps the halving's later rungs will add (no folder yet: --plan counts them)
-
-    @property
-    def status(self) -> str:
-        note = f" ({self.note})" if self.note else ""
-        if self.later:
-            return f"later{note}"
-        if self.done >= self.steps:
-            return "finished" + note
-        return (f"resumes at {self.done}" if self.done else "to train") + note
-
-    @property
-    def bench_key(self) -> tuple:
-        """Runs with equal keys take equally long steps."""
-        c = self.config
-        if self.method in ("vae", "face-attr"):
-            return (self.method, c.batch_size)
-        if self.method == "gan":
-            return ("gan", c.batch_size, c.ngf, c.ndf)
-        knobs = tuple(sorted(dataclasses.asdict(c.knobs).items()))  # widths and the like change a step's time
-        return ("uda-bounds", c.batch_size) if not c.spec.adapts else (c.method, c.batch_size, knobs)
+__all__ = ["PlannedRun", "data_counts", "estimate", "format_plan", "plan_table", "planned_runs", "step_runner",
+           "step_seconds"]
 
 
 # ---------------------------------------------------------------- the runs
-
-def _defaults(notebook: Path) -> dict[str, Any]:
-    """A notebook's parameters cell as Python values (unparseable ones left out)."""
-    from papermill import inspect_notebook
-
-    out = {}
-    for name, p in inspect_notebook(str(notebook)).items():
-        with contextlib.suppress(ValueError, SyntaxError):
-            out[name] = ast.literal_eval(str(p.get("default")))
-    return out
-
 
 def data_counts(sizes: dict | None, data_size: str | None) -> dict[str, dict[str, int]]:
     """``{"face": {"train": N, ...}, "usps": {...}, ...}``: the data folder's counts where known, else the
@@ -93,205 +46,24 @@ def data_counts(sizes: dict | None, data_size: str | None) -> dict[str, dict[str
     return out
 
 
-def _progress(run_dir: Path, kind: str, config: Any, steps: int) -> int:
-    """Steps already done: ``steps`` for a finished run of this config, the step of an unfinished one, else 0."""
-    from hw3lib.train.folders import matching_checkpoint
+def planned_runs(selected: Iterable[str], params: Mapping[str, dict], counts: dict) -> list[PlannedRun]:
+    """Every run the selected problems train or load, in the report's order, each problem's from its module
+    (:meth:`hw3lib.problems.Problem.planned`). ``selected``: problem keys (notebook stems); ``params``: what
+    ``hw3 report`` passes to each notebook (``notebook_parameters``; the problem's defaults for the rest). A run
+    two problems share (the attribute classifier) is listed once, for the first."""
+    from hw3lib import problems
 
-    payload = matching_checkpoint(run_dir, kind, config)
-    if payload is None:
-        return 0
-    return steps if payload.get("finished") else int(payload.get("step") or 0)
-
-
-def _on_data(cfg, data_dir, parts):
-    """``cfg`` bound to the data it will train on (what training does first), when that folder holds it."""
-    from hw3lib.train.configs import bind_data
-
-    try:
-        return bind_data(cfg, data_dir, parts)
-    except (ValueError, OSError):  # no data (yet): every run is still to train
-        return cfg
-
-
-def _uda_runs(problem: str, base, methods, pairs, seeds, run_root: Path, counts, data_dir,
-              knobs: dict | None = None) -> list[PlannedRun]:
-    out = []
-    for src, tgt in pairs:
-        for method in methods:
-            for seed in seeds:
-                cfg = base.for_method(method, (knobs or {}).get(method), source=src, target=tgt, seed=int(seed))
-                out.append(_uda_run(problem, cfg, run_root / cfg.name, counts, data_dir))
-    return out
-
-
-def _uda_run(problem: str, cfg, run_dir: Path, counts, data_dir) -> PlannedRun:
-    from hw3lib.train.folders import config_folder
-
-    cfg = _on_data(cfg.validate(), data_dir, (cfg.source, cfg.target))
-    run_dir = config_folder(run_dir, cfg.kind, cfg, say=False)
-    n_target = counts[cfg.target]["train"]
-    n_target -= min(cfg.holdout, n_target // 2) if cfg.holdout else 0  # a development run's pool
-    steps = cfg.total_steps(counts[cfg.source]["train"], n_target)
-    return PlannedRun(problem, cfg.method, f"{cfg.source} → {cfg.target}", cfg.seed, steps,
-                      _progress(run_dir, cfg.kind, cfg, steps), cfg.batch_size, run_dir, cfg)
-
-
-def _development_runs(problem: str, base, names: list[str], p: dict, counts) -> tuple[list[PlannedRun], dict | None]:
-    """Problem 4's development runs unless choices shipped with the package fit this data and protocol
-    (:func:`hw3lib.train.uda.develop.choose`) — each at its stage of the successive halving
-    (:func:`hw3lib.train.uda.develop.stage`: the rung it trains to now, or where it stopped, and rows for the steps
-    later rungs will add) — and the choices when they are known (recorded, or every development run is done)."""
-    from hw3lib.project import recorded_choices
-    from hw3lib.train.uda import develop
-
-    run_root, knobs = Path(p["run_dir"]), p["knobs"] or {}
-    dev_seeds = [int(s) for s in p["dev_seeds"]]
-    halve = bool(p.get("dev_halving", True))
-    proto = develop.protocol(base, names, dev_seeds, p["dev_holdout"], knobs, p["dev_grid"], halve)
-    shipped = made_here = None
-    with contextlib.suppress(ValueError, OSError):  # no data yet: nothing recorded can match it
-        shipped = develop.recorded(recorded_choices(), p["data_dir"], proto)
-        made_here = develop.recorded([run_root / "choices.json"], p["data_dir"], proto)
-    found = (shipped or made_here or (None,))[0]
-    if shipped is not None:
-        return [], found
-    out = []  # developed here (or to be): its runs are this report's
-    for src, tgt in UDA_PAIRS:
-        out += _task_runs(problem, develop, base, run_root, *develop.development_task(src, tgt),
-                          develop.candidates(names, p["dev_grid"]), dev_seeds, p, knobs, counts, halve)
-    if found is None and out and all(r.done >= r.steps and not r.later for r in out):
-        # every development run is done: choose now (what the notebook would), so the pool trains the hand-in
-        found = develop.choose(base, p["data_dir"], run_root, names=names, seeds=dev_seeds, holdout=p["dev_holdout"],
-                               knobs=knobs, grid=p["dev_grid"], halve=halve)[0]
-    return out, found
-
-
-def _member_runs(problem: str, base, record: dict, p: dict, seeds, counts, compared: list[str]) -> list[PlannedRun]:
-    """The hand-in members the comparison does not hold (chosen knobs other than the paper's, or a method it does
-    not train; DANN's is Problem 3's run), per course pair and seed."""
-    from hw3lib.train.uda import develop
-
-    out, knobs = [], p["knobs"] or {}
-    for src, tgt in UDA_PAIRS:
-        for cand in develop.choice(record, src, tgt).members:
-            if cand.knobs or cand.method not in ("dann", *compared):
-                for seed in seeds:
-                    cfg = develop.candidate_config(base, cand, src, tgt, seed, knobs=knobs.get(cand.method))
-                    out.append(_uda_run(problem, cfg, develop.member_folder(p["run_dir"], cfg, cand), counts,
-                                        p["data_dir"]))
-    return out
-
-
-def _task_runs(problem, develop, base, run_root, src, x, cands, dev_seeds, p, knobs, counts, halve):
-    """One development task's rows: its runs at their halving stage, and the steps later rungs will add."""
-    t = develop.task(base, run_root, src, x, cands=cands, seeds=dev_seeds, holdout=p["dev_holdout"], knobs=knobs,
-                     n_source=counts[src]["train"], n_x=counts[x]["train"], halve=halve)
-    try:
-        st = develop.stage(t, p["data_dir"])
-    except (ValueError, OSError):  # no data yet: every candidate is still to train to the first rung
-        st = develop.Stage([(c, i, t.rungs[0] if t.rungs else None) for c in cands for i in range(len(dev_seeds))],
-                           cands, {}, [], {})
-        if t.rungs:
-            st.later = develop.stage_later(t, 0)
-    out = []
-    n_rungs = len(t.rungs)
-    for c, i, until in st.train:
-        run = _uda_run(problem, t.configs[c][i], t.folders[c][i], counts, p["data_dir"])
-        if until is not None:
-            r = t.rungs.index(until) + 1
-            run = dataclasses.replace(run, steps=until, done=min(run.done, until), until=until,
-                                      note=f"rung {r} of {n_rungs}")
-        out.append(run)
-    for c, step in st.stopped.items():
-        for i in range(len(dev_seeds)):
-            run = _uda_run(problem, t.configs[c][i], t.folders[c][i], counts, p["data_dir"])
-            out.append(dataclasses.replace(run, steps=step, done=step, until=step,
-                                           note=f"stopped at rung {t.rungs.index(step) + 1}"))
-    for n_runs, start, end in st.later:
-        first = t.configs[cands[0]][0]
-        out += [PlannedRun(problem, f"the best {n_runs // len(dev_seeds)}", f"{src} → {x}", int(dev_seeds[k % len(dev_seeds)]),
-                           end - start, 0, first.batch_size, None, first, note=f"steps {start} → {end}", later=True)
-                for k in range(n_runs)]
-    return out
-
-
-def planned_runs(notebooks: dict[str, Path], params: dict[str, dict], counts: dict) -> list[PlannedRun]:
-    """Every run the selected notebooks train or load, in the report's order. ``notebooks``: name → .ipynb;
-    ``params``: what ``hw3 report`` passes to each (``notebook_parameters``)."""
-    from hw3lib.train.attr import KIND as ATTR_KIND
-    from hw3lib.train.attr import AttrConfig
-    from hw3lib.train.folders import config_folder, finished_config
-    from hw3lib.train.gan import KIND as GAN_KIND
-    from hw3lib.train.gan import GANConfig
-    from hw3lib.methods import improved
-    from hw3lib.train.uda import UDAConfig, develop
-    from hw3lib.train.uda.runs import gta_configs
-    from hw3lib.train.vae import KIND as VAE_KIND
-    from hw3lib.train.vae import VAEConfig
-
+    chosen = [problems.get(k) for k in selected]
+    keys = tuple(p.key for p in chosen)
     runs: list[PlannedRun] = []
-    n_face = counts["face"]["train"]
-
-    def add(problem, method, cfg, kind, steps, run_dir):
-        cfg = _on_data(cfg, p["data_dir"], ("face",))
-        run_dir = config_folder(run_dir, kind, cfg, say=False)
-        if any(r.run_dir == run_dir for r in runs):  # a run two notebooks share (the attribute classifier): once
-            return
-        runs.append(PlannedRun(problem, method, "—", cfg.seed, steps, _progress(run_dir, kind, cfg, steps),
-                               cfg.batch_size, run_dir, cfg))
-
-    def add_attr(problem):
-        cfg = AttrConfig(epochs=p["attr_epochs"], seed=p["seed"], max_steps=p["attr_max_steps"], device=p["device"])
-        add(problem, "face-attr", cfg, ATTR_KIND, cfg.total_steps(n_face), p["attr_run_dir"])
-
-    for name, notebook in notebooks.items():
-        p = {**_defaults(notebook), **params.get(name, {})}
-        seeds = [int(s) for s in p.get("seeds") or []] or [int(p.get("seed", 0))]
-        if name == "p1_vae":
-            cfg = VAEConfig(epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"], kld_weight=p["kld_weight"],
-                            seed=p["seed"], max_steps=p["max_steps"], device=p["device"])
-            add(name, "vae", cfg, VAE_KIND, cfg.total_steps(n_face), p["run_dir"])
-            if "attr_run_dir" in p:  # Problem 1's sample metrics use the attribute classifier too
-                add_attr(name)
-        elif name == "p2_gan":
-            cfg = GANConfig(epochs=p["epochs"], batch_size=p["batch_size"], ngf=p["ngf"], ndf=p["ndf"], lr=p["lr"],
-                            lr_d=p["lr_d"], seed=p["seed"], max_steps=p["max_steps"], device=p["device"])
-            add(name, "gan", cfg, GAN_KIND, cfg.total_steps(n_face), p["run_dir"])
-            add_attr(name)
-            # Problem 2 compares with Problem 1's VAE (any finished one): trained here when Problem 1 is not
-            if "p1_vae" not in notebooks and finished_config(p["vae_run_dir"], VAE_KIND) is None:
-                cfg = VAEConfig(seed=p["seed"], max_steps=p["vae_max_steps"], device=p["device"])
-                add(name, "vae", cfg, VAE_KIND, cfg.total_steps(n_face), p["vae_run_dir"])
-        elif name == "p3_dann":
-            base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                             optimizer=p["optimizer"], bn=p["bn"], evals=p["evals"], device=p["device"])
-            runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, Path(p["run_dir"]), counts,
-                              p["data_dir"])
-        elif name == "p4_uda":
-            base = UDAConfig(steps=p["steps"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
-                             evals=p["evals"], device=p["device"])
-            if "p3_dann" not in notebooks:  # Problem 3's runs, trained here when Problem 3 is not in the report
-                p3_root = Path(p["p3_run_dir"] or str(Path(p["run_dir"]).parent / "p3_dann"))
-                runs += _uda_runs(name, base, P3_METHODS, UDA_PAIRS, seeds, p3_root, counts, p["data_dir"])
-            shared = p["methods"] or improved(shared_recipe=True)
-            dev_runs, record = _development_runs(name, base, ["dann", *shared], p, counts)
-            # compare = k: the k best on the development tasks, planned once their choices are known
-            compared = develop.compared(shared, p.get("compare"), record)
-            runs += _uda_runs(name, base, compared or [], UDA_PAIRS, seeds, Path(p["run_dir"]), counts,
-                              p["data_dir"], knobs=p["knobs"])
-            if compared is None:  # the k best are known once the development runs are: counted, not yet runs
-                k = int(p["compare"])
-                runs += [dataclasses.replace(r, method=f"one of the {k} best", run_dir=None, later=True,
-                                             note="compared once development is done")
-                         for r in _uda_runs(name, base, ["dann"] * k, UDA_PAIRS, seeds, Path(p["run_dir"]) / "_",
-                                            counts, p["data_dir"])]
-            runs += dev_runs
-            if record is not None:
-                runs += _member_runs(name, base, record, p, seeds, counts, compared)
-            gta = UDAConfig(method="gta", device=p["device"], **p["gta"])
-            for cfg, _ in gta_configs(gta, pairs=UDA_PAIRS, seeds=seeds, gray_pairs=p["gray_pairs"],
-                                      compare_gray=p["compare_gray"]):
-                runs.append(_uda_run(name, cfg, Path(p["run_dir"]) / cfg.name, counts, p["data_dir"]))
+    seen: set = set()
+    for problem in chosen:
+        values = params.get(problem.key, {})
+        for run in problem.planned(values, Where(values.get("data_dir"), counts, keys)):
+            if run.run_dir is not None and run.run_dir in seen:
+                continue
+            seen.add(run.run_dir)
+            runs.append(run)
     return runs
 
 

@@ -49,9 +49,6 @@ LOG_NAME = "train.log"
 # Per process on a shared GPU, on top of the measured step peak: the CUDA context (~0.5 GiB) and the run's data
 # on the device (the course's digits ~0.3 GiB, faces ~0.5 GiB as uint8).
 CUDA_PROCESS_BYTES = 1 << 30
-# The 64x64-image families take far longer per step than the 28x28 digit networks (benchmarks/RESULTS.md,
-# GFLOP/img): started first, they do not leave one worker busy at the end while the others idle.
-HEAVY_FIRST = ("gta", "gan", "vae", "face-attr")
 
 
 # ---------------------------------------------------------------- the layout
@@ -150,7 +147,9 @@ def finished(run: PlannedRun) -> bool:
 
 def pending(runs: Iterable[PlannedRun]) -> list[PlannedRun]:
     """The unfinished runs (:func:`finished`), each folder once (P4 reuses P3's baseline runs; a folder is
-    trained once), the 64x64-image families first (:data:`HEAVY_FIRST`), otherwise in the plan's order. Rows of
+    trained once), the heavy runs first (``PlannedRun.heavy``, set by the problem's module: the 64x64-image families and
+GTA's generator take far longer per step than the 28x28 digit networks, benchmarks/RESULTS.md, GFLOP/img; started
+first, they do not leave one worker busy at the end while the others idle), otherwise in the plan's order. Rows of
     steps a later rung of the development protocol will add are not runs yet (:func:`train_in_stages`)."""
     seen, out = set(), []
     for r in runs:
@@ -159,27 +158,15 @@ def pending(runs: Iterable[PlannedRun]) -> list[PlannedRun]:
         seen.add(r.run_dir)
         if not finished(r):
             out.append(r)
-    return sorted(out, key=lambda r: r.method not in HEAVY_FIRST)  # stable: the plan's order within each group
+    return sorted(out, key=lambda r: not r.heavy)  # stable: the plan's order within each group
 
 
 # ---------------------------------------------------------------- one run, in a worker
 
-def _family_train_or_load(method: str):
-    """The ``train_or_load(config, data_dir, run_dir, *, runtime)`` of ``method``'s family."""
-    if method == "vae":
-        from hw3lib.train.vae import train_or_load
-    elif method == "gan":
-        from hw3lib.train.gan import train_or_load
-    elif method == "face-attr":
-        from hw3lib.train.attr import train_or_load
-    else:  # every digit-adaptation method, GTA included
-        from hw3lib.train.uda.runs import train_or_load
-    return train_or_load
-
-
 def train_run(run: PlannedRun, data_dir: str | Path, device: str | None = None) -> None:
     """Train ``run`` in this process (resume an unfinished one; load a finished one) with its family's
-    ``train_or_load`` and the plan's config and folder; ``device`` overrides the config's."""
+    ``train_or_load`` (``run.trainer``, set by the problem's module) and the plan's config and folder; ``device``
+    overrides the config's."""
     from hw3lib.runtime import Runtime
 
     runtime = Runtime.for_config(run.config, device=device)
@@ -188,7 +175,9 @@ def train_run(run: PlannedRun, data_dir: str | Path, device: str | None = None) 
 
         advance(run.config, data_dir, run.run_dir, run.until, runtime=runtime)
         return
-    _family_train_or_load(run.method)(run.config, data_dir, run.run_dir, runtime=runtime)
+    if run.trainer is None:
+        raise ValueError(f"planned run {run.run_dir} has no trainer (its problem's module sets PlannedRun.trainer)")
+    run.trainer(run.config, data_dir, run.run_dir, runtime=runtime)
 
 
 @dataclass(frozen=True)

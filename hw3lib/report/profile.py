@@ -25,12 +25,14 @@ from pathlib import Path
 
 import yaml
 
+from hw3lib import problems
 from hw3lib.project import checkout_root, profiles_dir
 
 REPO_ROOT = checkout_root()          # None for an installed (non-editable) package
 PROFILES_DIR = profiles_dir()
-# Notebook stems, in the report's order; ``p1`` etc. are accepted as short names.
-NOTEBOOKS: tuple[str, ...] = ("p1_vae", "p2_gan", "p3_dann", "p4_uda")
+# Notebook stems, in the report's order: the registered problems (hw3lib.problems); ``p1`` etc. are accepted as
+# short names.
+NOTEBOOKS: tuple[str, ...] = tuple(problems.keys())
 DATA_SIZES = ("smoke", "quick", "full")
 _TOP_KEYS = {"description", "data_size", "data_dir", "runs_root", "figures_dir", "cell_timeout", "common", "notebooks"}
 # A cell running longer than this is taken for hung (a deadlocked DataLoader, a stuck process group) and stopped.

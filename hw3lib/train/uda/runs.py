@@ -279,15 +279,22 @@ def advance(config: UDAConfig, data_root: str | Path, run_dir: str | Path, until
     return Progress(r.history, until, True)
 
 
+def reference_methods() -> list[str]:
+    """The bounds and the baseline of the registry (source-only, DANN, target-only), in table order: Problem 3's
+    runs, which Problem 4 reads."""
+    return methods.names("bound", "baseline")
+
+
 def train_or_load_all(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
-                      methods: Iterable[str] = ("source-only", "dann", "target-only"),
+                      methods: Iterable[str] | None = None,
                       pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
                       knobs: Mapping[str, Mapping[str, Any]] | None = None) -> dict[Key, UDAResult]:
-    """Every (method, source, target, seed) run under ``run_root/{method}_{src}_{tgt}_s{seed}``, in that order;
-    ``knobs``: per method, the knobs that differ from its defaults."""
+    """Every (method, source, target, seed) run under ``run_root/{method}_{src}_{tgt}_s{seed}``, in that order
+    (``methods``: default :func:`reference_methods`); ``knobs``: per method, the knobs that differ from its
+    defaults."""
     results = {}
     for src, tgt in pairs:
-        for method in methods:
+        for method in (reference_methods() if methods is None else methods):
             for seed in seeds:
                 cfg = base.for_method(method, (knobs or {}).get(method), source=src, target=tgt, seed=int(seed))
                 results[(method, src, tgt, int(seed))] = train_or_load(cfg, data_root, Path(run_root) / cfg.name)
@@ -331,23 +338,29 @@ def gta_runs(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
     return main, variants
 
 
+def baseline_run(config: UDAConfig, data_root: str | Path, run_dir: str | Path) -> UDAResult:
+    """Problem 3's run of ``config`` in ``run_dir``, reused as it is when a finished run of the same method, pair and
+    seed is there — whatever config Problem 3's notebook used, so both reports show the same numbers — else trained
+    there with ``config`` (same folder, so Problem 3 then reuses it when its config is the same)."""
+    cfg = configs.bind_data(config, data_root, (config.source, config.target))
+    run_dir = Path(run_dir)
+    own = folders.finished_checkpoint(folders.config_folder(run_dir, cfg.kind, cfg, say=False), cfg.kind, cfg)
+    found = folders.finished_config(run_dir, cfg.kind) if own is None else None
+    if found is not None and (found.get("method"), found.get("source"), found.get("target"),
+                              found.get("seed")) == (cfg.method, cfg.source, cfg.target, cfg.seed):
+        cfg = configs.config_from(UDAConfig, found)
+    return train_or_load(cfg, data_root, run_dir)
+
+
 def baseline_runs(base: UDAConfig, data_root: str | Path, p3_run_root: str | Path, *,
-                  methods: Iterable[str] = ("source-only", "dann", "target-only"),
+                  methods: Iterable[str] | None = None,
                   pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,)) -> dict[Key, UDAResult]:
-    """Problem 3's runs (``p3_run_root/{method}_{src}_{tgt}_s{seed}``), reused as they are when finished —
-    whatever config Problem 3's notebook used, so both reports show the same numbers — else trained here with
-    ``base`` (same folder naming, so Problem 3 then reuses them when its config is the same)."""
+    """:func:`baseline_run` of each method (default :func:`reference_methods`), pair and seed under
+    ``p3_run_root/{method}_{src}_{tgt}_s{seed}``."""
     results: dict[Key, UDAResult] = {}
     for src, tgt in pairs:
-        for method in methods:
+        for method in (reference_methods() if methods is None else methods):
             for seed in seeds:
-                cfg = configs.bind_data(base.for_method(method, source=src, target=tgt, seed=int(seed)), data_root,
-                                        (src, tgt))
-                run_dir = Path(p3_run_root) / cfg.name
-                own = folders.finished_checkpoint(folders.config_folder(run_dir, cfg.kind, cfg, say=False), cfg.kind, cfg)
-                found = folders.finished_config(run_dir, cfg.kind) if own is None else None
-                if found is not None and (found.get("method"), found.get("source"), found.get("target"),
-                                          found.get("seed")) == (method, src, tgt, int(seed)):
-                    cfg = configs.config_from(UDAConfig, found)
-                results[(method, src, tgt, int(seed))] = train_or_load(cfg, data_root, run_dir)
+                cfg = base.for_method(method, source=src, target=tgt, seed=int(seed))
+                results[(method, src, tgt, int(seed))] = baseline_run(cfg, data_root, Path(p3_run_root) / cfg.name)
     return results
