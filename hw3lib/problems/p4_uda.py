@@ -148,7 +148,8 @@ def _development_runs(p: Params, base, where: Where) -> tuple[list[PlannedRun], 
     out = []  # developed here (or to be): its runs are this report's
     cands = develop.candidates(args["names"], args["grid"])
     for src, tgt in _pairs():
-        out += _task_runs(p, base, *develop.development_task(src, tgt), cands, where)
+        for s, x in develop.development_tasks(src, tgt):  # one per third domain (more with a registered fourth)
+            out += _task_runs(p, base, s, x, cands, where)
     if found is None and out and all(r.done >= r.steps and not r.later for r in out):
         # every development run is done: choose now (what the notebook would), so the pool trains the hand-in
         found = develop.choose(base, p.data_dir, run_root, **args)[0]
