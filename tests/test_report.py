@@ -445,9 +445,9 @@ _TIED_TABLES = {
 
 
 def _check_tables_tied_to_keys(tables: Path, metrics: dict[str, dict]) -> None:
-    """Each cell of the :data:`_TIED_TABLES` (their CSV exports, ``REPORT/tables/NAME.csv``) shows the metrics.json
-    key of its row's method and its column: a table that shows another method's, pair's or quantity's number fails,
-    even when that number is elsewhere in metrics.json."""
+    """Each cell of the :data:`_TIED_TABLES` and of p4_selection (their CSV exports, ``REPORT/tables/NAME.csv``) shows
+    the metrics.json key of its row's method and its column: a table that shows another method's, pair's or
+    quantity's number fails, even when that number is elsewhere in metrics.json."""
     import pandas as pd
 
     from hw3lib.eval.uda import row_label
@@ -469,12 +469,29 @@ def _check_tables_tied_to_keys(tables: Path, metrics: dict[str, dict]) -> None:
                     assert float(shown) == want, f"{name}[{label!r}, {column!r}] = {shown!r}, metrics.json: {want!r}"
                 else:
                     assert shown == want, f"{name}[{label!r}, {column!r}] = {shown!r}, metrics.json: {want!r}"
+    # p4_selection: one row per (method, pair), a column per validator's pick (and the last step, the oracle, the
+    # primary pick's cost): metrics["selection"][method][pair]["acc@VALIDATOR"] (or ["cost@PRIMARY"]).
+    from hw3lib.eval.improved import PICKS
+
+    m = metrics["p4_uda"]
+    methods = {row_label(k): k for k in m["selection"]}
+    keys = {label: key for key, label in PICKS.items()} | {
+        f"cost of the {m['primary_validator']} pick": f"cost@{m['primary_validator']}"}
+    df = pd.read_csv(tables / "p4_selection.csv", index_col=[0, 1], dtype=str, keep_default_na=False)
+    assert len(df) == sum(len(cells) for cells in m["selection"].values()) and len(df.columns)
+    for (label, pair), row in df.iterrows():
+        src, _, tgt = pair.partition(" → ")
+        cell = m["selection"][methods[label]][f"{src}_{tgt}"]
+        for column, shown in row.items():
+            want = cell[keys[column]]
+            assert float(shown) == round(want, 2), f"p4_selection[{label!r}, {pair!r}, {column!r}] = {shown!r}, " \
+                                                   f"metrics.json: {want!r}"
 
 
 def test_tied_tables_fail_on_another_methods_numbers(tmp_path):
     """The check of the e2e test below, on the real table builders and metrics records of two seeds: it passes
-    the tables as built, and fails P3's table when its DANN row shows the source-only numbers (which are in
-    metrics.json too, so the former any-number check passed it)."""
+    the tables as built, and fails P3's table when its DANN row shows the source-only numbers, or P4's selection
+    table when DANN's row shows MCC's (numbers that are in metrics.json too, so an any-number check passes them)."""
     from hw3lib.eval import improved, uda
     from hw3lib.report.tables import write_table
 
@@ -483,8 +500,10 @@ def test_tied_tables_fail_on_another_methods_numbers(tmp_path):
                        "std": 0.35} for i, p in enumerate(pairs)}
                for m, base in (("source-only", 20), ("dann", 40), ("gta", 45), ("mcc", 47), ("target-only", 90))}
     p3_summary = {k: summary[k] for k in ("source-only", "dann", "target-only")}
+    selection = {m: {p: {k: 30.0 + 3 * i + j + (m == "mcc") for j, k in enumerate(improved.PICKS)}
+                     for i, p in enumerate(pairs)} for m in ("dann", "mcc")}
     metrics = json.loads(json.dumps({"p3_dann": uda.metrics_dict(p3_summary, {}, {}, [0, 1]),
-                                     "p4_uda": improved.metrics_dict(summary, {}, {}, [0, 1], {})}))
+                                     "p4_uda": improved.metrics_dict(summary, selection, {}, [0, 1], {})}))
 
     def write(p3_rows):
         write_table(uda.results_table(p3_rows, methods=("source-only",)), "p3_lower_bound", folder=tmp_path)
@@ -493,9 +512,14 @@ def test_tied_tables_fail_on_another_methods_numbers(tmp_path):
         write_table(uda.reference_table(), "p3_course_report", folder=tmp_path)
         write_table(improved.comparison_table(summary), "p4_accuracy", folder=tmp_path)
         write_table(improved.gap_table(summary, ["dann", "gta", "mcc"]), "p4_gap", folder=tmp_path)
+        write_table(improved.selection_table(selection), "p4_selection", folder=tmp_path)
 
     write(p3_summary)
     _check_tables_tied_to_keys(tmp_path, metrics)
+    write_table(improved.selection_table({"dann": selection["mcc"], "mcc": selection["dann"]}), "p4_selection",
+                folder=tmp_path)
+    with pytest.raises(AssertionError, match=r"p4_selection\['DANN', 'usps → mnistm', .*\] = '31.0'"):
+        _check_tables_tied_to_keys(tmp_path, metrics)
     write({**p3_summary, "dann": p3_summary["source-only"]})
     with pytest.raises(AssertionError, match=r"p3_dann\['DANN', 'usps → mnistm'\] = '20.25 ± 0.35 \(n = 2\)', "
                                              r"metrics.json: '40.25 ± 0.35 \(n = 2\)'"):
