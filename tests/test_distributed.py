@@ -1,6 +1,8 @@
-"""Distributed training under ``torchrun`` on CPU (gloo, 2 processes): DANN and DCGAN train, the ranks' replicas
-stay identical (``extra["ddp_max_param_diff"] == 0.0``), the checkpoint is the single-process format, and a run
-moves between world sizes (single-process → 2 processes → single-process) by resuming.
+"""Distributed training under ``torchrun`` on CPU (gloo, 2 processes): a 2-process run ends with the weights of a
+single-process run at the same global batch (so the ranks' gradients are averaged and each rank trains on its own
+share of the batch), DANN and DCGAN train, the ranks' replicas stay identical (``extra["ddp_max_param_diff"] ==
+0.0``), the checkpoint is the single-process format, and a run moves between world sizes (single-process →
+2 processes → single-process) by resuming.
 
 Each launch starts three Python processes that import torch (the agent and two workers): ~10 s on an idle
 2-core machine, so the launches use tiny data and a handful of steps.
@@ -13,10 +15,13 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.distributed as tdist
 
+import ddp_replica
 from hw3lib import checkpoint, methods
 
 pytestmark = pytest.mark.skipif(not (tdist.is_available() and tdist.is_gloo_available()),
@@ -38,6 +43,29 @@ def _run(cmd: list[str], **env: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT, env=_env(**env))
     assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
     return proc
+
+
+def test_two_processes_train_the_single_process_weights(tmp_path):
+    """3 SGD steps of DANN's network (without BatchNorm and dropout, tests/ddp_replica.py) at a global batch of 16:
+    two ranks of 8 rows each end where one process with all 16 does, up to float rounding. Rank 0 alone on its
+    half of the batch (gradients not averaged), or both ranks on the same half (the batch not sharded), moves
+    the weights by a sizeable fraction of the whole update away from it."""
+    root = Path(__file__).resolve().parents[1]
+    script = Path(ddp_replica.__file__).resolve()
+    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+          str(tmp_path / "ddp")], PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    ddp_replica.train(tmp_path / "single")
+    init = torch.load(tmp_path / "ddp" / "init.pt")
+    single = torch.load(tmp_path / "single" / "rank0.pt")
+    assert init.keys() == single.keys()
+    for rank in (0, 1):
+        ddp = torch.load(tmp_path / "ddp" / f"rank{rank}.pt")
+        for k in init:
+            moved = (single[k] - init[k]).abs().max().item()
+            diff = (ddp[k] - single[k]).abs().max().item()
+            assert moved > 1e-4, f"{k}: the single-process run hardly moved it ({moved:.2e})"
+            assert diff <= 1e-3 * moved + 1e-7, f"rank {rank}, {k}: {diff:.2e} from the single-process run " \
+                                                f"(which moved it by {moved:.2e})"
 
 
 def _dann_args(data, out, *more: str, method: str = "dann") -> list[str]:

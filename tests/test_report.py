@@ -388,6 +388,144 @@ def _number_matches(s: str, values: list[float]) -> bool:
     return any(abs(v - shown) <= tol or abs(100 * v - shown) <= tol for v in values)
 
 
+def _accuracy_text(cell: dict) -> str:
+    """How an accuracy table shows a ``target_accuracy`` cell of metrics.json: ``mean ± std (n = k)``, one seed
+    ``mean (n = 1)``."""
+    if cell["n"] > 1 and cell["std"] is not None:
+        return f"{cell['mean']:.2f} ± {cell['std']:.2f} (n = {cell['n']})"
+    return f"{cell['mean']:.2f} (n = 1)"
+
+
+def _or_dash(value, fmt: str) -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def _pair_cells(key: str, show):
+    """Columns ``usps → mnistm`` (pair_label) → ``show(metrics[key][method][pair_key])``."""
+    def cell(m: dict, method: str, column: str):
+        src, arrow, tgt = column.partition(" → ")
+        if not arrow:
+            return None
+        return show(m[key][method].get(f"{src}_{tgt}")) if method in m[key] else "—"
+    return cell
+
+
+def _p4_accuracy_cell(m: dict, method: str, column: str):
+    if column == "mean over pairs":
+        return _or_dash(m["mean_over_pairs"].get(method), ".2f")
+    if column == "course report (real data)":
+        return ...  # the course report's constants, not this run's: not a metrics.json key
+    return _pair_cells("target_accuracy", lambda c: "—" if c is None else _accuracy_text(c))(m, method, column)
+
+
+def _p4_gap_cell(m: dict, method: str, column: str):
+    if column == "gap closed, mean over pairs":
+        value = m["gap_closed_mean_percent"].get(method)
+        return "—" if value is None else f"{value:.1f} %"
+    if column == "vs DANN (points, mean over pairs)":
+        return _or_dash(m["versus_dann_points"].get(method), "+.2f")
+    if column.startswith("gap closed, "):
+        src, _, tgt = column.removeprefix("gap closed, ").partition(" → ")
+        value = m["gap_closed_percent"].get(method, {}).get(f"{src}_{tgt}")
+        return "—" if value is None else f"{value:.1f} %"
+    return None
+
+
+# The tables whose every cell (but those a rule answers ``...`` for) is one metrics.json key of its problem: rows are
+# methods (their row_label), columns pairs (pair_label) or a per-method summary; the rule gives the text the cell must
+# show from that key, or None for a column it does not know (which fails the test).
+_TIED_TABLES = {
+    "p3_lower_bound": ("p3_dann", _pair_cells("target_accuracy", lambda c: "—" if c is None else _accuracy_text(c))),
+    "p3_dann": ("p3_dann", _pair_cells("target_accuracy", lambda c: "—" if c is None else _accuracy_text(c))),
+    "p3_accuracy": ("p3_dann", _pair_cells("target_accuracy", lambda c: "—" if c is None else _accuracy_text(c))),
+    "p3_course_report": ("p3_dann", _pair_cells("reference_course_report", lambda v: v)),
+    "p4_accuracy": ("p4_uda", _p4_accuracy_cell),
+    "p4_gap": ("p4_uda", _p4_gap_cell),
+}
+
+
+def _check_tables_tied_to_keys(tables: Path, metrics: dict[str, dict]) -> None:
+    """Each cell of the :data:`_TIED_TABLES` and of p4_selection (their CSV exports, ``REPORT/tables/NAME.csv``) shows
+    the metrics.json key of its row's method and its column: a table that shows another method's, pair's or
+    quantity's number fails, even when that number is elsewhere in metrics.json."""
+    import pandas as pd
+
+    from hw3lib.eval.uda import row_label
+
+    for name, (notebook, rule) in _TIED_TABLES.items():
+        m = metrics[notebook]
+        methods = {row_label(k): k for k in m["target_accuracy"]}
+        df = pd.read_csv(tables / f"{name}.csv", index_col=0, dtype=str, keep_default_na=False)
+        assert len(df) and len(df.columns), f"{name}: an empty table"
+        for label, row in df.iterrows():
+            assert label in methods, f"{name}: row {label!r} is no method of {notebook}'s metrics.json"
+            for column, shown in row.items():
+                shown = shown or "—"  # a value the table leaves missing (NaN) is an empty CSV cell, shown as —
+                want = rule(m, methods[label], column)
+                assert want is not None, f"{name}: no metrics.json key known for column {column!r}"
+                if want is ...:
+                    continue
+                if isinstance(want, float):
+                    assert float(shown) == want, f"{name}[{label!r}, {column!r}] = {shown!r}, metrics.json: {want!r}"
+                else:
+                    assert shown == want, f"{name}[{label!r}, {column!r}] = {shown!r}, metrics.json: {want!r}"
+    # p4_selection: one row per (method, pair), a column per validator's pick (and the last step, the oracle, the
+    # primary pick's cost): metrics["selection"][method][pair]["acc@VALIDATOR"] (or ["cost@PRIMARY"]).
+    from hw3lib.eval.improved import PICKS
+
+    m = metrics["p4_uda"]
+    methods = {row_label(k): k for k in m["selection"]}
+    keys = {label: key for key, label in PICKS.items()} | {
+        f"cost of the {m['primary_validator']} pick": f"cost@{m['primary_validator']}"}
+    df = pd.read_csv(tables / "p4_selection.csv", index_col=[0, 1], dtype=str, keep_default_na=False)
+    assert len(df) == sum(len(cells) for cells in m["selection"].values()) and len(df.columns)
+    for (label, pair), row in df.iterrows():
+        src, _, tgt = pair.partition(" → ")
+        cell = m["selection"][methods[label]][f"{src}_{tgt}"]
+        for column, shown in row.items():
+            want = cell[keys[column]]
+            assert float(shown) == round(want, 2), f"p4_selection[{label!r}, {pair!r}, {column!r}] = {shown!r}, " \
+                                                   f"metrics.json: {want!r}"
+
+
+def test_tied_tables_fail_on_another_methods_numbers(tmp_path):
+    """The check of the e2e test below, on the real table builders and metrics records of two seeds: it passes
+    the tables as built, and fails P3's table when its DANN row shows the source-only numbers, or P4's selection
+    table when DANN's row shows MCC's (numbers that are in metrics.json too, so an any-number check passes them)."""
+    from hw3lib.eval import improved, uda
+    from hw3lib.report.tables import write_table
+
+    pairs = ("usps_mnistm", "mnistm_svhn", "svhn_usps")
+    summary = {m: {p: {"values": [base + i, base + i + 0.5], "seeds": [0, 1], "n": 2, "mean": base + i + 0.25,
+                       "std": 0.35} for i, p in enumerate(pairs)}
+               for m, base in (("source-only", 20), ("dann", 40), ("gta", 45), ("mcc", 47), ("target-only", 90))}
+    p3_summary = {k: summary[k] for k in ("source-only", "dann", "target-only")}
+    selection = {m: {p: {k: 30.0 + 3 * i + j + (m == "mcc") for j, k in enumerate(improved.PICKS)}
+                     for i, p in enumerate(pairs)} for m in ("dann", "mcc")}
+    metrics = json.loads(json.dumps({"p3_dann": uda.metrics_dict(p3_summary, {}, {}, [0, 1]),
+                                     "p4_uda": improved.metrics_dict(summary, selection, {}, [0, 1], {})}))
+
+    def write(p3_rows):
+        write_table(uda.results_table(p3_rows, methods=("source-only",)), "p3_lower_bound", folder=tmp_path)
+        write_table(uda.results_table(p3_rows, methods=("dann",)), "p3_dann", folder=tmp_path)
+        write_table(uda.results_table(p3_rows), "p3_accuracy", folder=tmp_path)
+        write_table(uda.reference_table(), "p3_course_report", folder=tmp_path)
+        write_table(improved.comparison_table(summary), "p4_accuracy", folder=tmp_path)
+        write_table(improved.gap_table(summary, ["dann", "gta", "mcc"]), "p4_gap", folder=tmp_path)
+        write_table(improved.selection_table(selection), "p4_selection", folder=tmp_path)
+
+    write(p3_summary)
+    _check_tables_tied_to_keys(tmp_path, metrics)
+    write_table(improved.selection_table({"dann": selection["mcc"], "mcc": selection["dann"]}), "p4_selection",
+                folder=tmp_path)
+    with pytest.raises(AssertionError, match=r"p4_selection\['DANN', 'usps → mnistm', .*\] = '31.0'"):
+        _check_tables_tied_to_keys(tmp_path, metrics)
+    write({**p3_summary, "dann": p3_summary["source-only"]})
+    with pytest.raises(AssertionError, match=r"p3_dann\['DANN', 'usps → mnistm'\] = '20.25 ± 0.35 \(n = 2\)', "
+                                             r"metrics.json: '40.25 ± 0.35 \(n = 2\)'"):
+        _check_tables_tied_to_keys(tmp_path, metrics)
+
+
 def _check_glance_appendix_and_tables(soup, run: dict) -> None:
     """The smoke report's first page summarises each problem from its metrics.json; the appendix's tables are
     linked both ways and show this run's numbers; no table shows NaN, a per-cell "(n = 1)" or an index-name row."""
@@ -490,6 +628,8 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
                 assert not cell.get_text().strip().endswith("..."), f"{name}: table cell cut short: {cell.get_text()!r}"
     assert "t-sne" in soup.get_text().lower() or "tsne" in soup.get_text().lower()
     _check_glance_appendix_and_tables(soup, run)
+    _check_tables_tied_to_keys(tmp_path / "report" / "tables",
+                               {n: json.loads(Path(run["notebooks"][n]["metrics"]).read_text()) for n in NOTEBOOKS})
 
     # hw3_p4.sh hands in selected_runs: per pair, the run of the development protocol's choice (method and knobs).
     from hw3lib import checkpoint
