@@ -59,7 +59,8 @@ def planned_runs(selected: Iterable[str], params: Mapping[str, dict], counts: di
     seen: set = set()
     for problem in chosen:
         values = params.get(problem.key, {})
-        for run in problem.planned(values, Where(values.get("data_dir"), counts, keys)):
+        data_dir = problem.params.of(values).data_dir  # the problem's default when hw3 report passes none
+        for run in problem.planned(values, Where(data_dir, counts, keys)):
             if run.run_dir is not None and run.run_dir in seen:
                 continue
             seen.add(run.run_dir)
