@@ -55,11 +55,11 @@ def test_two_processes_train_the_single_process_weights(tmp_path):
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
           str(tmp_path / "ddp")], PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
     ddp_replica.train(tmp_path / "single")
-    init = torch.load(tmp_path / "ddp" / "init.pt")
-    single = torch.load(tmp_path / "single" / "rank0.pt")
+    init = torch.load(tmp_path / "ddp" / "init.pt", weights_only=True)
+    single = torch.load(tmp_path / "single" / "rank0.pt", weights_only=True)
     assert init.keys() == single.keys()
     for rank in (0, 1):
-        ddp = torch.load(tmp_path / "ddp" / f"rank{rank}.pt")
+        ddp = torch.load(tmp_path / "ddp" / f"rank{rank}.pt", weights_only=True)
         for k in init:
             moved = (single[k] - init[k]).abs().max().item()
             diff = (ddp[k] - single[k]).abs().max().item()
