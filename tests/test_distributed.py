@@ -73,10 +73,11 @@ def _dann_args(data, out, *more: str, method: str = "dann") -> list[str]:
             "--out", str(out), "--batch-size", "8", "--device", "cpu", *more]
 
 
-@pytest.mark.parametrize("method", ["dann", *(pytest.param(m, marks=pytest.mark.slow) for m in methods.names()
-                                               if m != "dann" and methods.get(m).adapts)])
+@pytest.mark.slow  # one torchrun launch per method; the fast suite keeps a torchrun launch of the CLI (Ctrl-C test)
+@pytest.mark.parametrize("method", [m for m in methods.names() if methods.get(m).adapts])  # and DDP vs one process
 def test_torchrun_uda_method_trains_and_replicas_agree(method, tmp_path, tiny_course_data):
-    """Every adaptation method of the registry under DDP (all but DANN slow-marked: one torchrun launch each)."""
+    """Every adaptation method of the registry under DDP through the CLI: rank 0 alone reports, replicas agree, and
+    the checkpoint is a single-process one."""
     out = tmp_path / method
     proc = _run(_torchrun(*_dann_args(tiny_course_data, out, "--max-steps", "3", "--evals", "2", method=method)))
     assert proc.stdout.count("test accuracy") == 1, "only rank 0 prints the result"
