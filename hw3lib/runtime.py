@@ -147,5 +147,7 @@ def launch(config) -> Iterator[Runtime]:
     dist, device = setup(get_device(getattr(config, "device", "auto")))
     try:
         yield Runtime.for_config(config, device=device, dist=dist)
-    finally:
-        teardown()
+    except BaseException:
+        teardown(clean=False)
+        raise
+    teardown()
