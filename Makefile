@@ -5,6 +5,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
+# make test: pytest-xdist workers (one OpenMP thread each, tests/conftest.py); TEST_JOBS=0 runs in this process
+TEST_JOBS ?= 2
 
 LAB_ARGS ?=
 
@@ -35,7 +37,7 @@ report: install chromium
 	$(VENV)/bin/hw3 report --profile $(PROFILE)
 
 test: install chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_JOBS) --dist worksteal
 
 # The slow tests only (measurements, notebooks, the wheel in a fresh venv, JupyterLab in Chromium): what CI runs
 # after `make test` (.ci/run). `make test-all` runs both suites in one go.

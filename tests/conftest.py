@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +20,22 @@ import pytest
 
 TINY_FACES = (24, 8)  # (train, test)
 TINY_DIGITS = {"usps": (30, 10), "mnistm": (30, 10), "svhn": (30, 10)}
+
+
+def pytest_configure(config):  # noqa: ARG001
+    """Under pytest-xdist (``make test`` runs two workers) each worker, and every process it starts (CLI runs, pool
+    workers, notebook kernels, torchrun ranks), gets one intra-op thread: two workers of two OpenMP threads each on
+    two cores spin against each other (a 0.6 s test took 58 s). A value the user set is kept."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+    """Tests marked ``long`` first (the order is otherwise kept): started last, one would run alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,7 @@ def _run(cmd: list[str], **env: str) -> subprocess.CompletedProcess:
     return proc
 
 
+@pytest.mark.long
 def test_two_processes_train_the_single_process_weights(tmp_path):
     """3 SGD steps of DANN's network (without BatchNorm and dropout, tests/ddp_replica.py) at a global batch of 16:
     two ranks of 8 rows each end where one process with all 16 does, up to float rounding. Rank 0 alone on its
@@ -129,6 +130,7 @@ def test_gan_resumes_single_process_checkpoint_under_torchrun(tmp_path, tiny_cou
     assert torch.isfinite(G(torch.zeros(1, cfg.nz, 1, 1))).all()
 
 
+@pytest.mark.long
 def test_torchrun_ctrl_c_then_single_process_resume(tmp_path, tiny_course_data):
     """Ctrl-C (SIGINT to the whole process group) stops both ranks at the same step with one checkpoint; a
     single-process run of the same command then finishes it."""

@@ -45,6 +45,7 @@ def test_bn_reestimation_is_the_same_in_both_layouts():
         target_bn_statistics(clf, images, channels_last=channels_last)
         stats.append({n: b.clone() for n, b in clf.named_buffers()})
         assert not clf.training and all(p.is_contiguous() for p in clf.parameters())
-    for n, b in stats[0].items():
-        torch.testing.assert_close(stats[1][n].float(), b.float(), rtol=1e-5, atol=1e-5, msg=n)
+    for n, b in stats[0].items():  # float32 sums in another order: 2.4e-5 relative measured at 1 thread (1e-5 at 2);
+        # a layout bug (statistics of permuted channels, or of other images) is off by 1e-1 and more
+        torch.testing.assert_close(stats[1][n].float(), b.float(), rtol=1e-4, atol=1e-5, msg=n)
     assert int(stats[0]["net.feature.f_bn1.num_batches_tracked"]) == 3  # 1200 images in batches of 500

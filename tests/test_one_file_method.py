@@ -94,6 +94,7 @@ print("RESULT" + json.dumps(out))
 '''
 
 
+@pytest.mark.long
 def test_a_method_added_as_one_file_is_everywhere(tmp_path):
     pkg = tmp_path / "site" / "hw3lib"
     shutil.copytree(ROOT / "hw3lib", pkg, ignore=shutil.ignore_patterns("__pycache__"))

@@ -98,6 +98,7 @@ def test_a_failed_run_is_one_line_and_the_others_finish(tmp_path, tiny_embedded_
     assert read_run(runs[1].run_dir).finished
 
 
+@pytest.mark.long
 def test_ctrl_c_checkpoints_every_worker_and_the_same_call_resumes(tmp_path, tiny_embedded_data, monkeypatch):
     monkeypatch.setenv("HW3_CKPT_EVERY", "1")  # the workers inherit it: a checkpoint from step 1 shows a run trains
     # Ctrl-C must reach the pool as KeyboardInterrupt: in the full suite SIGINT was twice found with another,

@@ -583,6 +583,7 @@ def _check_glance_appendix_and_tables(soup, run: dict) -> None:
             assert "NaN" not in text and not re.search(r"\(n = 1\)", text), text
 
 
+@pytest.mark.long
 def test_report_e2e_smoke(tmp_path, monkeypatch):
     missing = [n for n in NOTEBOOKS if not (notebooks_dir() / f"{n}.ipynb").is_file()]
     if missing:

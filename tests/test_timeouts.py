@@ -42,6 +42,7 @@ def _alive(pid: int) -> bool:
         return True
 
 
+@pytest.mark.long
 def test_a_hanging_cell_ends_the_report_with_one_line_naming_it(tmp_path):
     nbs = tmp_path / "notebooks"
     nbs.mkdir()

@@ -14,8 +14,8 @@
    (:func:`hw3lib.report.pool.train_planned`; ``jobs=0`` leaves training to the notebooks);
 4. :func:`run_notebooks` — ``pN_xxx.ipynb`` (the project's, the checkout's or the installed copies:
    ``hw3lib.project``) run with papermill (cwd: their folder, kernel ``python3`` of this interpreter) into
-   ``OUT/executed/``, ``$HW3_TABLES_DIR`` = ``OUT/tables``, one live progress line per notebook
-   (``hw3lib.report.progress``); a failing notebook is recorded and the others still run; a cell running past
+   ``OUT/executed/``, ``$HW3_TABLES_DIR`` = ``OUT/tables``, one at a time per core once the pool has trained their
+   runs (:func:`notebook_lanes`), one live progress line per notebook (``hw3lib.report.progress``); a failing notebook is recorded and the others still run; a cell running past
    the profile's ``cell_timeout`` is stopped with its kernel and recorded as that notebook's failure;
 5. :func:`report_header` and :func:`write_html` — one self-contained HTML (``hw3lib.report.html``); its first page
    has each problem's results at a glance (``hw3lib.report.glance``, from the runs' ``metrics.json``) and, per
@@ -38,7 +38,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 from hw3lib import settings
 from hw3lib.project import notebooks_dir  # noqa: F401 (the notebooks hw3 report runs; tests import it from here)
@@ -404,9 +404,47 @@ def planned(plan: Plan, data_dir: Path, sizes: dict, params: dict[str, dict] | N
     return planning.planned_runs([n for n in plan.notebooks if plan.declared[n] is not None], params, counts)
 
 
-def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True) -> dict[str, Execution]:
+def notebook_lanes(plan: Plan, pooled: bool) -> int:
+    """How many notebooks run at once: one per core (at most one per notebook) once the pool has trained their
+    runs, since they then only load runs, evaluate and plot, mostly on one core each; one at a time when the
+    notebooks train their own runs (``jobs=0``: two kernels could otherwise train one shared run twice)."""
+    from hw3lib.report.pool import cores
+
+    return max(1, min(cores(), len(plan.notebooks))) if pooled else 1
+
+
+def _longest_first(plan: Plan, previous: dict[str, dict]) -> list[str]:
+    """The notebooks by their last build's time, longest first (the plan's order without one), so that the last
+    to finish is a short one."""
+    wall = {n: (previous.get(n) or {}).get("wall_s") or 0.0 for n in plan.notebooks}
+    return sorted(plan.notebooks, key=lambda n: -wall[n])  # stable: the plan's order among equals
+
+
+@contextmanager
+def _kernel_threads(lanes: int) -> Iterator[None]:
+    """Kernels started inside get ``cores // lanes`` intra-op threads (``OMP_NUM_THREADS``, read by torch when
+    it starts), so concurrent notebooks share the cores instead of each taking all of them. A value the user set
+    is kept."""
+    from hw3lib.report.pool import cores
+
+    if lanes <= 1 or "OMP_NUM_THREADS" in os.environ:
+        yield
+        return
+    os.environ["OMP_NUM_THREADS"] = str(max(1, cores() // lanes))
+    try:
+        yield
+    finally:
+        os.environ.pop("OMP_NUM_THREADS", None)
+
+
+def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True, lanes: int = 1
+                  ) -> dict[str, Execution]:
     """Execute the selected notebooks into ``OUT/executed/`` (a missing or failing one is recorded, the others
-    still run)."""
+    still run), ``lanes`` at a time (:func:`notebook_lanes`), the longest first; each has its own kernel,
+    folder and progress line."""
+    import queue
+    from concurrent.futures import ThreadPoolExecutor
+
     from hw3lib.report.html import ProblemError
     from hw3lib.report.progress import ProblemProgress, previous_build
     from hw3lib.report.tables import tables_env
@@ -416,21 +454,36 @@ def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True)
     plan.figures.mkdir(parents=True, exist_ok=True)
     runs: dict[str, Execution] = {}
     previous = previous_build(plan.out / RUN_JSON)
-    with python_kernel(plan.out / ".jupyter"), tables_env(plan.out / "tables"):
-        for n in plan.notebooks:
-            src, dst = plan.source(n), executed_dir / f"{n}.ipynb"
-            if plan.declared[n] is None:
-                dst.unlink(missing_ok=True)
-                runs[n] = Execution("missing", None, ProblemError("FileNotFoundError", f"notebook {src} not found", ""))
-                continue
-            (plan.runs / n).mkdir(parents=True, exist_ok=True)
-            with ProblemProgress(TITLES[n], plan.runs / n, previous.get(n), params[n], enabled=progress) as bar:
+    positions: queue.SimpleQueue[int] = queue.SimpleQueue()  # a progress line per lane, reused
+    for i in range(lanes):
+        positions.put(i)
+
+    def execute(n: str) -> Execution:
+        src, dst = plan.source(n), executed_dir / f"{n}.ipynb"
+        if plan.declared[n] is None:
+            dst.unlink(missing_ok=True)
+            return Execution("missing", None, ProblemError("FileNotFoundError", f"notebook {src} not found", ""))
+        (plan.runs / n).mkdir(parents=True, exist_ok=True)
+        position = positions.get()
+        try:
+            with ProblemProgress(TITLES[n], plan.runs / n, previous.get(n), params[n], enabled=progress,
+                                 position=position) as bar:
                 status, wall, error = _execute(src, dst, params[n], plan.profile.cell_timeout)
                 bar.status = status
-            runs[n] = Execution(status, wall, error, dst, bar.finished)
-            if status != "ok":
-                print(f"hw3 report: {n} failed: {error.ename}: {error.evalue} (see {dst})", file=sys.stderr, flush=True)
-    return runs
+        finally:
+            positions.put(position)
+        if status != "ok":
+            print(f"hw3 report: {n} failed: {error.ename}: {error.evalue} (see {dst})", file=sys.stderr, flush=True)
+        return Execution(status, wall, error, dst, bar.finished)
+
+    order = _longest_first(plan, previous) if lanes > 1 else list(plan.notebooks)
+    with python_kernel(plan.out / ".jupyter"), tables_env(plan.out / "tables"), _kernel_threads(lanes):
+        if lanes == 1:
+            done = {n: execute(n) for n in order}
+        else:
+            with ThreadPoolExecutor(lanes, thread_name_prefix="notebook") as pool:
+                done = dict(zip(order, pool.map(execute, order)))
+    return {n: done[n] for n in plan.notebooks}
 
 
 def exit_code(runs: dict[str, Execution]) -> int:
@@ -573,7 +626,7 @@ def build_report(profile: str | Path | Profile, data: str | Path | None = None, 
                         lambda runs: train_planned(runs, found.dir, plan.device, jobs=jobs, threads=threads,
                                                    progress=progress))
         to_train = plan_runs() if to_train else to_train
-    runs = run_notebooks(plan, params, progress=progress)
+    runs = run_notebooks(plan, params, progress=progress, lanes=notebook_lanes(plan, pooled=jobs != 0))
     from hw3lib.report.glance import training_record
 
     training = training_record(to_train, finished_before)

@@ -149,8 +149,10 @@ def pending(runs: Iterable[PlannedRun]) -> list[PlannedRun]:
     """The unfinished runs (:func:`finished`), each folder once (P4 reuses P3's baseline runs; a folder is
     trained once), the heavy runs first (``PlannedRun.heavy``, set by the problem's module: the 64x64-image families and
 GTA's generator take far longer per step than the 28x28 digit networks, benchmarks/RESULTS.md, GFLOP/img; started
-first, they do not leave one worker busy at the end while the others idle), otherwise in the plan's order. Rows of
-    steps a later rung of the development protocol will add are not runs yet (:func:`train_in_stages`)."""
+first, they do not leave one worker busy at the end while the others idle), then the digit runs by the images they
+    have left to process (steps × batch, twice that for a run that also reads a target batch per step): the last
+    runs to start are the short ones, so the workers end close together. Rows of steps a later rung of the
+    development protocol will add are not runs yet (:func:`train_in_stages`)."""
     seen, out = set(), []
     for r in runs:
         if r.later or r.run_dir in seen:
@@ -158,7 +160,13 @@ first, they do not leave one worker busy at the end while the others idle), othe
         seen.add(r.run_dir)
         if not finished(r):
             out.append(r)
-    return sorted(out, key=lambda r: not r.heavy)  # stable: the plan's order within each group
+    return sorted(out, key=lambda r: (not r.heavy, 0 if r.heavy else -_images_left(r)))  # stable among equals
+
+
+def _images_left(run: PlannedRun) -> int:
+    """Images a digit run still has to read: a cost proxy that needs no measurement (equal for equal recipes)."""
+    spec = getattr(run.config, "spec", None)
+    return (run.steps - run.done) * run.batch * (2 if spec is not None and spec.adapts else 1)
 
 
 # ---------------------------------------------------------------- one run, in a worker

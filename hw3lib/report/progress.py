@@ -63,8 +63,8 @@ class ProblemProgress:
     """Context manager around one notebook's execution; ``.status`` set by the caller goes into the last line."""
 
     def __init__(self, label: str, run_dir: Path, previous: dict | None = None, parameters: dict | None = None,
-                 *, enabled: bool = True, interval: float = 2.0):
-        self.label, self.enabled, self.interval = label, enabled, interval
+                 *, enabled: bool = True, interval: float = 2.0, position: int | None = None):
+        self.label, self.enabled, self.interval, self.position = label, enabled, interval, position
         self.watch = RunFolderWatch(run_dir)
         as_json = json.loads(json.dumps(parameters, default=str))  # what run.json holds (lists, not tuples)
         same = bool(previous) and previous.get("status") == "ok" and previous.get("parameters") == as_json
@@ -98,7 +98,7 @@ class ProblemProgress:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(desc=f"{self.label} — {self.line()}", bar_format="{desc}", leave=True,
-                             dynamic_ncols=True)
+                             dynamic_ncols=True, position=self.position)
             self._thread = threading.Thread(target=self._poll, name=f"progress {self.label}", daemon=True)
             self._thread.start()
         return self
