@@ -29,6 +29,16 @@ NEW = tuple(methods.improved(shared_recipe=True))  # the registry's improved met
 
 
 # -- losses on tiny tensors ----------------------------------------------------------------------------------
+def test_the_registry_names_the_bounds_the_baseline_and_the_own_recipe_method():
+    """Every list of Problem 3-4 rows asks the registry (issue #37): the bounds by the labels they train on, the
+    baseline by its role, GTA by its own recipe; Problem 3's rows in table order."""
+    assert (methods.lower(), methods.baseline(), methods.upper()) == methods.bounds_and_baseline()
+    assert methods.get(methods.lower()).labelled == "source" and methods.get(methods.upper()).labelled == "target"
+    assert methods.get(methods.baseline()).role == "baseline" and methods.get(methods.own_recipe()).own_recipe
+    assert methods.own_recipe() not in methods.improved(shared_recipe=True)
+    assert UDAConfig().method == methods.baseline()
+
+
 def test_mcc_is_zero_for_confident_distinct_classes_and_large_for_confusion():
     sharp = torch.eye(4) * 50.0                     # four images, four different classes, very confident
     assert mcc_loss(sharp) == pytest.approx(0.0, abs=1e-6)

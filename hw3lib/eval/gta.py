@@ -1,5 +1,8 @@
 """Problem 4 (Generate To Adapt vs DANN): the runs, the tables and the discussion, from this run's numbers.
 
+GTA is the registry's own-recipe method (:func:`hw3lib.methods.own_recipe`), DANN its baseline
+(:func:`hw3lib.methods.baseline`); the names are the registry's, not written here.
+
 The runs come from :func:`hw3lib.train.uda.gta_runs` and :func:`hw3lib.train.uda.baseline_runs`. Accuracies are percentages on the target test split of the model after the last step (no selection on
 target labels).
 """
@@ -11,13 +14,20 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from hw3lib import methods
 from hw3lib.data.layout import UDA_PAIRS
+from hw3lib.eval import uda
 from hw3lib.eval.uda import (REFERENCE_LABEL, COURSE_REPORT, _pairs_in, cell_text, mean_over_pairs, pair_key, pair_label,
                              results_table, row_label, summarize, value_text)
 
 Key = tuple[str, str, str, int]  # (method, source, target, seed)
-METHODS = ("source-only", "dann", "target-only", "gta")
-WARM = "gta-warm"  # summary key of the warm-start row: GTA's F, C after their source-only steps
+# the summary key of the warm-start row ("gta-warm"): GTA's F, C after their source-only steps
+WARM = methods.own_recipe() + uda.WARM
+
+
+def _compared() -> tuple[str, str]:
+    """The two methods this module weighs: the registry's baseline (DANN) and its own-recipe method (GTA)."""
+    return methods.baseline(), methods.own_recipe()
 
 
 def warm_start_summary(gta: Mapping[Key, Any]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -32,23 +42,24 @@ def warm_start_summary(gta: Mapping[Key, Any]) -> dict[str, dict[str, dict[str, 
 def comparison_table(summary: Mapping[str, Mapping[str, Any]], gray_pairs: Iterable[Iterable[str]] = ()) -> pd.DataFrame:
     """Problem 4.1: rows source-only, DANN, (GTA's warm start,) GTA, target-only; columns pairs (+ the mean over
     pairs); ``mean ± std``."""
-    order = ("source-only", "dann") + ((WARM,) if WARM in summary else ()) + ("gta", "target-only")
+    own = methods.own_recipe()
+    order = (methods.lower(), methods.baseline()) + ((WARM,) if WARM in summary else ()) + (own, methods.upper())
     df = results_table(summary, methods=order)
     means = {row_label(m): mean_over_pairs(summary, m) for m in order if m in summary}
     df["mean over pairs"] = [f"{means[i]:.2f}" if i in means and means[i] is not None else "—" for i in df.index]
     grays = [pair_label(*p) for p in gray_pairs]
-    if grays and row_label("gta") in df.index:
-        df = df.rename(index={row_label("gta"): f"{row_label('gta')} (luminance on {', '.join(grays)})"})
+    if grays and row_label(own) in df.index:
+        df = df.rename(index={row_label(own): f"{row_label(own)} (luminance on {', '.join(grays)})"})
     return df
 
 
 def gain_table(summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Per pair: DANN and GTA means, GTA − DANN (points), and both stds when the cells hold several seeds."""
-    rows = {}
+    rows, (dann, gta) = {}, _compared()
     for p in _pairs_in(summary):
         k = pair_key(*p)
-        if k in summary.get("dann", {}) and k in summary.get("gta", {}):
-            d, g = summary["dann"][k], summary["gta"][k]
+        if k in summary.get(dann, {}) and k in summary.get(gta, {}):
+            d, g = summary[dann][k], summary[gta][k]
             rows[pair_label(*p)] = {"DANN": d["mean"], "GTA": g["mean"], "GTA − DANN": round(g["mean"] - d["mean"], 2)}
             if d.get("std") is not None and g.get("std") is not None:
                 rows[pair_label(*p)].update({"DANN std": d["std"], "GTA std": g["std"]})
@@ -60,7 +71,7 @@ def gain_table(summary: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
 def reference_table() -> pd.DataFrame:
     """The course report's DANN and GTA figures (its Problem 4.1 table), labelled as such."""
     df = pd.DataFrame.from_dict(
-        {row_label(m): {pair_label(*p): COURSE_REPORT[m][pair_key(*p)] for p in UDA_PAIRS} for m in ("dann", "gta")},
+        {row_label(m): {pair_label(*p): COURSE_REPORT[m][pair_key(*p)] for p in UDA_PAIRS} for m in _compared()},
         orient="index")
     df["mean over pairs"] = df.mean(axis=1).round(2)
     df.index.name = REFERENCE_LABEL
@@ -70,9 +81,10 @@ def reference_table() -> pd.DataFrame:
 def summarize_gray(variants: Mapping[tuple[str, str, bool, int], Any]) -> dict[str, dict[str, dict[str, Any]]]:
     """``{pair_key: {"gray": cell, "color": cell}}`` with cells as :func:`hw3lib.eval.uda.summarize`."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
+    gta = methods.own_recipe()
     for flag in (True, False):
-        s = summarize({("gta", src, tgt, seed): r for (src, tgt, g, seed), r in variants.items() if g == flag})
-        for k, cell in s.get("gta", {}).items():
+        s = summarize({(gta, src, tgt, seed): r for (src, tgt, g, seed), r in variants.items() if g == flag})
+        for k, cell in s.get(gta, {}).items():
             out.setdefault(k, {})["gray" if flag else "color"] = cell
     return out
 
@@ -147,34 +159,35 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], gray_summary: Mapping[s
     lines = [f"Target-test accuracy of the reported model (the validator's pick), {n_seeds} "
              f"seed{'s' if n_seeds != 1 else ''} per cell:", ""]
     gains, wins, pairs = [], 0, 0
+    dann, gta = _compared()
     for p in _pairs_in(summary):
         k = pair_key(*p)
-        if k not in summary.get("dann", {}) or k not in summary.get("gta", {}):
+        if k not in summary.get(dann, {}) or k not in summary.get(gta, {}):
             continue
-        d, g = summary["dann"][k], summary["gta"][k]
+        d, g = summary[dann][k], summary[gta][k]
         gain = g["mean"] - d["mean"]
         gains.append(gain)
         pairs += 1
         wins += gain > 0
-        ref = COURSE_REPORT["gta"][k] - COURSE_REPORT["dann"][k]
+        ref = COURSE_REPORT[gta][k] - COURSE_REPORT[dann][k]
         # the seeds per cell are said once, above: no "(n = 1)" after each number
         lines.append(f"- **{pair_label(*p)}**: DANN {value_text(d)} %, GTA {value_text(g)} % → GTA {gain:+.2f} points (course report on the real data: {ref:+.2f}).")
     if pairs:
-        dm, gm = mean_over_pairs(summary, "dann"), mean_over_pairs(summary, "gta")
+        dm, gm = mean_over_pairs(summary, dann), mean_over_pairs(summary, gta)
         lines += ["", f"Over the pairs GTA averages {gm:.2f} % against DANN's {dm:.2f} % "
                   f"({np.mean(gains):+.2f} points) and is ahead on {wins} of {pairs} pairs."]
     if summary.get(WARM) and pairs:
-        adds = [summary["gta"][pair_key(*p)]["mean"] - summary[WARM][pair_key(*p)]["mean"]
-                for p in _pairs_in(summary) if pair_key(*p) in summary[WARM] and pair_key(*p) in summary.get("gta", {})]
+        adds = [summary[gta][pair_key(*p)]["mean"] - summary[WARM][pair_key(*p)]["mean"]
+                for p in _pairs_in(summary) if pair_key(*p) in summary[WARM] and pair_key(*p) in summary.get(gta, {})]
         lines += ["", f"GTA starts here from a warm start (F and C trained on the source labels alone), which reaches "
                   f"{mean_over_pairs(summary, WARM):.2f} % over the pairs; the GTA steps change that by "
                   f"{np.mean(adds):+.2f} points on average ({', '.join(f'{a:+.2f}' for a in adds)} per pair) — the part "
                   "of GTA's score its adversarial, generative alignment is responsible for."]
     if n_seeds > 1 and pairs:
         sd = {m: float(np.mean([summary[m][pair_key(*p)]["std"] for p in _pairs_in(summary)
-                                if pair_key(*p) in summary.get(m, {})])) for m in ("dann", "gta")}
-        steadier = "less" if sd["gta"] < sd["dann"] else "more"
-        lines += ["", f"Run-to-run spread (mean std over pairs): GTA {sd['gta']:.2f} points, DANN {sd['dann']:.2f} "
+                                if pair_key(*p) in summary.get(m, {})])) for m in (dann, gta)}
+        steadier = "less" if sd[gta] < sd[dann] else "more"
+        lines += ["", f"Run-to-run spread (mean std over pairs): GTA {sd[gta]:.2f} points, DANN {sd[dann]:.2f} "
                   f"points — GTA varies {steadier} from seed to seed here (the course report found GTA unstable: the "
                   "same number of steps could give different scores)."]
     elif pairs:
@@ -211,21 +224,22 @@ def metrics_dict(summary: Mapping[str, Any], gray_summary: Mapping[str, Any], co
                  data: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Every number the Problem 4 tables show, under readable keys (``run_dir/metrics.json``)."""
     cell = lambda c: {kk: c[kk] for kk in ("mean", "std", "n", "values", "seeds")}  # noqa: E731
-    gains = {pair_key(*p): round(summary["gta"][pair_key(*p)]["mean"] - summary["dann"][pair_key(*p)]["mean"], 2)
+    dann, gta = _compared()
+    gains = {pair_key(*p): round(summary[gta][pair_key(*p)]["mean"] - summary[dann][pair_key(*p)]["mean"], 2)
              for p in _pairs_in(summary)
-             if pair_key(*p) in summary.get("gta", {}) and pair_key(*p) in summary.get("dann", {})}
+             if pair_key(*p) in summary.get(gta, {}) and pair_key(*p) in summary.get(dann, {})}
     return {
         "problem": 4,
         "seeds": [int(s) for s in seeds],
         "gray_pairs": [pair_key(*p) for p in gray_pairs],
-        "config": {"gta": dataclasses.asdict(config),
-                   "gta_knobs": dataclasses.asdict(config.knobs),
-                   "dann": dataclasses.asdict(dann_config)},
+        "config": {gta: dataclasses.asdict(config),
+                   f"{gta}_knobs": dataclasses.asdict(config.knobs),
+                   dann: dataclasses.asdict(dann_config)},
         "data": dict(data or {}),
         "target_accuracy": {m: {k: cell(c) for k, c in cells.items()} for m, cells in summary.items()},
         "mean_over_pairs": {m: mean_over_pairs(summary, m) for m in summary},
-        "gta_minus_dann": gains,
+        f"{gta}_minus_{dann}": gains,
         "gray_vs_color": {k: {flag: cell(c) for flag, c in cells.items()} for k, cells in gray_summary.items()},
-        "reference_course_report": {m: COURSE_REPORT[m] for m in ("dann", "gta")},
-        "reference_mean_over_pairs": {m: round(float(np.mean(list(COURSE_REPORT[m].values()))), 2) for m in ("dann", "gta")},
+        "reference_course_report": {m: COURSE_REPORT[m] for m in (dann, gta)},
+        "reference_mean_over_pairs": {m: round(float(np.mean(list(COURSE_REPORT[m].values()))), 2) for m in (dann, gta)},
     }

@@ -63,15 +63,16 @@ def gap_table(summary: Mapping[str, Mapping[str, Any]], methods: Iterable[str]) 
 
 def gap_over_pairs(summary: Mapping[str, Mapping[str, Any]], method: str) -> float | None:
     """The share (%) of the lower→upper gap ``method`` closes on the mean over pairs."""
-    m, lo, up = (mean_over_pairs(summary, k) for k in (method, "source-only", "target-only"))
+    m, lo, up = (mean_over_pairs(summary, k) for k in (method, registry.lower(), registry.upper()))
     return round((m - lo) / (up - lo) * 100, 1) if None not in (m, lo, up) and up - lo > 1e-9 else None
 
 
 def versus_dann(summary: Mapping[str, Mapping[str, Any]], method: str) -> float | None:
     """``method`` − DANN on the mean over pairs (points); None for DANN itself or without either."""
-    if method == "dann" or "dann" not in summary or method not in summary:
+    dann = registry.baseline()
+    if method == dann or dann not in summary or method not in summary:
         return None
-    return round(mean_over_pairs(summary, method) - mean_over_pairs(summary, "dann"), 2)
+    return round(mean_over_pairs(summary, method) - mean_over_pairs(summary, dann), 2)
 
 
 def selection_summary(results: Mapping[tuple[str, str, str, int], Any], methods: Iterable[str]
@@ -226,7 +227,7 @@ def handin_note(record: Mapping[str, Any], source: str, summary: Mapping[str, Ma
         ch = entry["choice"]
         text = (f"{pair_label(src, tgt)}: {ch['label']} ({ch['accuracy']:.2f} % on {entry.get('held_out', '?')} "
                 f"held-out images of {pair_label(*entry['development_task'].split('_', 1))})")
-        hand, dann = summary.get(HANDIN, {}).get(key), summary.get("dann", {}).get(key)
+        hand, dann = summary.get(HANDIN, {}).get(key), summary.get(registry.baseline(), {}).get(key)
         if hand and dann:
             text += (f", {hand['mean']:.2f} % on the course pair's target test against DANN's {dann['mean']:.2f} % "
                      f"({hand['mean'] - dann['mean']:+.2f} points)")
@@ -244,9 +245,10 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], selection: Mapping[str,
     course report's method) stands among the improved methods, and what choosing checkpoints without target labels
     cost. ``improved``: the improved methods to compare (default: every one of the registry in ``summary``)."""
     improved = [m for m in (improved or registry.improved()) if m in summary]
+    lower, dann, upper, own = registry.lower(), registry.baseline(), registry.upper(), registry.own_recipe()
     lines = [f"Target-test accuracy of each method's reported model (its checkpoint picked by the "
              f"**{validators.PRIMARY}** validator; {n_seeds} seed{'s' if n_seeds != 1 else ''} per cell):", ""]
-    contenders = [m for m in ("dann", *improved) if m in summary]
+    contenders = [m for m in (dann, *improved) if m in summary]
     for p in _pairs_in(summary):
         k = pair_key(*p)
         scores = {m: summary[m][k]["mean"] for m in contenders if k in summary.get(m, {})}
@@ -255,31 +257,31 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], selection: Mapping[str,
         winner = max(scores, key=scores.get)
         others = sorted((v, m) for m, v in scores.items() if m != winner)
         runner = others[-1] if others else None
-        lo, up = summary.get("source-only", {}).get(k, {}).get("mean"), summary.get("target-only", {}).get(k, {}).get("mean")
+        lo, up = summary.get(lower, {}).get(k, {}).get("mean"), summary.get(upper, {}).get(k, {}).get("mean")
         share = f", {(scores[winner] - lo) / (up - lo) * 100:.0f} % of the lower→upper gap" \
             if lo is not None and up is not None and up - lo > 1e-9 else ""
-        vs = f"{scores[winner] - scores['dann']:+.2f} over DANN; " if "dann" in scores and winner != "dann" else ""
+        vs = f"{scores[winner] - scores[dann]:+.2f} over DANN; " if dann in scores and winner != dann else ""
         lines.append(f"- **{pair_label(*p)}**: {row_label(winner)} is best with {scores[winner]:.2f} %"
                      + (f" ({vs}runner-up {row_label(runner[1])} {runner[0]:.2f} %)" if runner else "") + share + ".")
     best = best_method(summary, improved)
-    if best and "dann" in summary:
-        b, d = mean_over_pairs(summary, best), mean_over_pairs(summary, "dann")
-        lo, up = mean_over_pairs(summary, "source-only"), mean_over_pairs(summary, "target-only")
+    if best and dann in summary:
+        b, d = mean_over_pairs(summary, best), mean_over_pairs(summary, dann)
+        lo, up = mean_over_pairs(summary, lower), mean_over_pairs(summary, upper)
         pairs = _pairs_in(summary)
-        ahead = [p for p in pairs if pair_key(*p) in summary[best] and pair_key(*p) in summary["dann"]
-                 and summary[best][pair_key(*p)]["mean"] > summary["dann"][pair_key(*p)]["mean"]]
+        ahead = [p for p in pairs if pair_key(*p) in summary[best] and pair_key(*p) in summary[dann]
+                 and summary[best][pair_key(*p)]["mean"] > summary[dann][pair_key(*p)]["mean"]]
         lines += ["", f"Best improved method over the pairs: **{row_label(best)}**, {b:.2f} % against DANN's "
                   f"{d:.2f} % ({b - d:+.2f} points), ahead of DANN on {len(ahead)} of {len(pairs)} pairs"
                   + (f"; it closes {(b - lo) / (up - lo) * 100:.1f} % of the lower→upper gap on the mean over pairs "
                      f"(DANN {(d - lo) / (up - lo) * 100:.1f} %)." if None not in (lo, up) and up - lo > 1e-9 else ".")]
-        if "gta" in summary and best != "gta":
-            g = mean_over_pairs(summary, "gta")
-            rank = 1 + sum(mean_over_pairs(summary, m) > g for m in improved if m != "gta")
-            lines += ["", f"GTA, the course report's method, averages {g:.2f} % ({g - d:+.2f} points against DANN, "
-                      f"{g - b:+.2f} against {row_label(best)}): number {rank} of the {len(improved)} improved "
+        if own in summary and best != own:
+            g = mean_over_pairs(summary, own)
+            rank = 1 + sum(mean_over_pairs(summary, m) > g for m in improved if m != own)
+            lines += ["", f"{row_label(own)}, the course report's method, averages {g:.2f} % ({g - d:+.2f} points "
+                      f"against DANN, {g - b:+.2f} against {row_label(best)}): number {rank} of the {len(improved)} improved "
                       "methods here."]
-        elif best == "gta":
-            lines += ["", "GTA, the course report's method, is the best improved method here."]
+        elif best == own:
+            lines += ["", f"{row_label(own)}, the course report's method, is the best improved method here."]
     costs = [(c["acc@oracle"] - c[f"acc@{validators.PRIMARY}"], m, k) for m, cells in selection.items()
              for k, c in cells.items()]
     if costs:
@@ -350,7 +352,8 @@ def metrics_dict(summary: Mapping[str, Any], selection: Mapping[str, Any], confi
         "primary_validator": validators.PRIMARY,
         "target_accuracy": {m: {k: cell(c) for k, c in cells.items()} for m, cells in summary.items()},
         "mean_over_pairs": {m: mean_over_pairs(summary, m) for m in summary},
-        "gap_closed_percent": {m: gap_closed(summary, m) for m in summary if m not in ("source-only", "target-only")},
+        "gap_closed_percent": {m: gap_closed(summary, m) for m in summary
+                               if m not in (registry.lower(), registry.upper())},
         "gap_closed_mean_percent": {m: gap_over_pairs(summary, m) for m in summary},
         "versus_dann_points": {m: versus_dann(summary, m) for m in summary},
         "selection": {m: {k: {**c, f"cost@{validators.PRIMARY}": round(c["acc@oracle"] - c[f"acc@{validators.PRIMARY}"], 2)}

@@ -47,9 +47,9 @@ def row_order(keys: Iterable[str]) -> list[str]:
     def rank(key: str) -> tuple[float, str]:
         base, offset = key, 0.0
         if key == ADABN:
-            base, offset = "source-only", 0.5
+            base, offset = methods.lower(), 0.5
         elif key == HANDIN:
-            base, offset = "target-only", -0.5
+            base, offset = methods.upper(), -0.5
         elif key.endswith(WARM):
             base, offset = key[:-len(WARM)], -0.5
         return (methods.REGISTRY[base].order + offset if base in methods.REGISTRY else float("inf"), key)
@@ -79,9 +79,9 @@ def adabn_summary(results: Mapping[tuple[str, str, str, int], Any], data_root: A
     DANN's target statistics give from what its adversarial alignment gives. Models are copied, not changed."""
     import copy
 
-    out = {}
+    out, lower = {}, methods.lower()
     for (method, src, tgt, seed), r in results.items():
-        if method != "source-only":
+        if method != lower:
             continue
         classifier = copy.deepcopy(r.classifier)
         # The statistics are gathered in training mode (dropout on, as in DANN's own re-estimation); seeding
@@ -179,12 +179,17 @@ def _pairs_in(summary: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]
     return ordered + [tuple(k.split("_", 1)) for k in sorted(keys) if k not in {pair_key(*p) for p in ordered}]
 
 
-def results_table(summary: Mapping[str, Mapping[str, Any]],
-                  methods: tuple[str, ...] = ("source-only", "dann", "target-only")) -> pd.DataFrame:
-    """The course report's table shape: rows = methods, columns = pairs, cells :func:`cell_text` (%) of this run."""
+def _or_bounds(names: Iterable[str] | None) -> tuple[str, ...]:
+    """``names``, else Problem 3's rows: the registry's bounds and baseline in table order."""
+    return methods.bounds_and_baseline() if names is None else tuple(names)
+
+
+def results_table(summary: Mapping[str, Mapping[str, Any]], methods: Iterable[str] | None = None) -> pd.DataFrame:
+    """The course report's table shape: rows = ``methods`` (default: the registry's bounds and baseline, in table
+    order), columns = pairs, cells :func:`cell_text` (%) of this run."""
     pairs = _pairs_in(summary)
     rows = {}
-    for m in methods:
+    for m in _or_bounds(methods):
         if m not in summary:
             continue
         rows[row_label(m)] = {
@@ -195,10 +200,11 @@ def results_table(summary: Mapping[str, Mapping[str, Any]],
     return df
 
 
-def reference_table(methods: tuple[str, ...] = ("source-only", "dann", "target-only")) -> pd.DataFrame:
-    """The course report's own accuracies, labelled as such (a separate table, never mixed with this run's)."""
+def reference_table(methods: Iterable[str] | None = None) -> pd.DataFrame:
+    """The course report's own accuracies, labelled as such (a separate table, never mixed with this run's);
+    ``methods`` as :func:`results_table`."""
     df = pd.DataFrame.from_dict(
-        {row_label(m): {pair_label(*p): COURSE_REPORT[m][pair_key(*p)] for p in UDA_PAIRS} for m in methods},
+        {row_label(m): {pair_label(*p): COURSE_REPORT[m][pair_key(*p)] for p in UDA_PAIRS} for m in _or_bounds(methods)},
         orient="index")
     df.index.name = REFERENCE_LABEL
     return df
@@ -210,24 +216,26 @@ def mean_over_pairs(summary: Mapping[str, Mapping[str, Any]], method: str) -> fl
     return round(float(np.mean([c["mean"] for c in cells.values()])), 2) if cells else None
 
 
-def gap_closed(summary: Mapping[str, Mapping[str, Any]], method: str = "dann") -> dict[str, float | None]:
-    """Per pair, the share (%) of the lower→upper-bound gap that ``method`` closes: (M − L) / (U − L) · 100."""
-    out = {}
+def gap_closed(summary: Mapping[str, Mapping[str, Any]], method: str | None = None) -> dict[str, float | None]:
+    """Per pair, the share (%) of the lower→upper-bound gap that ``method`` (default: the baseline, DANN) closes:
+    (M − L) / (U − L) · 100."""
+    out, rows = {}, (methods.lower(), method or methods.baseline(), methods.upper())
     for p in _pairs_in(summary):
         k = pair_key(*p)
         try:
-            lo, d, up = (summary[m][k]["mean"] for m in ("source-only", method, "target-only"))
+            lo, d, up = (summary[m][k]["mean"] for m in rows)
         except KeyError:
             continue
         out[k] = round((d - lo) / (up - lo) * 100.0, 1) if up - lo > 1e-9 else None
     return out
 
 
-def domain_acc_summary(results: Mapping[tuple[str, str, str, int], Any], method: str = "dann",
+def domain_acc_summary(results: Mapping[tuple[str, str, str, int], Any], method: str | None = None,
                        ) -> dict[str, dict[str, float]]:
-    """Domain-classifier accuracy (%) during training, per pair (mean over seeds): first 10 % and last 10 % of
-    the logged steps, and the maximum."""
+    """Domain-classifier accuracy (%) during training of ``method`` (default: the baseline, DANN), per pair (mean
+    over seeds): first 10 % and last 10 % of the logged steps, and the maximum."""
     acc: dict[str, list[tuple[float, float, float]]] = {}
+    method = method or methods.baseline()
     for (m, src, tgt, _), r in results.items():
         series = r.history.get("domain_acc") or []
         if m != method or not series:
@@ -274,6 +282,7 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], domain_acc: Mapping[str
     """Problem 3.6 text (markdown): every sentence states a number of this run or a comparison of them; an earlier
     measurement is cited from docs/NOTES.md with its conditions. ``bn``/``bn_eval``: this run's BatchNorm settings."""
     closed = gap_closed(summary)
+    lower, dann, upper = methods.lower(), methods.baseline(), methods.upper()
     lines = [f"Over {n_seeds} seed{'s' if n_seeds != 1 else ''} per cell (target-test accuracy of the reported model: "
              "for DANN the checkpoint its unsupervised validator picked, for the bounds the last one):", ""]
     wins = 0
@@ -281,7 +290,7 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], domain_acc: Mapping[str
         k = pair_key(*p)
         if k not in closed:
             continue
-        lo, d, up = (summary[m][k]["mean"] for m in ("source-only", "dann", "target-only"))
+        lo, d, up = (summary[m][k]["mean"] for m in (lower, dann, upper))
         wins += d > lo
         share = closed[k]
         verdict = (f"DANN closes {share:.1f} % of the lower→upper gap ({d - lo:+.2f} points)" if d >= lo and share
@@ -289,15 +298,15 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], domain_acc: Mapping[str
         lines.append(f"- **{pair_label(*p)}**: source only {lo:.2f} %, DANN {d:.2f} %, target only {up:.2f} % — "
                      f"{verdict}.")
     total = len(closed)
-    ref_gains = [COURSE_REPORT["dann"][k] - COURSE_REPORT["source-only"][k] for k in COURSE_REPORT["dann"]]
+    ref_gains = [COURSE_REPORT[dann][k] - COURSE_REPORT[lower][k] for k in COURSE_REPORT[dann]]
     lines += ["", f"DANN beats the source-only lower bound on {wins} of {total} pairs here; the course report (real "
               f"course data, same network) saw gains of {min(ref_gains):.1f} to {max(ref_gains):.1f} points."]
     if ADABN in summary:
         parts, ahead = [], 0
         for p in _pairs_in(summary):
             k = pair_key(*p)
-            if k in summary[ADABN] and k in summary.get("dann", {}):
-                a, d = summary[ADABN][k]["mean"], summary["dann"][k]["mean"]
+            if k in summary[ADABN] and k in summary.get(dann, {}):
+                a, d = summary[ADABN][k]["mean"], summary[dann][k]["mean"]
                 ahead += d > a
                 parts.append(f"{pair_label(*p)} {a:.2f} % (DANN {d - a:+.2f} points against it)")
         lines += ["", "Diagnostic — the source-only model given the target's BatchNorm statistics (AdaBN: no adversarial "
@@ -312,7 +321,7 @@ def discussion(summary: Mapping[str, Mapping[str, Any]], domain_acc: Mapping[str
                   "cannot be told apart from the features): " + "; ".join(parts)
                   + f". Its highest value over the run is {top:.0f} %; at the end it is highest on "
                   f"{pair_label(*late[0].split('_', 1))} ({late[1]['late']:.0f} %)."]
-    gaps = [(summary["target-only"][k]["mean"] - summary["source-only"][k]["mean"], k) for k in closed]
+    gaps = [(summary[upper][k]["mean"] - summary[lower][k]["mean"], k) for k in closed]
     if gaps:
         lines += ["", "The domain shift's price, target-only minus source-only on the same network: "
                   + ", ".join(f"{pair_label(*k.split('_', 1))} {g:.2f} points" for g, k in gaps)
@@ -343,5 +352,5 @@ def metrics_dict(summary: Mapping[str, Any], domain_acc: Mapping[str, Any], conf
                                 for k, c in cells.items()} for m, cells in summary.items()},
         "gap_closed_percent": gap_closed(summary),
         "domain_acc_percent": dict(domain_acc),
-        "reference_course_report": {m: COURSE_REPORT[m] for m in ("source-only", "dann", "target-only")},
+        "reference_course_report": {m: COURSE_REPORT[m] for m in methods.bounds_and_baseline()},
     }

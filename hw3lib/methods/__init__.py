@@ -45,10 +45,44 @@ def improved(*, shared_recipe: bool = False) -> list[str]:
     return [m.name for m in ordered("improved") if not (shared_recipe and m.own_recipe)]
 
 
+def _one(found: list[Method], what: str) -> str:
+    if len(found) != 1:
+        raise ValueError(f"the registry has {len(found)} {what} method(s) ({', '.join(m.name for m in found)}); "
+                         "expected exactly one")
+    return found[0].name
+
+
+def lower() -> str:
+    """The lower bound: the bound trained on source labels (source-only)."""
+    return _one([m for m in ordered("bound") if m.labelled == "source"], "lower-bound")
+
+
+def upper() -> str:
+    """The upper bound: the bound trained on target labels (target-only)."""
+    return _one([m for m in ordered("bound") if m.labelled == "target"], "upper-bound")
+
+
+def baseline() -> str:
+    """The baseline every improved method is weighed against (DANN)."""
+    return _one(ordered("baseline"), "baseline")
+
+
+def bounds_and_baseline() -> tuple[str, ...]:
+    """Problem 3's rows in table order: the lower bound, the baseline, the upper bound."""
+    return tuple(names("bound", "baseline"))
+
+
+def own_recipe() -> str:
+    """The improved method trained on a recipe of its own (GTA, the public code's), with its own runs, tables and
+    figures in Problem 4 (``Method.own_recipe``)."""
+    return _one([m for m in ordered("improved") if m.own_recipe], "own-recipe")
+
+
 def label(name: str) -> str:
     """A method's table label (the name itself for a name the registry does not know)."""
     return REGISTRY[name].label if name in REGISTRY else name
 
 
-__all__ = ["REGISTRY", "ROLES", "Batch", "Context", "Losses", "Method", "NoKnobs", "Step", "accuracy_of", "get",
-           "improved", "label", "label_losses", "names", "nll", "ordered", "register"]
+__all__ = ["REGISTRY", "ROLES", "Batch", "Context", "Losses", "Method", "NoKnobs", "Step", "accuracy_of", "baseline",
+           "bounds_and_baseline", "get", "improved", "label", "label_losses", "lower", "names", "nll", "ordered",
+           "own_recipe", "register", "upper"]

@@ -92,4 +92,4 @@ def train_or_load(p: Params) -> Runs:
 
 PROBLEM = register(Problem(KEY, "Problem 3: DANN", 3, Params, runs,
                            Handin("DANN", "digits", "DANN predictions for a folder of digits",
-                                  method=methods.names("baseline")[0])))
+                                  method=methods.baseline())))

@@ -71,8 +71,7 @@ def shared_methods(p: Params) -> list[str]:
 
 def own_recipe_method() -> str:
     """The improved method on a recipe of its own (the ``gta`` parameter): GTA, the public code's recipe."""
-    (name,) = [m.name for m in methods.ordered("improved") if m.own_recipe]
-    return name
+    return methods.own_recipe()
 
 
 def candidates(p: Params) -> list[str]:

@@ -85,6 +85,7 @@ def _p3(m: Mapping[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def _p4(m: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    from hw3lib import methods
     from hw3lib.eval.uda import HANDIN, gap_closed
 
     acc, ref = m["target_accuracy"], m.get("reference_course_report") or {}
@@ -94,19 +95,20 @@ def _p4(m: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     closed = gap_closed(acc, HANDIN)
     choices = m.get("handin") or {}
     run, course = [f"the hand-in against DANN, {_n_note({HANDIN: hand})}"], ["course report's GTA against DANN, real data:"]
+    lower, base, upper, own = methods.lower(), methods.baseline(), methods.upper(), methods.own_recipe()
     for k in _pairs({HANDIN: hand}):
-        dann = (acc.get("dann") or {}).get(k)
+        dann = (acc.get(base) or {}).get(k)
         label = (choices.get(k) or {}).get("label")
         line = f"{_pair(k)}: {_mean(hand[k])}" + (f" ({label})" if label else "")
         if dann:
             line += f" against DANN's {_mean(dann)}: {hand[k]['mean'] - dann['mean']:+.2f} points"
         if closed.get(k) is not None:
             line += f"; closes {closed[k]:.0f} % of the source-only → target-only gap"
-        elif k in (acc.get("source-only") or {}) and k in (acc.get("target-only") or {}):
+        elif k in (acc.get(lower) or {}) and k in (acc.get(upper) or {}):
             line += "; no gap to close (target-only ≤ source-only)"
         run.append(line)
-        if k in ref.get("gta", {}) and k in ref.get("dann", {}):
-            course.append(f"{_pair(k)}: {ref['gta'][k]:.2f} against {ref['dann'][k]:.2f}")
+        if k in ref.get(own, {}) and k in ref.get(base, {}):
+            course.append(f"{_pair(k)}: {ref[own][k]:.2f} against {ref[base][k]:.2f}")
     return run, course if len(course) > 1 else []
 
 

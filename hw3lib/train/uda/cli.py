@@ -87,7 +87,7 @@ def applied_choice(args) -> dict[str, Any] | None:
 def config_from_cli(args, choice: dict[str, Any] | None = None) -> UDAConfig:
     """The run's config from ``hw3 train uda`` arguments (unset options keep the config's and the method's
     defaults); ``choice``: :func:`applied_choice`, whose method and knobs come under ``--set``."""
-    method = (choice or {}).get("method") or args.method or "dann"
+    method = (choice or {}).get("method") or args.method or methods.baseline()
     values = {k: v for k, v in vars(args).items() if v is not None and k not in ("set", "choices", "method")}
     knobs = {**(choice or {}).get("knobs", {}), **parse_sets(args.set or (), method)}
     return config_from(UDAConfig, {**values, "method": method, "knobs": knobs})

@@ -17,7 +17,7 @@ DEFAULT_BATCH, DEFAULT_LR = 128, 1e-3
 class UDAConfig:
     """One adaptation run: ``method`` on ``source`` → ``target``. What every method shares is a field here; what one
     method alone uses is in ``knobs``, that method's own dataclass (:attr:`hw3lib.methods.Method.knobs`)."""
-    method: str = "dann"
+    method: str = methods.baseline()  # the registry's baseline, DANN
     source: str = "usps"
     target: str = "mnistm"
     steps: int = 0                 # > 0: the budget in optimisation steps (one source + one target batch each)

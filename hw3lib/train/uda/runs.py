@@ -324,7 +324,7 @@ def gta_runs(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
              pairs: Iterable[tuple[str, str]] = UDA_PAIRS, seeds: Iterable[int] = (0,),
              gray_pairs: Iterable[Iterable[str]] = (("mnistm", "svhn"),), compare_gray: bool = True,
              ) -> tuple[dict[Key, UDAResult], dict[tuple[str, str, bool, int], UDAResult]]:
-    """Train or load GTA's runs (:func:`gta_configs`). Returns ``(main, variants)``: ``main[("gta", src, tgt,
+    """Train or load GTA's runs (:func:`gta_configs`). Returns ``(main, variants)``: ``main[(base.method, src, tgt,
     seed)]`` the main run of each pair; ``variants[(src, tgt, gray, seed)]`` both settings of each compared gray pair."""
     main: dict[Key, UDAResult] = {}
     variants: dict[tuple[str, str, bool, int], UDAResult] = {}
@@ -332,7 +332,7 @@ def gta_runs(base: UDAConfig, data_root: str | Path, run_root: str | Path, *,
     for cfg, is_main in gta_configs(base, pairs=pairs, seeds=seeds, gray_pairs=gray_pairs, compare_gray=compare_gray):
         r = train_or_load(cfg, data_root, Path(run_root) / cfg.name)
         if is_main:
-            main[("gta", cfg.source, cfg.target, cfg.seed)] = r
+            main[(cfg.method, cfg.source, cfg.target, cfg.seed)] = r
         if compare_gray and (cfg.source, cfg.target) in grays:
             variants[(cfg.source, cfg.target, cfg.knobs.gray, cfg.seed)] = r
     return main, variants
