@@ -299,17 +299,26 @@ def uda_view(r, data_dir, *, snapshot: int | None = None, per_domain: int = 200,
 
 
 def uda_explorer(results: Mapping[tuple[str, str, str, int], Any], data_dir, *, per_domain: int = 200,
-                 n_worst: int = 16, seed: int = 0) -> Panel:
+                 n_worst: int = 16, seed: int = 0, start: tuple[str, str, str, int] | None = None,
+                 view: UDAView | None = None) -> Panel:
     """Pick a run of ``results`` (``{(method, src, tgt, seed): r}``) with the ``pair``, ``method`` and ``seed``
     dropdowns; shows its t-SNE (``tsne``), confusion matrix (``confusion``) and worst-classified target test
     images (``worst``), see :func:`uda_view`. A run with ``r.snapshots`` (``[{"step", "state"}, ...]``: state dicts
     of ``models["dann"]``) also gets a ``step`` slider (the last position is the final model).
+
+    ``start``: the key of the run shown first (else the first pair, method and seed); ``view``: that run's
+    final-model :func:`uda_view` at the same ``per_domain``/``n_worst``/``seed``, when the notebook has already
+    computed it for its static figures: it is shown as it is, not computed again (a t-SNE: seconds).
 
     The cell to add to p3_dann / p4_uda (after ``results`` exists; the report shows the static figures instead)::
 
         from hw3lib.widgets import uda_explorer
         display(uda_explorer(results, data_dir, per_domain=tsne_per_domain, seed=seed))
     """
+    if view is not None and start is None:
+        raise ValueError("uda_explorer: a precomputed view needs start=, the key of the run it shows")
+    if start is not None and start not in results:
+        raise ValueError(f"uda_explorer: start={start!r} is not a key of results")
     from hw3lib.eval.uda import pair_label, row_label, row_order
 
     keys = list(results)
@@ -324,6 +333,10 @@ def uda_explorer(results: Mapping[tuple[str, str, str, int], Any], data_dir, *, 
     tsne, confusion, worst = _image(), _image(), _image()
     cache: dict[tuple, tuple[float, bytes, bytes, bytes]] = {}
     quiet = {"on": False}  # while the step options are replaced
+    if start is not None:
+        pair.value, method.value, run_seed.value = (start[1], start[2]), start[0], start[3]
+    if view is not None:
+        cache[start, None] = (view.accuracy, figure_png(view.tsne), figure_png(view.confusion), figure_png(view.worst))
 
     def set_steps():
         r = results.get((method.value, *pair.value, run_seed.value))

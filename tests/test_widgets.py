@@ -282,3 +282,23 @@ def test_memorisation_verdict_follows_the_numbers():
     pixels, features = text.splitlines()
     assert "reproduces training faces" in pixels and "50%" in pixels and "ratio 0.10" in pixels
     assert "no sign of copying" in features
+
+
+def test_uda_explorer_starts_at_a_run_and_shows_its_precomputed_view(fake_uda, monkeypatch):
+    """The notebooks compute one run's view for their static figures and hand it to the explorer: the explorer opens
+    at that run and shows those figures, without computing the t-SNE and predictions a second time."""
+    results, _ = fake_uda
+    start = ("dann", "mnistm", "svhn", 0)
+    view = widgets.uda_view(results[start], "DATA", per_domain=8, n_worst=4)
+    computed = []
+    real = widgets.uda_view
+    monkeypatch.setattr(widgets, "uda_view", lambda r, *a, **k: computed.append(r) or real(r, *a, **k))
+    panel = widgets.uda_explorer(results, "DATA", per_domain=8, n_worst=4, start=start, view=view)
+    assert computed == []  # opened on the given view
+    assert panel.controls["pair"].value == ("mnistm", "svhn")
+    assert f"<b>{view.accuracy:.1f} %</b>" in panel.outputs["status"].value
+    assert panel.outputs["tsne"].value == widgets.figure_png(view.tsne)
+    panel.controls["pair"].value = ("usps", "mnistm")  # another run: computed on demand
+    assert computed == [results[("dann", "usps", "mnistm", 0)]]
+    with pytest.raises(ValueError, match="not a key of results"):
+        widgets.uda_explorer(results, "DATA", start=("dann", "svhn", "usps", 0))

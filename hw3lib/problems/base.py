@@ -217,6 +217,8 @@ class Problem:
     params: type                              # its Params dataclass
     runs: Callable[[Any, Where], list[PlannedRun]]
     handin: Handin | None = None
+    # its results on the report's first page: metrics.json → (this run's lines, the reference lines)
+    headline: Callable[[Mapping[str, Any]], tuple[list[str], list[str]]] | None = None
 
     @property
     def short(self) -> str:

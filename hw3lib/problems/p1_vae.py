@@ -7,8 +7,9 @@ Runs: the VAE (``run_dir``) and the attribute classifier (``attr_run_dir``); bot
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
+from hw3lib.problems import headline as hl
 from hw3lib.problems.base import Handin, Params as _Params, PlannedRun, Problem, Where, face_run, register
 
 KEY = "p1_vae"
@@ -69,6 +70,16 @@ def train_or_load(p: Params) -> Runs:
                 attr.train_or_load(attr_config(p), p.data_dir, p.attr_run_dir))
 
 
+def headline(m: Mapping[str, Any]) -> hl.Lines:
+    """The report's first-page lines for this problem's ``metrics.json`` (:mod:`hw3lib.problems.headline`)."""
+    mse, base = m["test_mse_mean"], m["baseline_mse"]
+    ratio = base / mse if mse > 0 else float("inf")
+    return ([f"VAE test MSE {mse:.4f} (decode(μ), [0, 1] pixels)"],
+            [f"every test face as the train mean image: {base:.4f} — the VAE's error is "
+             + (f"{ratio:.1f}× lower" if ratio >= 1 else f"{1 / ratio:.1f}× higher")])
+
+
 PROBLEM = register(Problem(KEY, "Problem 1: VAE", 1, Params, runs,
                            Handin("VAE", "faces", "32 faces from the VAE as a 4x8 PNG", kinds=("vae",),
-                                  command="vae")))
+                                  command="vae"),
+                           headline=headline))

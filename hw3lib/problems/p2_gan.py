@@ -7,9 +7,10 @@ is not in the report and no finished VAE is in ``vae_run_dir`` — a VAE to comp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from hw3lib.problems import p1_vae
+from hw3lib.problems import headline as hl
 from hw3lib.problems.base import Handin, Params as _Params, PlannedRun, Problem, Where, face_run, register
 
 KEY = "p2_gan"
@@ -78,5 +79,20 @@ def train_or_load(p: Params) -> Runs:
                 vae.finished_or_train(vae_config(p), p.data_dir, p.vae_run_dir))
 
 
+def headline(m: Mapping[str, Any]) -> hl.Lines:
+    """The report's first-page lines for this problem's ``metrics.json`` (:mod:`hw3lib.problems.headline`)."""
+    from hw3lib.eval.gan import _fmt
+
+    s = m["samples"]
+
+    def line(name: str, key: str) -> str:
+        x = s[key]
+        return f"{name}: FD {_fmt(x['fd'])}, recall {x['recall']:.2f}, C2ST {x['c2st']:.2f}"
+    ref = [line(name, key) for name, key in (("VAE (Problem 1)", "vae"), ("untrained G", "untrained")) if key in s]
+    return ([line("DCGAN", "dcgan"), "FD ↓, recall ↑, C2ST 0.5 = indistinguishable"],
+            ref or ["no VAE or untrained generator in this run"])
+
+
 PROBLEM = register(Problem(KEY, "Problem 2: GAN", 2, Params, runs,
-                           Handin("DCGAN", "faces", "32 faces from the DCGAN", kinds=("gan",), command="gan")))
+                           Handin("DCGAN", "faces", "32 faces from the DCGAN", kinds=("gan",), command="gan"),
+                           headline=headline))

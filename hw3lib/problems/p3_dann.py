@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple
 
 from hw3lib import methods
+from hw3lib.problems import headline as hl
 from hw3lib.problems.base import (Handin, Params as _Params, PlannedRun, Problem, Where, register, seeds_of,
                                   uda_run)
 
@@ -90,6 +91,20 @@ def train_or_load(p: Params) -> Runs:
     return Runs(base_config(p), methods_trained(), results)
 
 
+def headline(m: Mapping[str, Any]) -> hl.Lines:
+    """The report's first-page lines for this problem's ``metrics.json`` (:mod:`hw3lib.problems.headline`)."""
+    acc, ref = m["target_accuracy"], m.get("reference_course_report") or {}
+    trained = methods_trained()  # source-only, DANN, target-only: the registry's bounds and baseline
+    run, course = [], []
+    for k in hl.pairs(acc):
+        run.append(f"{hl.pair(k)}: " + " · ".join(hl.mean(acc.get(x, {}).get(k)) for x in trained))
+        if all(k in ref.get(x, {}) for x in trained):
+            course.append(f"{hl.pair(k)}: " + " · ".join(f"{ref[x][k]:.2f}" for x in trained))
+    head = f"source-only · DANN · target-only, {hl.n_note(acc)}"
+    return [head, *run], (["course report, real data:", *course] if course else ["no course-report figures"])
+
+
 PROBLEM = register(Problem(KEY, "Problem 3: DANN", 3, Params, runs,
                            Handin("DANN", "digits", "DANN predictions for a folder of digits",
-                                  method=methods.baseline())))
+                                  method=methods.baseline()),
+                           headline=headline))

@@ -17,10 +17,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from hw3lib import methods
 from hw3lib.problems import p3_dann
+from hw3lib.problems import headline as hl
 from hw3lib.problems.base import (Handin, Params as _Params, PlannedRun, Problem, Where, register, seeds_of,
                                   uda_run)
 
@@ -285,6 +286,36 @@ def train_or_load(p: Params) -> Runs:
                 handin)
 
 
+def headline(m: Mapping[str, Any]) -> hl.Lines:
+    """The report's first-page lines for this problem's ``metrics.json`` (:mod:`hw3lib.problems.headline`)."""
+    from hw3lib.eval.uda import HANDIN, gap_closed
+
+    acc, ref = m["target_accuracy"], m.get("reference_course_report") or {}
+    hand = acc.get(HANDIN) or {}
+    if not hand:
+        return ["no hand-in row in this run's metrics"], []
+    closed = gap_closed(acc, HANDIN)
+    choices = m.get("handin") or {}
+    run = [f"the hand-in against DANN, {hl.n_note({HANDIN: hand})}"]
+    course = ["course report's GTA against DANN, real data:"]
+    lower, base, upper, own = methods.lower(), methods.baseline(), methods.upper(), methods.own_recipe()
+    for k in hl.pairs({HANDIN: hand}):
+        dann = (acc.get(base) or {}).get(k)
+        label = (choices.get(k) or {}).get("label")
+        line = f"{hl.pair(k)}: {hl.mean(hand[k])}" + (f" ({label})" if label else "")
+        if dann:
+            line += f" against DANN's {hl.mean(dann)}: {hand[k]['mean'] - dann['mean']:+.2f} points"
+        if closed.get(k) is not None:
+            line += f"; closes {closed[k]:.0f} % of the source-only → target-only gap"
+        elif k in (acc.get(lower) or {}) and k in (acc.get(upper) or {}):
+            line += "; no gap to close (target-only ≤ source-only)"
+        run.append(line)
+        if k in ref.get(own, {}) and k in ref.get(base, {}):
+            course.append(f"{hl.pair(k)}: {ref[own][k]:.2f} against {ref[base][k]:.2f}")
+    return run, course if len(course) > 1 else []
+
+
 PROBLEM = register(Problem(KEY, "Problem 4: Improved UDA", 4, Params, runs,
                            Handin("improved-UDA model", "digits", "predictions of Problem 4's selected run",
-                                  selected=True)))
+                                  selected=True),
+                           headline=headline))
