@@ -15,8 +15,9 @@
 4. :func:`run_notebooks` — ``pN_xxx.ipynb`` (the project's, the checkout's or the installed copies:
    ``hw3lib.project``) run with papermill (cwd: their folder, kernel ``python3`` of this interpreter) into
    ``OUT/executed/``, ``$HW3_TABLES_DIR`` = ``OUT/tables``, one at a time per core once the pool has trained their
-   runs (:func:`notebook_lanes`), one live progress line per notebook (``hw3lib.report.progress``); a failing notebook is recorded and the others still run; a cell running past
-   the profile's ``cell_timeout`` is stopped with its kernel and recorded as that notebook's failure;
+   runs (:func:`notebook_lanes`), one live progress line per notebook (``hw3lib.report.progress``); a failing
+   notebook is recorded and the others still run; a cell running past the profile's ``cell_timeout`` is stopped
+   with its kernel and recorded as that notebook's failure;
 5. :func:`report_header` and :func:`write_html` — one self-contained HTML (``hw3lib.report.html``); its first page
    has each problem's results at a glance (``hw3lib.report.glance``, from the runs' ``metrics.json``) and, per
    problem, the training time and runs (from the runs' checkpoints) beside the notebook's time;
@@ -452,7 +453,6 @@ def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True,
     executed_dir = plan.out / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     plan.figures.mkdir(parents=True, exist_ok=True)
-    runs: dict[str, Execution] = {}
     previous = previous_build(plan.out / RUN_JSON)
     positions: queue.SimpleQueue[int] = queue.SimpleQueue()  # a progress line per lane, reused
     for i in range(lanes):
