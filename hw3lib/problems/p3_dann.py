@@ -40,7 +40,7 @@ class Params(_Params):
 
 def methods_trained() -> list[str]:
     """The methods Problem 3 trains: the registry's bounds and baseline, in table order."""
-    return methods.names("bound", "baseline")
+    return list(methods.bounds_and_baseline())
 
 
 def base_config(p: Params):
