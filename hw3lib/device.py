@@ -119,7 +119,8 @@ def describe(device: torch.device) -> str:
     """A human line for reports: ``cuda (NVIDIA H200)`` or ``cpu (2 threads)``."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'s' if n != 1 else ''})"
 
 
 AMP_MODES = ("auto", "bf16", "off")

@@ -204,3 +204,16 @@ def test_discussion_reports_the_weight_average_against_the_raw_generator():
     assert "FD 20 and recall 0.30, the raw G of the same run FD 35 and recall 0.10" in text
     assert "the averaged G's samples are harder to tell from real faces than the raw G's" in text
     assert "Weight average" not in _discussion({"dcgan": _m(20, 0.8, 0.76, 0.83), "vae": _m(60, 1.0, 0.99, 1.0)})
+
+
+def test_the_comparison_table_shows_each_metric_at_its_own_precision():
+    """The table a reader sees rounds (FD to 2 decimals, KID to 4, proportions to 3); metrics.json keeps every digit."""
+    from hw3lib.eval.gan import metrics_table
+
+    m = {"fd": 71.503191, "kid": 0.682755, "kid_std": 0.0259691, "precision": 0.0163, "density": 0.00321,
+         "recall": 0.0, "coverage": 0.00612, "c2st": 0.99951, "c2st_low": 0.99, "c2st_high": 1.0, "n": 500,
+         "attr_gap": 0.322911}
+    row = metrics_table({"vae": m}).loc["VAE (Problem 1)"]
+    assert (row["FD ↓"], row["KID ↓"], row["precision ↑"], row["C2ST acc. (0.5 best)"]) == (71.5, 0.6828, 0.016, 1.0)
+    assert row["attribute gap ↓"] == 0.323 and row["samples"] == 500 and row["C2ST 95 % interval"] == "0.99–1.00"
+    assert m["fd"] == 71.503191  # the record is not touched

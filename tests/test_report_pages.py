@@ -99,6 +99,15 @@ def test_tidy_says_a_shared_n_once_and_keeps_the_rest_with_its_number():
     assert "NaN" not in shown.to_html() and shown.columns.name == "setting" and shown.index.name is None
 
 
+def test_the_development_table_says_each_columns_own_n():
+    """Development scores are means over the development seeds (2), the course pair's column over this report's (1):
+    no caption may say "n = 1 per cell" over a column of two-seed means."""
+    shown, caption = tidy(improved.development_table(_development(dev_seeds=2), _summary()), "Development")
+    assert caption == "Development", caption
+    assert {"development accuracy (%) (n = 2)", "course pair target-test (%), this report (n = 1)"} <= set(shown.columns)
+    assert list(shown["development accuracy (%) (n = 2)"])[:2] == ["40.00", "41.50"]
+
+
 def test_near_best_keeps_the_candidates_within_points_of_each_groups_best():
     dev = improved.development_table(_development(), _summary())
     kept = near_best(dev, "development accuracy (%)", 2.0, by="course pair")
@@ -227,8 +236,9 @@ def test_placement_names_what_the_notebooks_show():
 
 
 def test_the_quick_reports_body_fits_22_pages():
-    """After ``make report`` (the quick profile): the body, before the appendix's heading, is at most 22 pages."""
-    from hw3lib.report.pdf import body_pages
+    """After ``make report`` (the quick profile): the body, before the appendix's heading, is at most 22 pages, and
+    page 1 shows the results at a glance whole."""
+    from hw3lib.report.pdf import body_pages, page_texts
 
     root = Path(__file__).resolve().parents[1] / "report"
     run = json.loads((root / "run.json").read_text()) if (root / "run.json").is_file() else {}
@@ -237,6 +247,11 @@ def test_the_quick_reports_body_fits_22_pages():
         pytest.skip("no quick report's PDF here (make report), or no pdftotext: the page count was NOT checked")
     pages, body = body_pages(pdf)
     assert body is not None and body <= 22, f"{pdf}: the body is {body} of {pages} pages (at most 22)"
+    # page 1 shows the results at a glance whole: its heading, every problem's row, and what follows the table
+    first = page_texts(pdf)[0]
+    glance_at, after = first.find("Results at a glance"), first.find("Data sizes")
+    assert 0 <= glance_at < after, f"{pdf}: page 1 does not hold the whole results-at-a-glance table"
+    assert all(f"Problem {i}:" in first[glance_at:after] for i in range(1, 5)), first[glance_at:after]
 
 
 # ---------------------------------------------------------------- results at a glance
@@ -285,6 +300,18 @@ def test_glance_reads_each_problems_headline_from_its_metrics(metrics_root):
     # hand-in 56 (MCC) against DANN 29 on usps → mnistm: +27 points, (56 - 20) / (38 - 20) = 200 % of the gap
     assert "usps → mnistm: 56.00 (MCC) against DANN's 29.00: +27.00 points; closes 200 %" in p4
     assert "usps → mnistm: 48.05 against 42.14" in rows["p4_uda"]["reference"]
+
+
+def test_glance_names_an_ensemble_by_its_methods_and_leaves_the_knobs_to_4_1(metrics_root):
+    from hw3lib.problems import p4_uda
+
+    m = json.loads((metrics_root / "p4_uda" / "metrics.json").read_text())
+    members = [{"method": "mcc", "knobs": {"temperature": 1.0}, "label": "MCC, temperature = 1.0"},
+               {"method": "dann", "knobs": {}, "label": "DANN"}, {"method": "mcc", "knobs": {}, "label": "MCC"}]
+    m["handin"] = {k: {"label": "Ensemble of 3: MCC, temperature = 1.0; DANN; MCC", "members": members} for k in PAIRS}
+    run, _ = p4_uda.headline(m)
+    assert run[1].startswith("usps → mnistm: 56.00 (ensemble of 3: MCC, DANN) against DANN's 29.00"), run[1]
+    assert "temperature" not in " ".join(run)
 
 
 def test_glance_says_why_a_problem_has_no_numbers(metrics_root):
@@ -362,3 +389,15 @@ def test_the_glance_fits_a_1280_px_window_in_chromium(metrics_root):
     assert box["rows"] == 4
     assert box["page"] <= box["window"] == 1280 and box["right"] <= 1280, box  # no horizontal scrolling
     assert box["table"] <= box["shown"], box  # nothing inside the table overflows it
+
+
+def test_the_handin_note_lists_one_pair_a_line_with_this_runs_numbers():
+    record = _development()
+    for entry in record["pairs"].values():
+        entry["choice"].update(accuracy=41.5)
+    summary = _summary()  # DANN 29/32/35, hand-in 56/59/62
+    note = improved.handin_note(record, "choices.json", summary, {"usps_mnistm": [50.0, 40.0]})
+    items = [line for line in note.splitlines() if line.startswith("- ")]
+    assert len(items) == 3 and items[0].startswith("- **usps → mnistm**: MCC (41.50 % on 100 held-out images")
+    assert "56.00 % on the course pair's target test against DANN's 29.00 % (+27.00 points)" in items[0]
+    assert "its members alone: 50.00 %, 40.00 %" in items[0] and "members" not in items[1]

@@ -48,7 +48,8 @@ def test_a_hanging_cell_ends_the_report_with_one_line_naming_it(tmp_path):
     nbs.mkdir()
     _notebook(nbs / "p1_vae.ipynb", "Problem 1", [
         "import json, os\nos.makedirs(run_dir, exist_ok=True)\n"
-        "open(os.path.join(run_dir, 'metrics.json'), 'w').write(json.dumps({'done': 1}))"])
+        "open(os.path.join(run_dir, 'metrics.json'), 'w').write(json.dumps({'done': 1}))",
+        "os.write(2, b'C_LEVEL_NOISE\\n')  # the kernel process's own stderr, as libzmq or torch's C++ would write"])
     _notebook(nbs / "p2_gan.ipynb", "Problem 2", [
         "import os\nos.makedirs(run_dir, exist_ok=True)\nopen(os.path.join(run_dir, 'finished.txt'), 'w').write('x')",
         "open(os.path.join(run_dir, 'kernel.pid'), 'w').write(str(os.getpid()))",
@@ -75,7 +76,8 @@ def test_a_hanging_cell_ends_the_report_with_one_line_naming_it(tmp_path):
     assert len(lines) == 1, proc.stderr
     executed = tmp_path / "out" / "executed" / "p2_gan.ipynb"
     m = re.fullmatch(r"hw3 report: p2_gan failed: CellTimeoutError: cell (\d+) \(import time\) ran past "
-                     rf"cell_timeout {TIMEOUT} s and was stopped with its kernel \(see (.+)\)", lines[0])
+                     rf"cell_timeout {TIMEOUT} s and was stopped with its kernel \(see (\S+?)"
+                     r"(?:; its kernel's stderr: \S+)?\)", lines[0])
     assert m and Path(m.group(2)) == executed, lines[0]
     cell = nbformat.read(str(executed), as_version=4).cells[int(m.group(1))]
     assert "time.sleep(600)" in cell.source
@@ -84,6 +86,9 @@ def test_a_hanging_cell_ends_the_report_with_one_line_naming_it(tmp_path):
     # what finished before the hang is kept: the first notebook, and the hanging one's earlier cells
     assert run["notebooks"]["p1_vae"]["status"] == "ok" and run["notebooks"]["p2_gan"]["status"] == "failed"
     assert (tmp_path / "runs" / "p1_vae" / "metrics.json").is_file()
+    # a kernel's process-level stderr goes to a log beside its executed notebook, not to the report's terminal
+    assert "C_LEVEL_NOISE" not in proc.stderr + proc.stdout
+    assert "C_LEVEL_NOISE" in (tmp_path / "out" / "executed" / "p1_vae.kernel.log").read_text()
     assert (tmp_path / "runs" / "p2_gan" / "finished.txt").is_file()
     html = (tmp_path / "out" / "hw3_report.html").read_text()
     assert "CellTimeoutError" in html and "Not run: After the hang." in html and "NEVER_REACHED" not in html

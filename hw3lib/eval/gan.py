@@ -33,6 +33,10 @@ LABELS = {"dcgan": "DCGAN", "dcgan_raw": "DCGAN, raw G (no weight average)", "va
           "untrained": "untrained DCGAN generator", "real_train": "real train faces (reference)"}
 COLUMNS = {"fd": "FD ↓", "kid": "KID ↓", "kid_std": "KID std", "precision": "precision ↑", "density": "density ↑",
            "recall": "recall ↑", "coverage": "coverage ↑", "c2st": "C2ST acc. (0.5 best)", "n": "samples"}
+# Decimals the tables show (metrics.json keeps every digit): FD's scale is tens, KID's hundredths, the rest
+# proportions of a few hundred samples.
+DECIMALS = {"fd": 2, "kid": 4, "kid_std": 4, "precision": 3, "density": 3, "recall": 3, "coverage": 3, "c2st": 3,
+            "attr_gap": 3}
 
 
 class Comparison(NamedTuple):
@@ -48,13 +52,14 @@ class Comparison(NamedTuple):
 
 def metrics_table(metrics: dict, labels: dict[str, str] | None = None) -> pd.DataFrame:
     """Rows: the sets of ``metrics`` (named by ``labels``, default :data:`LABELS`); columns :data:`COLUMNS`, the
-    C2ST accuracy's 95 % interval and the attribute gap."""
+    C2ST accuracy's 95 % interval and the attribute gap, each rounded to its :data:`DECIMALS`."""
     labels = LABELS if labels is None else labels
+    shown = lambda m, c: round(m[c], DECIMALS[c]) if c in DECIMALS else m[c]  # noqa: E731
     rows = {}
     for k, m in metrics.items():
-        row = {COLUMNS[c]: m[c] for c in COLUMNS}
+        row = {COLUMNS[c]: shown(m, c) for c in COLUMNS}
         row["C2ST 95 % interval"] = f"{m['c2st_low']:.2f}–{m['c2st_high']:.2f}"
-        row["attribute gap ↓"] = m["attr_gap"]
+        row["attribute gap ↓"] = shown(m, "attr_gap")
         rows[labels.get(k, k)] = row
     table = pd.DataFrame(rows).T
     table["samples"] = table["samples"].astype(int)

@@ -175,7 +175,7 @@ def _development_rows(key: str, entry: Mapping[str, Any], summary: Mapping[str, 
         stopped = sc.get("stopped_at")
         rows.append({"course pair": pair_label(src, tgt), "candidate": sc["label"],
                      "development task": pair_label(*entry["development_task"].split("_", 1)),
-                     "development accuracy (%)": sc["accuracy"],
+                     "development accuracy (%)": sc["accuracy"], "n": len(sc.get("values") or []),
                      "stopped at step": stopped if stopped else "—",
                      "chosen": "✓" if is_choice else "",
                      "course pair target-test (%), this report": cell_text(course) if course else "—"})
@@ -201,7 +201,9 @@ def development_table(record: Mapping[str, Any], summary: Mapping[str, Mapping[s
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows)
-    df["development accuracy (%)"] = df["development accuracy (%)"].map(lambda v: f"{v:.2f}")
+    # each score's own n (its development seeds): the course pair's column has another (this report's seeds)
+    df["development accuracy (%)"] = [f"{v:.2f} (n = {n})" if n else f"{v:.2f}"
+                                      for v, n in zip(df["development accuracy (%)"], df.pop("n"))]
     if (df["stopped at step"] == "—").all():
         df = df.drop(columns=["stopped at step"])
     return df.set_index(["course pair", "candidate"])
@@ -220,12 +222,12 @@ def handin_note(record: Mapping[str, Any], source: str, summary: Mapping[str, Ma
     rule = (f"; the hand-in: the mean-probability ensemble of the {k} best methods on the task, each at its best "
             f"candidate's knobs" if k else "")
     lines = [f"**The hand-in, chosen on development tasks** ({source}; {len(p.get('seeds') or [])} development "
-             f"seed(s), {len(p.get('candidates') or [])} candidates per pair{halving}{rule}): "]
+             f"seed(s), {len(p.get('candidates') or [])} candidates per pair{halving}{rule}):", ""]
     parts = []
     for key, entry in (record.get("pairs") or {}).items():
         src, tgt = key.split("_", 1)
         ch = entry["choice"]
-        text = (f"{pair_label(src, tgt)}: {ch['label']} ({ch['accuracy']:.2f} % on {entry.get('held_out', '?')} "
+        text = (f"**{pair_label(src, tgt)}**: {ch['label']} ({ch['accuracy']:.2f} % on {entry.get('held_out', '?')} "
                 f"held-out images of {pair_label(*entry['development_task'].split('_', 1))})")
         hand, dann = summary.get(HANDIN, {}).get(key), summary.get(registry.baseline(), {}).get(key)
         if hand and dann:
@@ -235,7 +237,7 @@ def handin_note(record: Mapping[str, Any], source: str, summary: Mapping[str, Ma
         if len(accs) > 1:
             text += f"; its members alone: {', '.join(f'{a:.2f} %' for a in accs)}"
         parts.append(text)
-    return lines[0] + "; ".join(parts) + "."
+    return "\n".join([*lines, *(f"- {part}." for part in parts)])  # a list: one pair a line
 
 
 def discussion(summary: Mapping[str, Mapping[str, Any]], selection: Mapping[str, Any], n_seeds: int,

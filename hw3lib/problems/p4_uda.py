@@ -286,6 +286,14 @@ def train_or_load(p: Params) -> Runs:
                 handin)
 
 
+def _what(choice: Mapping[str, Any]) -> str | None:
+    """The hand-in in a few words: an ensemble's methods (their knobs are in 4.1's table), else the choice's label."""
+    members = choice.get("members") or []
+    if len(members) > 1:
+        return f"ensemble of {len(members)}: " + ", ".join(dict.fromkeys(methods.label(m["method"]) for m in members))
+    return choice.get("label")
+
+
 def headline(m: Mapping[str, Any]) -> hl.Lines:
     """The report's first-page lines for this problem's ``metrics.json`` (:mod:`hw3lib.problems.headline`)."""
     from hw3lib.eval.uda import HANDIN, gap_closed
@@ -301,7 +309,7 @@ def headline(m: Mapping[str, Any]) -> hl.Lines:
     lower, base, upper, own = methods.lower(), methods.baseline(), methods.upper(), methods.own_recipe()
     for k in hl.pairs({HANDIN: hand}):
         dann = (acc.get(base) or {}).get(k)
-        label = (choices.get(k) or {}).get("label")
+        label = _what(choices.get(k) or {})
         line = f"{hl.pair(k)}: {hl.mean(hand[k])}" + (f" ({label})" if label else "")
         if dann:
             line += f" against DANN's {hl.mean(dann)}: {hand[k]['mean'] - dann['mean']:+.2f} points"

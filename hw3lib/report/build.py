@@ -164,6 +164,26 @@ class _DropTimeoutLog(logging.Filter):
         return not record.getMessage().startswith("Timeout waiting for execute reply")
 
 
+def kernel_log(dst: Path) -> Path:
+    """Where the kernel that ran the executed notebook ``dst`` wrote its process's own stderr (kept when not empty)."""
+    return dst.with_suffix(".kernel.log")
+
+
+def _kernel_manager(log: Path):
+    """A kernel manager whose kernels write their process's stderr to ``log``, not to the report's terminal: what
+    lands there is C-level noise (libzmq asserting when a timed-out kernel is shut down, torch's C++ warnings);
+    Python's own warnings and errors reach the notebook's outputs anyway."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log, "ab") as f:  # the child keeps its own copy of the descriptor
+                kw["stderr"] = f
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return LoggedKernelManager
+
+
 def _execute(src: Path, dst: Path, params: dict, cell_timeout: int | None = None) -> tuple[str, float, object]:
     """Run one notebook; returns (status, wall seconds, error or None). Never raises for notebook errors.
 
@@ -184,12 +204,15 @@ def _execute(src: Path, dst: Path, params: dict, cell_timeout: int | None = None
 
     quiet = _DropTimeoutLog()
     logging.getLogger("papermill").addFilter(quiet)
+    log = kernel_log(dst)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.unlink(missing_ok=True)
     t0 = time.perf_counter()
     try:
         # The kernel's own log stays at CRITICAL: a kernel shut down mid-cell (a timeout) logs a ZMQ traceback at
         # ERROR; a kernel that dies is reported by nbclient (DeadKernelError) anyway.
         pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(src.parent), kernel_name="python3",
-                            progress_bar=False, timeout_func=timeout_for,
+                            progress_bar=False, timeout_func=timeout_for, kernel_manager_class=_kernel_manager(log),
                             log_output=False, extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     except PapermillExecutionError as exc:
         src_lines = [ln for ln in str(exc.source).splitlines() if ln.strip()]
@@ -206,6 +229,8 @@ def _execute(src: Path, dst: Path, params: dict, cell_timeout: int | None = None
         return "failed", time.perf_counter() - t0, ProblemError(type(exc).__name__, msg, "")
     finally:
         logging.getLogger("papermill").removeFilter(quiet)
+        if log.is_file() and not log.stat().st_size:
+            log.unlink()
     return "ok", time.perf_counter() - t0, None
 
 
@@ -473,7 +498,10 @@ def run_notebooks(plan: Plan, params: dict[str, dict], *, progress: bool = True,
         finally:
             positions.put(position)
         if status != "ok":
-            print(f"hw3 report: {n} failed: {error.ename}: {error.evalue} (see {dst})", file=sys.stderr, flush=True)
+            log = kernel_log(dst)
+            also = f"; its kernel's stderr: {log}" if log.is_file() else ""
+            print(f"hw3 report: {n} failed: {error.ename}: {error.evalue} (see {dst}{also})", file=sys.stderr,
+                  flush=True)
         return Execution(status, wall, error, dst, bar.finished)
 
     order = _longest_first(plan, previous) if lanes > 1 else list(plan.notebooks)
@@ -511,7 +539,7 @@ def report_header(plan: Plan, data: Data, params: dict[str, dict], runs: dict[st
     return {
         "data_kind": data.info.get("kind", "real"),
         "data_dir": str(root),
-        "data_summary": f"{summary}, folder {root}" if summary else f"folder {root}",
+        "data_summary": summary or f"folder {root}",  # its folder: the Data line under the glance (page 1 room)
         "data_line": (f"embedded synthetic data ({summary or 'hw3lib generator'}) at {root}"
                       if data.info.get("kind") == "embedded" else f"real data at {root}"),
         "sizes_line": _sizes_line(data.sizes),

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from hw3lib import checkpoint, settings
 from hw3lib.data.batches import Batches
+from hw3lib.device import describe
 from hw3lib.distributed import SINGLE, DistInfo, all_mean, barrier, max_param_divergence, unwrap
 from hw3lib.runtime import Runtime
 from hw3lib.train.configs import config_diff, config_dict, same_config
@@ -309,6 +310,7 @@ class TrainLoop:
         # Training wall time, summed over resumed sessions: extra["wall_s"] (hw3 results, the report's timings).
         t0 = time.perf_counter() - float(self.extra.get("wall_s", 0.0))
         self.extra["threads"] = _threads_record(self.extra.get("threads"), torch.get_num_threads())
+        self.extra["device"] = describe(self.runtime.device)  # where it trained (a report's kernel may run elsewhere)
         try:
             for m in self.models.values():
                 m.train()
