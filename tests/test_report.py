@@ -636,7 +636,8 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
     from hw3lib import checkpoint
 
     p4 = json.loads(Path(run["notebooks"]["p4_uda"]["metrics"]).read_text())
-    assert set(p4["selected_runs"]) == set(p4["development"]["pairs"]) == {"usps_mnistm", "mnistm_svhn", "svhn_usps"}
+    assert set(p4["selected_runs"]) == set(p4["development"]["pairs"]) == {"usps_mnistm", "mnistm_svhn", "svhn_usps"}, \
+        (p4["selected_runs"], p4["development"]["pairs"].keys())
     for key, entry in p4["development"]["pairs"].items():  # one run per member of the choice (an ensemble: several)
         members = entry["choice"]["members"]
         assert len(p4["selected_runs"][key]) == len(members)
@@ -670,5 +671,6 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
 
     table = report_build.print_plan("smoke", out=tmp_path / "report", device="cpu")
     trained = {p.parent for p in checkpoints(tmp_path / "runs" / "smoke")}
-    assert {Path(d) for d in table["run_dir"]} == trained
+    planned = {Path(d) for d in table["run_dir"]}
+    assert planned == trained, (sorted(planned - trained), sorted(trained - planned))
     assert set(table["status"]) == {"finished"} and table["estimate_s"].sum() == 0
