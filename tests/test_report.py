@@ -526,6 +526,26 @@ def test_tied_tables_fail_on_another_methods_numbers(tmp_path):
         _check_tables_tied_to_keys(tmp_path, metrics)
 
 
+def _print_overflow(html: Path) -> list:
+    """Elements of ``html`` that reach past A4's printable width (210 mm less style.css's 15 mm margins = 680 CSS px)
+    under print media, widest first: ``[right edge px, tag, text]``. Headless Chromium through playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            tab = browser.new_page(viewport={"width": 680, "height": 1000})
+            tab.emulate_media(media="print")
+            tab.goto(Path(html).resolve().as_uri())
+            return tab.evaluate("""() => { const W = document.documentElement.clientWidth, out = [];
+                for (const e of document.querySelectorAll('body *')) { const r = e.getBoundingClientRect();
+                  if (r.right > W + 1 && !(e.parentElement && e.parentElement.getBoundingClientRect().right > W + 1))
+                    out.push([Math.round(r.right), e.tagName, (e.textContent || '').trim().slice(0, 80)]); }
+                return out.sort((a, b) => b[0] - a[0]).slice(0, 5); }""")
+        finally:
+            browser.close()
+
+
 def _check_glance_appendix_and_tables(soup, run: dict) -> None:
     """The smoke report's first page summarises each problem from its metrics.json; the appendix's tables are
     linked both ways and show this run's numbers; no table shows NaN, a per-cell "(n = 1)" or an index-name row."""
@@ -652,6 +672,7 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
     else:
         assert result.pdf is not None
         first = subprocess.run(["pdftotext", "-l", "1", str(result.pdf), "-"], capture_output=True, text=True).stdout
+        first = " ".join(first.split())  # a cell's line breaks depend on the column widths, not on what it says
         assert "Results at a glance" in first and "Problem 4: Improved UDA" in first  # the whole glance, page 1
         assert "course report's GTA against DANN" in first and "svhn → usps: 63.22" in first
         text = subprocess.run(["pdftotext", str(result.pdf), "-"], capture_output=True, text=True).stdout
@@ -664,6 +685,10 @@ def test_report_e2e_smoke(tmp_path, monkeypatch):
 
         pages, body = body_pages(result.pdf)  # the appendix opens a page of its own, after the body
         assert body is not None and 2 <= body < pages, (body, pages)
+        # nothing wider than the printed page: Chromium would shrink every page to fit it (the print scale would
+        # follow the widest table instead of style.css)
+        wide = _print_overflow(result.html)
+        assert not wide, f"wider than A4's 180 mm under print media: {wide}"
 
     # `hw3 report --plan` lists exactly the runs the report trained (same folders: the plan builds the notebooks'
     # configs), and finds them all finished, so it has nothing to time.
