@@ -30,4 +30,7 @@ def pairs(acc: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def pair(key: str) -> str:
-    return key.replace("_", " → ", 1)
+    """``usps_mnistm`` → ``usps → mnistm`` (:func:`hw3lib.eval.uda.pair_label`, the tables' spelling)."""
+    from hw3lib.eval.uda import pair_label
+
+    return pair_label(*key.split("_", 1))
